@@ -1,0 +1,34 @@
+// Package auth verifies the short-lived ES256 tokens that video players
+// present to the key-delivery server and says which content keys they grant.
+//
+// A token is a JWS compact JWT signed with the private key of a
+// content-protection token certificate (EC P-256, typically created in Azure
+// Key Vault). The server holds only the certificates: [LoadCertificates] reads
+// them from PEM, DER or Key Vault certificate JSON files, a [Trust] keeps the
+// current set and swaps it atomically when the files change, and a [Verifier]
+// checks a token against that set and returns its [Claims]. A refusal is
+// always an [*Error] whose [Reason] comes from a small, closed, documented set
+// that is safe to show to clients, to log and to use as a metric label.
+//
+// # Trust boundary
+//
+// Everything in a token is attacker input until its signature has verified
+// with a certificate from the trust set; claims are only validated after
+// that. Only ES256 is accepted, whatever the token's header says, so
+// algorithm-confusion tokens (alg "none", HS256 keyed with the certificate,
+// RSA, other curves) are refused before any key is used. Tokens larger than
+// [MaxTokenSize] are refused before any parsing. The verification path reads
+// an immutable certificate set and never touches the filesystem or the
+// network. No part of a token ever appears in an error message or a log line
+// written by this package: error details use fixed text and numbers only.
+//
+// The package also signs tokens ([Signer]) and makes self-signed development
+// certificates ([GenerateDevCertificate]) so that the admin command-line
+// client, tests and the load generator need not import a JWT library.
+//
+// # Dependencies
+//
+// auth imports no package of this project and knows nothing of HTTP. The JWT
+// library it uses (golang-jwt) stays inside it: no exported identifier mentions
+// its types, and its errors are translated into a [Reason] here.
+package auth

@@ -1,0 +1,178 @@
+package keystore
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// KeyID is a content key identifier (KID): a UUID, kept as its 16 bytes in
+// RFC 9562 (big-endian) order, which is also the order CENC and CPIX use.
+type KeyID [16]byte
+
+// amsKIDPrefix is how Azure Media Services v2 spelled a content key's Id.
+const amsKIDPrefix = "nb:kid:UUID:"
+
+// ErrInvalidKeyID is returned by ParseKeyID for anything that is not a KID
+// in one of the accepted forms.
+var ErrInvalidKeyID = errors.New("keystore: invalid key id")
+
+// ParseKeyID parses a KID written as a UUID in canonical form (upper or lower
+// case), in braces, as 32 hex digits without hyphens, or with the AMS
+// "nb:kid:UUID:" prefix in front of any of those. Anything else is an error
+// wrapping ErrInvalidKeyID.
+func ParseKeyID(s string) (KeyID, error) {
+	var id KeyID
+	in := s
+	if len(s) >= len(amsKIDPrefix) && strings.EqualFold(s[:len(amsKIDPrefix)], amsKIDPrefix) {
+		s = s[len(amsKIDPrefix):]
+	}
+	if len(s) == 38 && s[0] == '{' && s[37] == '}' {
+		s = s[1:37]
+	}
+	switch len(s) {
+	case 32:
+		if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+			return KeyID{}, invalidKeyID(in)
+		}
+		return id, nil
+	case 36:
+		if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+			return KeyID{}, invalidKeyID(in)
+		}
+		var buf [32]byte
+		n := 0
+		for i := 0; i < 36; i++ {
+			if i == 8 || i == 13 || i == 18 || i == 23 {
+				continue
+			}
+			buf[n] = s[i]
+			n++
+		}
+		if _, err := hex.Decode(id[:], buf[:]); err != nil {
+			return KeyID{}, invalidKeyID(in)
+		}
+		return id, nil
+	}
+	return KeyID{}, invalidKeyID(in)
+}
+
+func invalidKeyID(s string) error {
+	const max = 64
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return fmt.Errorf("%w %q: want a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (braces, no hyphens and the nb:kid:UUID: prefix are accepted)", ErrInvalidKeyID, s)
+}
+
+// String returns the canonical form: lower-case, hyphenated.
+func (id KeyID) String() string {
+	var b [36]byte
+	id.appendTo(b[:0])
+	return string(b[:])
+}
+
+func (id KeyID) appendTo(b []byte) []byte {
+	const digits = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, digits[c>>4], digits[c&0x0f])
+	}
+	return b
+}
+
+// MarshalText implements encoding.TextMarshaler with the canonical form.
+func (id KeyID) MarshalText() ([]byte, error) { return id.appendTo(make([]byte, 0, 36)), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseKeyID.
+func (id *KeyID) UnmarshalText(b []byte) error {
+	v, err := ParseKeyID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// ContentKeyType is the Azure Media Services content key type number.
+type ContentKeyType int
+
+// The AMS v2 ContentKeyType values.
+const (
+	CommonEncryption        ContentKeyType = 0
+	StorageEncryption       ContentKeyType = 1
+	ConfigurationEncryption ContentKeyType = 2
+	EnvelopeEncryption      ContentKeyType = 4
+)
+
+var contentKeyTypeNames = map[ContentKeyType]string{
+	CommonEncryption:        "CommonEncryption",
+	StorageEncryption:       "StorageEncryption",
+	ConfigurationEncryption: "ConfigurationEncryption",
+	EnvelopeEncryption:      "EnvelopeEncryption",
+}
+
+// Valid reports whether t is one of the AMS numbers.
+func (t ContentKeyType) Valid() bool { _, ok := contentKeyTypeNames[t]; return ok }
+
+// String returns the AMS name of t.
+func (t ContentKeyType) String() string {
+	if n, ok := contentKeyTypeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("ContentKeyType(%d)", int(t))
+}
+
+// ParseContentKeyType accepts an AMS type number or name (case-insensitive).
+func ParseContentKeyType(s string) (ContentKeyType, error) {
+	for t, n := range contentKeyTypeNames {
+		if strings.EqualFold(s, n) || s == fmt.Sprint(int(t)) {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("keystore: unknown content key type %q (want 0 CommonEncryption, 1 StorageEncryption, 2 ConfigurationEncryption or 4 EnvelopeEncryption)", s)
+}
+
+// CreationMethod says how a key came to be, in the import API's numbering.
+type CreationMethod int
+
+// The creation methods.
+const (
+	CreatedRandom  CreationMethod = 0
+	CreatedKeySeed CreationMethod = 1
+	CreatedImport  CreationMethod = 2
+)
+
+// String returns the method's name.
+func (m CreationMethod) String() string {
+	switch m {
+	case CreatedRandom:
+		return "Random"
+	case CreatedKeySeed:
+		return "KeySeed"
+	case CreatedImport:
+		return "Import"
+	}
+	return fmt.Sprintf("CreationMethod(%d)", int(m))
+}
+
+// Key is a content key with its material in the clear. It exists only in
+// memory; a Store holds it as a sealed Record.
+type Key struct {
+	ID        KeyID
+	Value     [16]byte // the AES-128 content key
+	IV        []byte   // nil, or 16 bytes
+	Name      string
+	Type      ContentKeyType
+	Method    CreationMethod
+	Created   time.Time
+	Updated   time.Time
+	DeletedAt time.Time // zero unless soft-deleted
+}
+
+// Deleted reports whether the key is soft-deleted.
+func (k *Key) Deleted() bool { return !k.DeletedAt.IsZero() }

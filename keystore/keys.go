@@ -1,0 +1,207 @@
+package keystore
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// DefaultTimeout bounds every store call when Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
+// Options configures Keys. Zero values take the documented defaults.
+type Options struct {
+	// Timeout bounds each store call (default DefaultTimeout). A call that
+	// runs out of time fails with ErrUnavailable, never with ErrNotFound.
+	Timeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Rand supplies generated key material (default: none; Create then
+	// requires the caller to set Key.Value). Use crypto/rand.Reader.
+	Rand io.Reader
+}
+
+// Keys is the barrier between callers and a Store: it seals key material on
+// the way in, opens it on the way out, and puts a deadline on every call.
+// It is safe for concurrent use.
+type Keys struct {
+	store   Store
+	ring    *Keyring
+	timeout time.Duration
+	now     func() time.Time
+	rand    io.Reader
+}
+
+// NewKeys returns a Keys over store, sealing with ring.
+func NewKeys(store Store, ring *Keyring, o Options) *Keys {
+	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand}
+	if k.timeout <= 0 {
+		k.timeout = DefaultTimeout
+	}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	return k
+}
+
+// call runs f with the store deadline and turns a missed deadline into
+// ErrUnavailable, so a slow store never looks like a missing key.
+func (k *Keys) call(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	defer cancel()
+	err := f(ctx)
+	if err != nil && !errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// Get returns the key stored under id with its material unsealed. A
+// soft-deleted key is ErrNotFound: it is no longer delivered.
+func (k *Keys) Get(ctx context.Context, id KeyID) (Key, error) {
+	var r Record
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		r, err = k.store.Get(ctx, id)
+		return err
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	if !r.DeletedAt.IsZero() {
+		return Key{}, fmt.Errorf("%w: %s is deleted", ErrNotFound, id)
+	}
+	return k.open(r)
+}
+
+func (k *Keys) open(r Record) (Key, error) {
+	key := Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
+		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt}
+	v, err := k.ring.open(key.Value[:0], r.ID[:], r.Sealed)
+	if err != nil {
+		return Key{}, fmt.Errorf("keystore: key %s: %w", r.ID, err)
+	}
+	if len(v) != len(key.Value) {
+		return Key{}, fmt.Errorf("keystore: key %s: %w: sealed value has %d bytes", r.ID, ErrSealed, len(v))
+	}
+	return key, nil
+}
+
+// Create seals and stores key. When key.Value is all zero and Options.Rand
+// is set, a random value is generated (and Method is CreatedRandom). Created
+// and Updated are set to now. If the ID is taken, Create returns ErrExists
+// and the stored key is untouched; when the stored value is the same as
+// key.Value, the error also wraps ErrSameKey, so an import can report an
+// idempotent repeat.
+func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
+	if key.IV != nil && len(key.IV) != 16 {
+		return Key{}, fmt.Errorf("keystore: key %s: iv must be 16 bytes, got %d", key.ID, len(key.IV))
+	}
+	if key.Value == ([16]byte{}) {
+		if k.rand == nil {
+			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
+		}
+		if _, err := io.ReadFull(k.rand, key.Value[:]); err != nil {
+			return Key{}, fmt.Errorf("keystore: key %s: generate: %w", key.ID, err)
+		}
+		key.Method = CreatedRandom
+	}
+	now := k.now().UTC()
+	key.Created, key.Updated, key.DeletedAt = now, now, time.Time{}
+	sealed, err := k.ring.seal(key.ID[:], key.Value[:])
+	if err != nil {
+		return Key{}, err
+	}
+	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
+		Method: key.Method, Created: now, Updated: now}
+	err = k.call(ctx, func(ctx context.Context) error { return k.store.Create(ctx, r) })
+	if errors.Is(err, ErrExists) {
+		return Key{}, k.existsError(ctx, key)
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	return key, nil
+}
+
+// ErrSameKey is wrapped (with ErrExists) by Create when the stored key has
+// the same value as the one offered.
+var ErrSameKey = errors.New("keystore: same key already stored")
+
+func (k *Keys) existsError(ctx context.Context, key Key) error {
+	var r Record
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		r, err = k.store.Get(ctx, key.ID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrExists, key.ID)
+	}
+	stored, err := k.open(r)
+	if err == nil && subtle.ConstantTimeCompare(stored.Value[:], key.Value[:]) == 1 {
+		return fmt.Errorf("%w: %w: %s", ErrExists, ErrSameKey, key.ID)
+	}
+	return fmt.Errorf("%w: %s holds a different key", ErrExists, key.ID)
+}
+
+// kekCheckPrefix names the meta entries that prove which KEK a store was
+// written with.
+const kekCheckPrefix = "kek-check/"
+
+// CheckKEKs verifies every KEK of the keyring against the store: for a KEK
+// ID the store has seen before, the check value written then must open
+// (otherwise the file holds a different key under that ID, and CheckKEKs
+// refuses rather than serve garbage); for a new ID a check value is written.
+func (k *Keys) CheckKEKs(ctx context.Context) error {
+	for _, id := range k.ring.IDs() {
+		if err := k.checkKEK(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k *Keys) checkKEK(ctx context.Context, id string) error {
+	name := kekCheckPrefix + id
+	label := []byte(name)
+	for attempt := 0; attempt < 2; attempt++ {
+		var v []byte
+		err := k.call(ctx, func(ctx context.Context) (err error) {
+			v, err = k.store.GetMeta(ctx, name)
+			return err
+		})
+		switch {
+		case err == nil:
+			if _, err := k.ring.open(nil, label, v); err != nil {
+				return fmt.Errorf("keystore: kek %q is not the key-encryption key this store was written with: refusing to start (restore the right kek file): %w", id, err)
+			}
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("keystore: check kek %q: %w", id, err)
+		}
+		var probe [16]byte
+		if k.rand != nil {
+			_, _ = io.ReadFull(k.rand, probe[:])
+		}
+		sealed, err := k.ring.sealWith(k.ring.byID[id], label, probe[:])
+		if err != nil {
+			return err
+		}
+		err = k.call(ctx, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, sealed) })
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrExists) {
+			return fmt.Errorf("keystore: record kek %q: %w", id, err)
+		}
+		// Another instance wrote it first: read it back and check it.
+	}
+	return fmt.Errorf("keystore: check kek %q: check value keeps changing", id)
+}
+
+// Ping reports whether the store answers within the deadline.
+func (k *Keys) Ping(ctx context.Context) error {
+	return k.call(ctx, k.store.Ping)
+}
