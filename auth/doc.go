@@ -20,7 +20,10 @@
 // [MaxTokenSize] are refused before any parsing. The verification path reads
 // an immutable certificate set and never touches the filesystem or the
 // network. No part of a token ever appears in an error message or a log line
-// written by this package: error details use fixed text and numbers only.
+// written by this package: error details are fixed text, numbers (sizes,
+// offsets, durations) and, at most, a name picked from a fixed list (a
+// registered JOSE algorithm, a claim name of ours, a JSON kind), never bytes
+// copied from the token.
 //
 // The package also signs tokens ([Signer]) and makes self-signed development
 // certificates ([GenerateDevCertificate]) so that the admin command-line

@@ -69,8 +69,9 @@ func Reasons() []Reason {
 
 // Error is a refusal to accept a token, modelled on x509.CertificateInvalidError.
 // Reason is safe to show to clients. Err is internal detail for logs; it is
-// built from fixed text and numbers only and never contains any part of the
-// token. Match it with errors.As.
+// built from fixed text, numbers and names from fixed lists, never contains
+// bytes copied from the token, and never wraps a JWT library error. Match an
+// Error with errors.As and decide on its Reason.
 type Error struct {
 	Reason Reason
 	Err    error
@@ -89,8 +90,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // refuse builds a refusal whose detail is the fixed string msg.
 //
-// Security invariant: msg must never contain any part of the token. Callers
-// pass string constants, or text built from constants and numbers.
+// Security invariant: msg must never contain bytes copied from the token.
+// Callers pass string constants, or text built from constants, numbers and
+// names checked against a fixed list (isKnownAlg, isClaimName, jsonKind).
 func refuse(r Reason, msg string) *Error {
 	return &Error{Reason: r, Err: errors.New(msg)}
 }
