@@ -73,13 +73,18 @@ func (k *Keys) Get(ctx context.Context, id KeyID) (Key, error) {
 	if !r.DeletedAt.IsZero() {
 		return Key{}, fmt.Errorf("%w: %s is deleted", ErrNotFound, id)
 	}
-	return k.open(r)
+	return k.open(id, r)
 }
 
-func (k *Keys) open(r Record) (Key, error) {
-	key := Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
-		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt}
-	v, err := k.ring.open(key.Value[:0], r.ID[:], r.Sealed)
+// open unseals r as the key asked for under id. The value is opened with
+// the requested id as additional data, never the id the record claims, so
+// a record copied whole into another key's slot fails to open.
+func (k *Keys) open(id KeyID, r Record) (Key, error) {
+	if r.ID != id {
+		return Key{}, fmt.Errorf("keystore: key %s: %w: the record stored there is for %s", id, ErrSealed, r.ID)
+	}
+	key := metadata(r)
+	v, err := k.ring.open(key.Value[:0], id[:], r.Sealed)
 	if err != nil {
 		return Key{}, fmt.Errorf("keystore: key %s: %w", r.ID, err)
 	}
@@ -139,7 +144,7 @@ func (k *Keys) existsError(ctx context.Context, key Key) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrExists, key.ID)
 	}
-	stored, err := k.open(r)
+	stored, err := k.open(key.ID, r)
 	if err == nil && subtle.ConstantTimeCompare(stored.Value[:], key.Value[:]) == 1 {
 		return fmt.Errorf("%w: %w: %s", ErrExists, ErrSameKey, key.ID)
 	}
@@ -204,4 +209,23 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 // Ping reports whether the store answers within the deadline.
 func (k *Keys) Ping(ctx context.Context) error {
 	return k.call(ctx, k.store.Ping)
+}
+
+// Metadata returns what is stored about id without its material (Value is
+// zero), soft-deleted keys included, or ErrNotFound.
+func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
+	var r Record
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		r, err = k.store.Get(ctx, id)
+		return err
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	return metadata(r), nil
+}
+
+func metadata(r Record) Key {
+	return Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
+		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt}
 }

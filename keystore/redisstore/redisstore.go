@@ -1,0 +1,340 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultPrefix       = "kd:"
+	DefaultDialTimeout  = 2 * time.Second
+	DefaultReadTimeout  = 500 * time.Millisecond
+	DefaultWriteTimeout = 500 * time.Millisecond
+)
+
+// Options configures New. Zero values take the documented defaults.
+type Options struct {
+	// URL says where Redis is. Required. The accepted forms:
+	//
+	//	redis://[user:pass@]host[:port][/db]
+	//	    One server. port defaults to 6379, db to 0.
+	//	rediss://[user:pass@]host[:port][/db]
+	//	    The same over TLS (see TLSConfig).
+	//	redis+sentinel://[user:pass@]h1[:p1],h2[:p2]/MASTERNAME[?db=N]
+	//	    The primary that the listed Sentinels (port default 26379) know
+	//	    as MASTERNAME, followed across failovers; db defaults to 0. The
+	//	    credentials are for the Redis servers; the Sentinels themselves
+	//	    are asked without credentials. rediss+sentinel:// adds TLS.
+	//	redis+cluster://[user:pass@]h1[:p1],h2[:p2]
+	//	    Redis Cluster, discovered from the listed seed nodes (one is
+	//	    enough; port default 6379). Cluster has only database 0, so no
+	//	    path. rediss+cluster:// adds TLS.
+	//
+	// Special characters in the user or password must be percent-encoded.
+	// Keep the password out of the URL where you can: use Password.
+	URL string
+	// Password overrides the URL's password when non-empty. Read it from a
+	// file or the environment, never from a command-line flag.
+	Password string
+	// Username overrides the URL's user (an ACL user) when non-empty.
+	Username string
+	// Prefix starts every Redis key this store writes (default "kd:"), so
+	// several deployments can share one Redis. A prefix with a hash tag
+	// such as "{kd}:" puts every key in one cluster slot; that works but
+	// loads a single node.
+	Prefix string
+	// PoolSize is the most connections kept per Redis node (default: ten
+	// per GOMAXPROCS, go-redis' default). MinIdleConns is how many idle
+	// connections to keep open (default 0).
+	PoolSize, MinIdleConns int
+	// DialTimeout bounds connecting to a node, per attempt (default 2s).
+	// ReadTimeout and WriteTimeout bound each socket read and write of a
+	// command (default 500ms each). The caller's context deadline still
+	// applies on top, so a call never outlives its context. Negative
+	// values are rejected: there is no "no timeout".
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// TLSConfig is used for rediss:// (and only then; with any other scheme
+	// it is an error). Default: the system roots, TLS 1.2 or later, and the
+	// server name taken from the host being dialed.
+	TLSConfig *tls.Config
+}
+
+// maxRetries is how often go-redis repeats a command that failed on the
+// network. One retry rides over a connection Redis closed while it sat in
+// the pool; more would only stretch the time to a clear ErrUnavailable.
+const maxRetries = 1
+
+// dialerRetries is how often one connection attempt is made before the
+// call fails (go-redis' default is 5). Against a server that is down each
+// refused attempt is quick; two tolerate a single dropped SYN.
+const dialerRetries = 2
+
+// Store is a keystore.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	c        redis.UniversalClient
+	prefix   string
+	redacted string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+// New validates o and returns a Store. It does not contact Redis: a server
+// that is down now makes calls fail with keystore.ErrUnavailable until it
+// is up; use Ping to check. Errors name the URL form expected and never
+// contain the password.
+func New(o Options) (*Store, error) {
+	e, err := parseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.Username != "" {
+		e.user = o.Username
+	}
+	if o.Password != "" {
+		e.password = o.Password
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"DialTimeout", &o.DialTimeout, DefaultDialTimeout},
+		{"ReadTimeout", &o.ReadTimeout, DefaultReadTimeout},
+		{"WriteTimeout", &o.WriteTimeout, DefaultWriteTimeout},
+	} {
+		if *d.v < 0 {
+			return nil, fmt.Errorf("redisstore: %s %v is negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if o.PoolSize < 0 || o.MinIdleConns < 0 {
+		return nil, fmt.Errorf("redisstore: PoolSize %d and MinIdleConns %d must not be negative", o.PoolSize, o.MinIdleConns)
+	}
+	var tlsConfig *tls.Config
+	switch {
+	case e.tls:
+		if o.TLSConfig != nil {
+			tlsConfig = o.TLSConfig.Clone()
+		} else {
+			tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		// With several hosts (or a cluster's redirects) crypto/tls takes the
+		// server name from each address dialed.
+		if tlsConfig.ServerName == "" && e.mode == standalone {
+			tlsConfig.ServerName, _, _ = net.SplitHostPort(e.addrs[0])
+		}
+	case o.TLSConfig != nil:
+		return nil, fmt.Errorf("redisstore: TLSConfig is set but URL %s does not use TLS: use rediss://", e.redacted())
+	}
+
+	uo := &redis.UniversalOptions{
+		Addrs:         e.addrs,
+		DB:            e.db,
+		MasterName:    e.master,
+		IsClusterMode: e.mode == cluster,
+		// No ClientName: CLIENT SETNAME would be one more command the ACL
+		// user must be allowed, and a refusal fails every connection.
+		Username:  e.user,
+		Password:  e.password,
+		TLSConfig: tlsConfig,
+
+		// Unbounded Redis calls are what we avoid (STYLE 2.9): the context
+		// deadline, the socket timeouts and the retry count all bound
+		// every call.
+		ContextTimeoutEnabled: true,
+		DialTimeout:           o.DialTimeout,
+		ReadTimeout:           o.ReadTimeout,
+		WriteTimeout:          o.WriteTimeout,
+		MaxRetries:            maxRetries,
+		DialerRetries:         dialerRetries,
+		PoolSize:              o.PoolSize,
+		MinIdleConns:          o.MinIdleConns,
+
+		// Maintenance notifications are a Redis Cloud/Enterprise feature
+		// that would add CLIENT MAINT_NOTIFICATIONS to every connection
+		// (another command an ACL user would need); keep the client plain.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	return &Store{
+		c:        redis.NewUniversalClient(uo),
+		prefix:   o.Prefix,
+		redacted: e.redacted(),
+	}, nil
+}
+
+// Redacted returns the URL with the password replaced by "xxxxx", for
+// logs. A password given in Options.Password shows as xxxxx too.
+func (s *Store) Redacted() string { return s.redacted }
+
+// String returns "redisstore " and the redacted URL, so printing a Store
+// never prints a password.
+func (s *Store) String() string { return "redisstore " + s.redacted }
+
+func (s *Store) keyName(id keystore.KeyID) string { return s.prefix + "key:" + id.String() }
+
+func (s *Store) metaName(name string) string { return s.prefix + "meta:" + name }
+
+// Get implements keystore.Store. A stored record that names another KID
+// than the one it is stored under is refused with keystore.ErrSealed:
+// Redis is untrusted, and a record copied between keys must not be
+// delivered as the key it was copied to.
+func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, error) {
+	b, err := s.c.Get(ctx, s.keyName(id)).Bytes()
+	if err != nil {
+		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, translate(err))
+	}
+	r, err := keystore.DecodeRecord(b)
+	if err != nil {
+		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, err)
+	}
+	if r.ID != id {
+		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w: stored record names key %s", id, keystore.ErrSealed, r.ID)
+	}
+	return r, nil
+}
+
+// Create implements keystore.Store with SET NX.
+//
+// If the reply to a SET that Redis applied is lost and the retry finds the
+// key, Create reports keystore.ErrExists although the stored record is r;
+// keystore.Keys then reports ErrSameKey, which is accurate.
+func (s *Store) Create(ctx context.Context, r keystore.Record) error {
+	b, err := keystore.EncodeRecord(r)
+	if err != nil {
+		return fmt.Errorf("redisstore: create %s: %w", r.ID, err)
+	}
+	if err := s.setNX(ctx, s.keyName(r.ID), b); err != nil {
+		return fmt.Errorf("redisstore: create %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// GetMeta implements keystore.Store.
+func (s *Store) GetMeta(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.c.Get(ctx, s.metaName(name)).Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: get meta %s: %w", name, translate(err))
+	}
+	return b, nil
+}
+
+// CreateMeta implements keystore.Store with SET NX.
+func (s *Store) CreateMeta(ctx context.Context, name string, value []byte) error {
+	if err := s.setNX(ctx, s.metaName(name), value); err != nil {
+		return fmt.Errorf("redisstore: create meta %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) setNX(ctx context.Context, key string, value []byte) error {
+	err := s.c.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX"}).Err()
+	if errors.Is(err, redis.Nil) { // NX and the key exists: nothing was set
+		return keystore.ErrExists
+	}
+	if err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
+// Ping implements keystore.Store: it sends PING (to one node of a cluster).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", translate(err))
+	}
+	return nil
+}
+
+// Close implements keystore.Store. It closes every connection; calls made
+// afterwards fail with keystore.ErrUnavailable. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.c.Close() })
+	return s.closeErr
+}
+
+// PoolStats is a snapshot of the connection pool (summed over every node of
+// a cluster), for metrics.
+type PoolStats struct {
+	Hits       uint32 // a free connection was found in the pool
+	Misses     uint32 // no free connection: a new one was dialed
+	Timeouts   uint32 // waiting for a connection timed out
+	TotalConns uint32 // connections open now
+	IdleConns  uint32 // idle connections now
+	StaleConns uint32 // stale connections removed so far
+}
+
+// PoolStats returns the pool counters.
+func (s *Store) PoolStats() PoolStats {
+	p := s.c.PoolStats()
+	if p == nil {
+		return PoolStats{}
+	}
+	return PoolStats{Hits: p.Hits, Misses: p.Misses, Timeouts: p.Timeouts,
+		TotalConns: p.TotalConns, IdleConns: p.IdleConns, StaleConns: p.StaleConns}
+}
+
+// translate maps a go-redis error to the keystore sentinels. Callers add
+// the operation and key ID.
+func translate(err error) error {
+	switch {
+	case errors.Is(err, redis.Nil):
+		return keystore.ErrNotFound
+	case unavailable(err):
+		return fmt.Errorf("%w: %w", keystore.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unavailable reports whether err means Redis could not answer now but may
+// later: the network, a deadline, the pool, a closed client, or one of the
+// Redis errors a loading, failing-over, read-only or overloaded server
+// gives. A canceled context is the caller giving up, not Redis failing.
+// Redis errors are matched with go-redis' typed helpers, or by their
+// leading error-code token (HasErrorPrefix) where there is no helper.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.Is(err, redis.ErrPoolExhausted) ||
+		errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// Dial errors (connection refused, no route, DNS), resets, broken pipes
+	// and socket timeouts are all net.Errors; so is a bare syscall.Errno.
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	return redis.IsLoadingError(err) ||
+		redis.IsClusterDownError(err) ||
+		redis.IsTryAgainError(err) ||
+		redis.IsMasterDownError(err) ||
+		redis.IsReadOnlyError(err) ||
+		redis.IsMaxClientsError(err) ||
+		redis.IsNoReplicasError(err) ||
+		redis.HasErrorPrefix(err, "BUSY ")
+}
