@@ -1,0 +1,151 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// Public error codes: a stable, documented set (README "Errors").
+const (
+	codeInvalidToken   = "invalid_token"
+	codeForbidden      = "forbidden"
+	codeNotFound       = "not_found"
+	codeInvalidRequest = "invalid_request"
+	codeMethod         = "method_not_allowed"
+	codeTooLarge       = "too_large"
+	codeUnavailable    = "unavailable"
+	codeInternal       = "internal"
+)
+
+// Reasons that are not auth reasons.
+const (
+	reasonKeyNotGranted = "key_not_granted"
+	reasonInvalidKID    = "invalid_kid"
+	reasonMissingKID    = "missing_kid"
+	reasonUnknownKey    = "unknown_key"
+	reasonStore         = "store_unavailable"
+)
+
+var (
+	errNotGranted = errors.New("delivery: the token does not grant this key")
+	errMissingKID = errors.New("delivery: missing kid query parameter")
+)
+
+// problem is an RFC 9457 problem detail with our extension members.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	Reason    string `json:"reason,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// classify is the single mapping from errors to HTTP answers. The detail is
+// written for a person and never holds a token or key material.
+func classify(err error) (status int, code, reason, detail string) {
+	var ae *auth.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+		return http.StatusUnauthorized, codeInvalidToken, string(ae.Reason), authDetail(ae.Reason)
+	case errors.Is(err, errNotGranted):
+		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant this key: add its KID to the token's kids claim or urn:microsoft:azure:mediaservices:contentkeyidentifier"
+	case errors.Is(err, errMissingKID):
+		return http.StatusBadRequest, codeInvalidRequest, reasonMissingKID, "the kid query parameter is required, e.g. /?kid=0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
+	case errors.Is(err, keystore.ErrInvalidKeyID):
+		return http.StatusBadRequest, codeInvalidRequest, reasonInvalidKID, "the key ID must be a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (upper case, braces, no hyphens and the nb:kid:UUID: prefix are accepted)"
+	case errors.Is(err, keystore.ErrNotFound):
+		return http.StatusNotFound, codeNotFound, reasonUnknownKey, "no key with this ID is stored"
+	case errors.Is(err, keystore.ErrUnavailable), errors.Is(err, context.Canceled):
+		// Canceled: the client went away or the server is stopping.
+		return http.StatusServiceUnavailable, codeUnavailable, reasonStore, "the key store did not answer in time; retry shortly"
+	case errors.As(err, &he):
+		switch he.Code {
+		case http.StatusNotFound:
+			return he.Code, codeNotFound, "no_route", "no such endpoint: keys are served at /keys/{kid} and /?kid={kid}"
+		case http.StatusMethodNotAllowed:
+			return he.Code, codeMethod, "", "method not allowed on this endpoint"
+		case http.StatusRequestEntityTooLarge:
+			return he.Code, codeTooLarge, "body_too_large", "the request body is too large"
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return he.Code, codeInvalidRequest, "", http.StatusText(he.Code)
+		}
+	}
+	return http.StatusInternalServerError, codeInternal, "", "internal error; the request ID links this answer to the server's log"
+}
+
+func authDetail(r auth.Reason) string {
+	switch r {
+	case auth.ReasonMissingToken:
+		return "a token is required: send Authorization: Bearer <token>, or ?token=<token> in the URL"
+	case auth.ReasonTooLarge:
+		return "the token is larger than 8 KiB"
+	case auth.ReasonMalformed:
+		return "the token is not a well-formed JWT (or a claim has the wrong type)"
+	case auth.ReasonUnsupportedAlgorithm:
+		return "only ES256 tokens are accepted"
+	case auth.ReasonUnknownSigningKey:
+		return "the token names a signing certificate (x5t, x5t#S256 or kid) that this server does not trust"
+	case auth.ReasonSigningKeyNotValid:
+		return "the token's signing certificate is expired or not yet valid"
+	case auth.ReasonBadSignature:
+		return "the token's signature does not verify with any trusted certificate"
+	case auth.ReasonExpired:
+		return "the token has expired"
+	case auth.ReasonNotYetValid:
+		return "the token is not valid yet (nbf or iat is in the future)"
+	case auth.ReasonWrongIssuer:
+		return "the token's iss is not a trusted issuer"
+	case auth.ReasonWrongAudience:
+		return "the token's aud does not name this server"
+	case auth.ReasonMissingClaim:
+		return "the token lacks a required claim (exp; iat when a maximum lifetime is set)"
+	case auth.ReasonLifetimeTooLong:
+		return "the token's lifetime (exp - iat) is longer than this server allows"
+	}
+	return "the token was refused"
+}
+
+// handleError renders every error as a problem. It is echo's only error
+// handler; echo's default (which can echo err.Error()) is never used.
+func (s *server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, code, reason, detail := classify(err)
+	rid := c.Response().Header().Get(echo.HeaderXRequestID)
+	setOutcome(c, reason, err)
+	h := c.Response().Header()
+	switch status {
+	case http.StatusUnauthorized:
+		if reason == string(auth.ReasonMissingToken) {
+			h.Set("WWW-Authenticate", `Bearer realm="keydelivery"`)
+		} else {
+			h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="keydelivery", error="invalid_token", error_description=%q`, reason))
+		}
+	case http.StatusServiceUnavailable:
+		h.Set("Retry-After", s.retry)
+	}
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "request_id", rid, "err", err)
+	}
+	p := problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Reason: reason, RequestID: rid}
+	h.Set(echo.HeaderContentType, "application/problem+json")
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if err := c.JSON(status, p); err != nil {
+		s.log.Warn("writing error response", "request_id", rid, "err", err)
+	}
+}

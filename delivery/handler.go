@@ -1,0 +1,166 @@
+package delivery
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+type server struct {
+	log     *slog.Logger
+	verify  verifier
+	keys    keySource
+	serving func() bool
+	metrics *deliveryMetrics
+	retry   string
+}
+
+func retryAfter(d time.Duration) string {
+	s := int((d + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(s, 1))
+}
+
+func (s *server) healthz(c echo.Context) error {
+	if !s.serving() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// keyByPath serves GET /keys/{kid}, the URI that goes into an HLS
+// #EXT-X-KEY:METHOD=AES-128,URI=... tag.
+func (s *server) keyByPath(c echo.Context) error {
+	raw := c.Param("kid")
+	// echo hands over the raw path segment; a KID in braces may arrive
+	// percent-encoded.
+	if strings.IndexByte(raw, '%') >= 0 {
+		if u, err := url.PathUnescape(raw); err == nil {
+			raw = u
+		}
+	}
+	return s.serveKey(c, raw)
+}
+
+// keyByQuery serves GET and POST /?kid={kid}, the Azure Media Services form.
+// The parameter name is matched case-insensitively.
+func (s *server) keyByQuery(c echo.Context) error {
+	kid, ok := queryParam(c, "kid")
+	if !ok {
+		return errMissingKID
+	}
+	return s.serveKey(c, kid)
+}
+
+// serveKey checks the token, the KID and the grant, in that order, then
+// answers the 16 key bytes. The grant is decided from the token alone,
+// before the store is asked, so a refusal reveals nothing about the store.
+func (s *server) serveKey(c echo.Context, rawKID string) error {
+	claims, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	id, err := keystore.ParseKeyID(rawKID)
+	if err != nil {
+		return err
+	}
+	if !claims.Grants(id) {
+		return errNotGranted
+	}
+	key, err := s.keys.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	s.metrics.delivered.Inc()
+	h := c.Response().Header()
+	h[echo.HeaderContentType] = octetStream
+	h[echo.HeaderContentLength] = sixteen
+	c.Response().WriteHeader(http.StatusOK)
+	_, err = c.Response().Write(key.Value[:])
+	return err
+}
+
+var (
+	octetStream = []string{echo.MIMEOctetStream}
+	sixteen     = []string{"16"}
+)
+
+// authenticate finds the token in any of the accepted transports and
+// verifies it.
+func (s *server) authenticate(c echo.Context) (auth.Claims, error) {
+	raw, err := bearerToken(c)
+	if err != nil {
+		s.metrics.verification(err)
+		return auth.Claims{}, err
+	}
+	claims, err := s.verify.Verify(raw)
+	s.metrics.verification(err)
+	return claims, err
+}
+
+// bearerToken returns the token from "Authorization: Bearer <jwt>",
+// "Authorization: Bearer=<jwt>" (what AMS player samples send), or the query
+// parameter token=<jwt> (itself optionally prefixed "Bearer=" or "Bearer "),
+// which Safari's native HLS player needs because it cannot send headers.
+func bearerToken(c echo.Context) (string, error) {
+	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
+		if t, ok := stripBearer(h); ok && t != "" {
+			return t, nil
+		}
+		return "", &auth.Error{Reason: auth.ReasonMalformed, Err: errors.New("delivery: Authorization header is not \"Bearer <token>\"")}
+	}
+	if t, ok := queryParam(c, "token"); ok {
+		if stripped, ok := stripBearer(t); ok {
+			t = stripped
+		}
+		if t != "" {
+			return t, nil
+		}
+	}
+	return "", &auth.Error{Reason: auth.ReasonMissingToken, Err: errors.New("delivery: no token in the Authorization header or the token query parameter")}
+}
+
+// stripBearer removes a leading "Bearer " or "Bearer=" (scheme matched
+// case-insensitively).
+func stripBearer(s string) (string, bool) {
+	const scheme = "bearer"
+	if len(s) > len(scheme) && strings.EqualFold(s[:len(scheme)], scheme) && (s[len(scheme)] == ' ' || s[len(scheme)] == '=') {
+		return strings.TrimLeft(s[len(scheme)+1:], " "), true
+	}
+	return s, false
+}
+
+// queryParam returns the first value of the query parameter whose name
+// equals name case-insensitively.
+func queryParam(c echo.Context, name string) (string, bool) {
+	if v := c.QueryParam(name); v != "" {
+		return v, true
+	}
+	for k, vs := range c.QueryParams() {
+		if strings.EqualFold(k, name) && len(vs) > 0 && vs[0] != "" {
+			return vs[0], true
+		}
+	}
+	return "", false
+}
+
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header()["Cache-Control"] = noStoreValue
+		return next(c)
+	}
+}
+
+var noStoreValue = []string{"no-store"}
+
+func bodyLimitString(n int64) string {
+	return strconv.FormatInt(n, 10) + "B"
+}

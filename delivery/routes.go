@@ -1,0 +1,113 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// keySource is what delivery needs from the key store.
+type keySource interface {
+	Get(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
+}
+
+// verifier is what delivery needs from package auth.
+type verifier interface {
+	Verify(raw string) (auth.Claims, error)
+}
+
+// Options configures the delivery plane. Log, Verifier, Keys and Registerer
+// are required.
+type Options struct {
+	Log        *slog.Logger
+	Verifier   verifier
+	Keys       keySource
+	Registerer prometheus.Registerer
+	// CORSOrigins lists the origins browser players may call from: exact
+	// origins ("https://player.example.com"), host patterns
+	// ("https://*.example.com"), or "*" for any origin. Empty: no CORS.
+	CORSOrigins []string
+	// Serving reports whether the server is taking traffic; /healthz
+	// answers 503 once it returns false (draining). Default: always true.
+	Serving func() bool
+	// RetryAfter is the Retry-After sent with 503 (default 1s).
+	RetryAfter time.Duration
+	// BodyLimit caps request bodies (default 64 KiB).
+	BodyLimit int64
+	// AccessLog logs one line per request at Info (default off).
+	AccessLog bool
+}
+
+// Handler is the delivery plane's http.Handler.
+type Handler struct {
+	e *echo.Echo
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.e.ServeHTTP(w, r) }
+
+// New builds the delivery plane.
+func New(o Options) (*Handler, error) {
+	if o.Log == nil || o.Verifier == nil || o.Keys == nil || o.Registerer == nil {
+		return nil, errors.New("delivery: Log, Verifier, Keys and Registerer are required")
+	}
+	allow, err := newOriginMatcher(o.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+	if o.Serving == nil {
+		o.Serving = func() bool { return true }
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = 64 << 10
+	}
+	s := &server{
+		log:     o.Log,
+		verify:  o.Verifier,
+		keys:    o.Keys,
+		serving: o.Serving,
+		metrics: newMetrics(o.Registerer),
+		retry:   retryAfter(o.RetryAfter),
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort, e.Debug = true, true, false
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	// Order: recover, request ID, RED metrics and access log, no-store,
+	// CORS (so errors carry CORS headers too), body limit, then routes.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
+	e.Use(s.observe(o.AccessLog))
+	e.Use(noStore)
+	if allow != nil {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOriginFunc:  func(origin string) (bool, error) { return allow(origin), nil },
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType},
+			AllowCredentials: true,
+			ExposeHeaders:    []string{echo.HeaderXRequestID, "Retry-After", "WWW-Authenticate"},
+			MaxAge:           600,
+		}))
+	}
+	e.Use(middleware.BodyLimit(bodyLimitString(o.BodyLimit)))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/keys/:kid", s.keyByPath)
+	e.GET("/", s.keyByQuery)
+	e.POST("/", s.keyByQuery)
+	return &Handler{e: e}, nil
+}
