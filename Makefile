@@ -1,0 +1,11 @@
+# Conveniences; the README's commands work without make.
+.PHONY: run test build
+
+run:
+	go run ./cmd/keydelivery --dev
+
+test:
+	./scripts/test.sh
+
+build:
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...

@@ -1,0 +1,145 @@
+package admin
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// operation is one admin action: its audit and metric name, the permission
+// it needs, and whether it changes the store (and so is audited before it is
+// done).
+type operation struct {
+	name    string
+	perm    permission
+	mutates bool
+}
+
+var (
+	opKeysCreate       = operation{name: "keys.create", perm: permWrite, mutates: true}
+	opKeysGet          = operation{name: "keys.get", perm: permRead}
+	opCertificatesList = operation{name: "token-certificates.list", perm: permRead}
+
+	operations = []operation{opKeysCreate, opKeysGet, opCertificatesList}
+)
+
+// opAuthenticate names refusals that happen before the operation is known.
+const opAuthenticate = "authenticate"
+
+// credentialParam reports whether a query parameter name looks like it
+// carries a credential.
+func credentialParam(name string) bool {
+	return strings.EqualFold(name, "token") || strings.EqualFold(name, "access_token")
+}
+
+// rejectQueryCredential refuses a request with a credential in the URL: URLs
+// end up in logs, histories and proxies, so admin secrets travel only in the
+// Authorization header. The request is refused before the value is looked
+// at, so no credential is ever checked from a URL.
+func rejectQueryCredential(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		for name := range c.Request().URL.Query() {
+			if credentialParam(name) {
+				return errTokenInQuery
+			}
+		}
+		return next(c)
+	}
+}
+
+// authenticate finds the credential that the Authorization header's bearer
+// secret belongs to, or refuses with 401.
+func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		secret, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			s.metrics.operation(opAuthenticate, resultUnauthorized)
+			return &authError{status: http.StatusUnauthorized, reason: reasonMissingCredential}
+		}
+		cr, ok := s.creds.match(secret)
+		if !ok {
+			s.metrics.operation(opAuthenticate, resultUnauthorized)
+			return &authError{status: http.StatusUnauthorized, reason: reasonInvalidCredential}
+		}
+		c.Set(credentialKey, cr)
+		return next(c)
+	}
+}
+
+// bearer returns the secret of "Bearer <secret>" (scheme in any case).
+func bearer(h string) (string, bool) {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	s := strings.TrimSpace(h[len(scheme):])
+	return s, s != ""
+}
+
+// allow admits the request to op if the authenticated credential's role
+// grants op's permission; a refusal is audited and answered with 403.
+func (s *server) allow(op operation) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(operationKey, op)
+			cr, _ := c.Get(credentialKey).(credential)
+			if cr.role.permissions()&op.perm == 0 {
+				return s.conclude(c, nil, &authError{status: http.StatusForbidden, reason: reasonRole}, false)
+			}
+			return next(c)
+		}
+	}
+}
+
+// record writes one audit record for the current request's operation.
+func (s *server) record(c echo.Context, kids []keystore.KeyID, result string) error {
+	cr, _ := c.Get(credentialKey).(credential)
+	op, _ := c.Get(operationKey).(operation)
+	r := auditRecord{
+		Credential: cr.name,
+		Source:     c.RealIP(),
+		Operation:  op.name,
+		Result:     result,
+		RequestID:  c.Response().Header().Get(echo.HeaderXRequestID),
+		KIDs:       make([]string, len(kids)),
+	}
+	for i, id := range kids {
+		r.KIDs[i] = id.String()
+	}
+	err := s.audit.write(r)
+	if err != nil {
+		s.log.Error("audit record not written", "request_id", r.RequestID, "operation", op.name, "result", result, "err", err)
+	}
+	return err
+}
+
+// begin audits a mutating operation as started. It must succeed before
+// anything is changed: if the record cannot be written the operation is
+// refused with 503 and not done.
+func (s *server) begin(c echo.Context, kids []keystore.KeyID) error {
+	if err := s.record(c, kids, resultStarted); err != nil {
+		op, _ := c.Get(operationKey).(operation)
+		s.metrics.operation(op.name, resultUnavailable)
+		return errAuditUnavailable
+	}
+	return nil
+}
+
+// conclude audits the outcome err of the current operation and returns the
+// error to answer with. done says whether the operation already changed
+// the store. When the record cannot be written, a read (or anything not yet
+// done) that succeeded is answered with 503 instead of its result, so
+// nothing is disclosed unaudited; a change already made keeps its answer,
+// since its "started" record is in the log, and the loss is logged.
+func (s *server) conclude(c echo.Context, kids []keystore.KeyID, err error, done bool) error {
+	result := resultOf(err)
+	if aerr := s.record(c, kids, result); aerr != nil && err == nil && !done {
+		err, result = errAuditUnavailable, resultUnavailable
+	}
+	op, _ := c.Get(operationKey).(operation)
+	s.metrics.operation(op.name, result)
+	return err
+}

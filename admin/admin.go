@@ -1,0 +1,179 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// keyManager is what admin needs from the key store (keystore.Keys).
+type keyManager interface {
+	// Create seals and stores a key; ErrExists if the ID is taken.
+	Create(ctx context.Context, k keystore.Key) (keystore.Key, error)
+	// Metadata returns a key's record with Value zeroed, deleted keys
+	// included; ErrNotFound when absent.
+	Metadata(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
+}
+
+// Check is one readiness check run by GET /readyz. Its error text is shown
+// to anyone who can reach the admin listener, so it must hold no secret.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// CheckTimeout bounds each readiness check.
+const CheckTimeout = time.Second
+
+// Options configures the admin plane. Log and Registerer are required; so
+// are Keys and Audit when Credentials is set.
+type Options struct {
+	// Log receives request failures and the /api/ access log.
+	Log *slog.Logger
+	// Registerer receives the admin plane's metrics: the shared HTTP
+	// request metrics labelled plane="admin", and
+	// keydelivery_admin_operations_total{operation,result}.
+	Registerer prometheus.Registerer
+	// Metrics is served at GET /metrics without credentials (default: no
+	// /metrics route).
+	Metrics http.Handler
+	// Checks are run by GET /readyz, in parallel, each with CheckTimeout.
+	Checks []Check
+	// Keys is the key store the /api/keys routes use.
+	Keys keyManager
+	// Credentials are the admin credentials. Default nil: every /api/
+	// request is refused with 401.
+	Credentials *Credentials
+	// Audit receives one record per admin action.
+	Audit *Audit
+	// Certificates lists the trusted token-signing certificates for GET
+	// /api/token-certificates (default: none).
+	Certificates func() []auth.Certificate
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// TokenLeeway widens certificate validity when reporting status
+	// (default auth.DefaultLeeway), as the verifier does.
+	TokenLeeway time.Duration
+	// Rand supplies generated KIDs and key values (default crypto/rand.Reader).
+	Rand io.Reader
+	// RetryAfter is the Retry-After sent with 503 (default 1s).
+	RetryAfter time.Duration
+}
+
+// Handler is the admin plane's http.Handler.
+type Handler struct {
+	e *echo.Echo
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.e.ServeHTTP(w, r) }
+
+// server holds the admin plane's dependencies; handlers are its methods.
+type server struct {
+	log     *slog.Logger
+	keys    keyManager
+	creds   *Credentials
+	audit   *Audit
+	certs   func() []auth.Certificate
+	checks  []Check
+	now     func() time.Time
+	leeway  time.Duration
+	rand    io.Reader
+	retry   string
+	metrics *adminMetrics
+}
+
+// New builds the admin plane.
+func New(o Options) (*Handler, error) {
+	if o.Log == nil || o.Registerer == nil {
+		return nil, errors.New("admin: Log and Registerer are required")
+	}
+	if o.Credentials != nil && (o.Keys == nil || o.Audit == nil) {
+		return nil, errors.New("admin: Keys and Audit are required when Credentials are set")
+	}
+	seen := map[string]bool{}
+	for _, c := range o.Checks {
+		if c.Name == "" || c.Check == nil {
+			return nil, errors.New("admin: a readiness check needs a name and a function")
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("admin: readiness check %q appears twice", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	if o.Certificates == nil {
+		o.Certificates = func() []auth.Certificate { return nil }
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TokenLeeway <= 0 {
+		o.TokenLeeway = auth.DefaultLeeway
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
+	s := &server{
+		log:     o.Log,
+		keys:    o.Keys,
+		creds:   o.Credentials,
+		audit:   o.Audit,
+		certs:   o.Certificates,
+		checks:  o.Checks,
+		now:     o.Now,
+		leeway:  o.TokenLeeway,
+		rand:    o.Rand,
+		retry:   strconv.Itoa(max(int((o.RetryAfter+time.Second-1)/time.Second), 1)),
+		metrics: newMetrics(o.Registerer),
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort, e.Debug = true, true, false
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	// Order: recover, request ID, metrics and log, no-store, then routes.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(requestID)
+	e.Use(s.observe)
+	e.Use(noStore)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if o.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(o.Metrics))
+	}
+
+	// Everything under /api/ needs a credential, unknown paths included,
+	// so an anonymous caller learns nothing about the API.
+	api := e.Group("/api", rejectQueryCredential, s.authenticate)
+	api.POST("/keys", s.createKey, s.allow(opKeysCreate))
+	api.GET("/keys/:kid", s.getKey, s.allow(opKeysGet))
+	api.GET("/token-certificates", s.tokenCertificates, s.allow(opCertificatesList))
+	return &Handler{e: e}, nil
+}
+
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header()["Cache-Control"] = noStoreValue
+		return next(c)
+	}
+}
+
+var noStoreValue = []string{"no-store"}

@@ -1,0 +1,217 @@
+package admin
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestParseCredentials(t *testing.T) {
+	c, err := ParseCredentials([]byte(testCredentialsText()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 4 {
+		t.Fatalf("%d credentials", c.Len())
+	}
+	for secret, want := range map[string]struct {
+		name string
+		role Role
+	}{
+		secretReader:   {"reader-1", RoleReader},
+		secretWriter:   {"writer-1", RoleWriter},
+		secretExporter: {"exporter-1", RoleExporter},
+		secretAdmin:    {"admin-1", RoleAdmin}, // hash written in upper case
+	} {
+		cr, ok := c.match(secret)
+		if !ok || cr.name != want.name || cr.role != want.role {
+			t.Errorf("%s: %+v %v", secret, cr, ok)
+		}
+	}
+	for _, s := range []string{"", "kda_", secretAdmin + " ", HashSecret(secretAdmin)} {
+		if _, ok := c.match(s); ok {
+			t.Errorf("%q matched", s)
+		}
+	}
+	// Role names in any case.
+	c, err = ParseCredentials([]byte("ops WRITER " + HashSecret("x") + "\n"))
+	if cr, ok := c.match("x"); err != nil || !ok || cr.role != RoleWriter {
+		t.Errorf("upper-case role: %v %+v", err, cr)
+	}
+}
+
+func TestParseCredentialsRefuses(t *testing.T) {
+	h := HashSecret("s")
+	for _, c := range []struct {
+		name, text, want string
+	}{
+		{"unknown role", "a owner " + h, "line 1"},
+		{"bad hex", "# c\na reader " + strings.Repeat("zz", 32), "line 2"},
+		{"short hash", "a reader " + h[:62], "line 1"},
+		{"long hash", "a reader " + h + "00", "line 1"},
+		{"duplicate name", "a reader " + h + "\na writer " + HashSecret("t"), "line 2"},
+		{"duplicate secret", "a reader " + h + "\n\nb writer " + h, "line 3"},
+		{"two fields", "a reader", "line 1"},
+		{"four fields", "a reader " + h + " # comment", "line 1"},
+		{"bad name", "a/b reader " + h, "line 1"},
+	} {
+		_, err := ParseCredentials([]byte(c.text))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.want)
+		}
+	}
+}
+
+func TestLoadAndReloadCredentials(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin-credentials")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old reader " + HashSecret("old-secret") + "\n")
+	c, err := LoadCredentials(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A broken file keeps the previous set.
+	write("new owner " + HashSecret("new-secret") + "\n")
+	if err := c.Reload(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("reload of a bad file: %v", err)
+	}
+	if _, ok := c.match("old-secret"); !ok {
+		t.Error("previous set lost after a failed reload")
+	}
+	// A good file replaces it.
+	write("new admin " + HashSecret("new-secret") + "\n")
+	if err := c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.match("old-secret"); ok {
+		t.Error("old secret still valid after reload")
+	}
+	if cr, ok := c.match("new-secret"); !ok || cr.role != RoleAdmin {
+		t.Errorf("new secret: %+v", cr)
+	}
+	// A missing file keeps the set too.
+	os.Remove(path)
+	if err := c.Reload(); err == nil {
+		t.Error("reload of a missing file succeeded")
+	}
+	if _, ok := c.match("new-secret"); !ok {
+		t.Error("set lost after a failed reload")
+	}
+	if _, err := LoadCredentials(path); err == nil {
+		t.Error("loading a missing file succeeded")
+	}
+	p, _ := ParseCredentials(nil)
+	if err := p.Reload(); err == nil {
+		t.Error("reload without a file succeeded")
+	}
+}
+
+func TestReloadWhileMatching(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creds")
+	line := "a reader " + HashSecret("s") + "\n"
+	os.WriteFile(path, []byte(line), 0o600)
+	c, err := LoadCredentials(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				if _, ok := c.match("s"); !ok {
+					t.Error("match failed during reload")
+					return
+				}
+			}
+		})
+	}
+	for range 50 {
+		if err := c.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+func TestHashSecret(t *testing.T) {
+	// SHA-256("abc") from FIPS 180-2.
+	if got := HashSecret("abc"); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Errorf("HashSecret = %s", got)
+	}
+}
+
+func TestGenerateSecret(t *testing.T) {
+	a, err := GenerateSecret(bytes.NewReader(bytes.Repeat([]byte{0xff}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != "kda_"+strings.Repeat("_", 42)+"8" {
+		t.Errorf("secret %q", a)
+	}
+	if _, err := GenerateSecret(bytes.NewReader(make([]byte, 31))); err == nil {
+		t.Error("short random source accepted")
+	}
+	if _, err := GenerateSecret(errReader{}); err == nil {
+		t.Error("failing random source accepted")
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+func TestCredentialLine(t *testing.T) {
+	line, err := CredentialLine("ci-bot", RoleWriter, "kda_x")
+	if err != nil || line != "ci-bot writer "+HashSecret("kda_x") {
+		t.Fatalf("%q %v", line, err)
+	}
+	c, err := ParseCredentials([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr, ok := c.match("kda_x"); !ok || cr.name != "ci-bot" {
+		t.Errorf("%+v", cr)
+	}
+	for _, bad := range []struct {
+		name   string
+		role   Role
+		secret string
+	}{{"", RoleReader, "s"}, {"a b", RoleReader, "s"}, {"a", "root", "s"}, {"a", RoleReader, ""}} {
+		if _, err := CredentialLine(bad.name, bad.role, bad.secret); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if _, err := ParseRole("Exporter"); err != nil {
+		t.Error(err)
+	}
+	if _, err := ParseRole("superuser"); err == nil {
+		t.Error("unknown role accepted")
+	}
+}
+
+func FuzzParseCredentials(f *testing.F) {
+	f.Add([]byte(testCredentialsText()))
+	f.Add([]byte("a reader " + HashSecret("s") + "\n#x\n\n"))
+	f.Add([]byte("a reader zz\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		c, err := ParseCredentials(text)
+		if err != nil {
+			return
+		}
+		// Whatever is accepted has valid names and roles.
+		for _, e := range c.set.Load().entries {
+			if !validName(e.name) || e.role.permissions() == 0 {
+				t.Fatalf("accepted %+v", e)
+			}
+		}
+	})
+}

@@ -1,0 +1,42 @@
+// Package admin is the administrative HTTP plane of keydelivery: the API that
+// operators, packagers and the kdctl client use to put content keys into the
+// server and to look at them, plus the probes and metrics an orchestrator
+// scrapes.
+//
+// Routes:
+//
+//	GET  /healthz                 liveness, no credential
+//	GET  /readyz                  runs every Options.Checks, no credential
+//	GET  /metrics                 Options.Metrics, no credential
+//	POST /api/keys                create or import one key (role writer)
+//	GET  /api/keys/{kid}          one key's metadata, never its material (role reader)
+//	GET  /api/token-certificates  the trusted token-signing certificates (role reader)
+//
+// Every answer carries Cache-Control: no-store and an X-Request-ID. Every
+// error is an RFC 9457 problem (application/problem+json) with a stable
+// "code", a "reason" and the "request_id" that ties it to the server's log.
+//
+// # Trust boundary
+//
+// The admin plane listens on its own listener, on loopback or an internal
+// network only, never on the public delivery listener. Everything under
+// /api/ needs an admin credential, "Authorization: Bearer <secret>", checked
+// against the SHA-256 hashes of a credentials file (see [Credentials]); the
+// secret is accepted only in that header, never in the URL. A delivery token
+// is never an admin credential and an admin credential never fetches a key on
+// the delivery plane: the two are checked by different code against
+// different material.
+//
+// Every admin action is written to the audit log (see [Audit]) with the
+// credential's name, never its secret and never key bytes. A mutating action
+// is recorded as "started" before it is done, and is refused with 503 if
+// that record cannot be written: nothing unaudited ever changes the store.
+// Answers never carry key material: the key API returns metadata only.
+//
+// # Dependencies
+//
+// echo (github.com/labstack/echo/v4) is used inside this package only; no
+// echo type appears in its exported API, so replacing echo touches nothing
+// outside it. admin imports keystore, auth (for certificate descriptions) and
+// metrics, and never a concrete store.
+package admin

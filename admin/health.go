@@ -1,0 +1,73 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readiness is the body of GET /readyz.
+type readiness struct {
+	Status string            `json:"status"` // "ok" or "unavailable"
+	Checks map[string]string `json:"checks"` // name → "ok" or the check's error text
+}
+
+// readyz runs every check in parallel, each bounded by CheckTimeout, and
+// answers 200 when all pass, else 503 with each failing check's error.
+func (s *server) readyz(c echo.Context) error {
+	ctx := c.Request().Context()
+	results := make([]string, len(s.checks))
+	var wg sync.WaitGroup
+	for i, ch := range s.checks {
+		wg.Go(func() { results[i] = runCheck(ctx, ch) })
+	}
+	wg.Wait()
+	body := readiness{Status: "ok", Checks: make(map[string]string, len(s.checks))}
+	status := http.StatusOK
+	for i, ch := range s.checks {
+		body.Checks[ch.Name] = results[i]
+		if results[i] != "ok" {
+			body.Status, status = "unavailable", http.StatusServiceUnavailable
+		}
+	}
+	if status != http.StatusOK {
+		c.Response().Header().Set(echo.HeaderRetryAfter, s.retry)
+	}
+	return c.JSON(status, body)
+}
+
+// runCheck runs ch with CheckTimeout. A check that ignores its context is
+// abandoned at the deadline (its goroutine finishes on its own).
+func runCheck(ctx context.Context, ch Check) string {
+	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- errors.New("check panicked")
+			}
+		}()
+		done <- ch.Check(ctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out after " + CheckTimeout.String()
+	}
+	return err.Error()
+}

@@ -1,0 +1,172 @@
+package admin
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keydelivery/keydelivery/metrics"
+)
+
+type adminMetrics struct {
+	http       *metrics.HTTP
+	operations *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *adminMetrics {
+	m := &adminMetrics{
+		http: metrics.NewHTTP(prometheus.WrapRegistererWith(prometheus.Labels{"plane": "admin"}, reg)),
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "admin", Name: "operations_total",
+			Help: "Admin operations by operation and result (ok, conflict, not_found, invalid, forbidden, unauthorized, unavailable, error).",
+		}, []string{"operation", "result"}),
+	}
+	reg.MustRegister(m.operations)
+	// The ok series exist from the start, so rates work at once.
+	for _, op := range operations {
+		m.operations.WithLabelValues(op.name, resultOK)
+	}
+	m.operations.WithLabelValues(opAuthenticate, resultUnauthorized)
+	return m
+}
+
+func (m *adminMetrics) operation(name, result string) {
+	m.operations.WithLabelValues(name, result).Inc()
+}
+
+// Context keys for request-scoped values.
+const (
+	outcomeKey    = "kd.outcome"
+	credentialKey = "kd.credential"
+	operationKey  = "kd.operation"
+)
+
+type outcome struct {
+	reason string
+	err    error
+}
+
+func setOutcome(c echo.Context, reason string, err error) {
+	c.Set(outcomeKey, outcome{reason: reason, err: err})
+}
+
+// observe records RED metrics by route template and logs every /api/
+// request (admin actions are rare and worth a line each) and every 5xx.
+func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		d := time.Since(start)
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		s.metrics.http.Observe(route, status, d)
+		if strings.HasPrefix(c.Request().URL.Path, "/api/") || status >= 500 {
+			s.logRequest(c, route, status, d)
+		}
+		return nil
+	}
+}
+
+func (s *server) logRequest(c echo.Context, route string, status int, d time.Duration) {
+	r := c.Request()
+	attrs := []slog.Attr{
+		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("uri", redactedURI(r.URL)),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+		slog.String("remote", c.RealIP()),
+	}
+	if cr, ok := c.Get(credentialKey).(credential); ok {
+		attrs = append(attrs, slog.String("credential", cr.name))
+	}
+	if op, ok := c.Get(operationKey).(operation); ok {
+		attrs = append(attrs, slog.String("operation", op.name))
+	}
+	if o, ok := c.Get(outcomeKey).(outcome); ok {
+		if o.reason != "" {
+			attrs = append(attrs, slog.String("reason", o.reason))
+		}
+		if o.err != nil {
+			attrs = append(attrs, slog.String("err", o.err.Error()))
+		}
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(r.Context(), level, "admin request", attrs...)
+}
+
+// redactedURI is the request URI with the value of every query parameter
+// that could carry a credential replaced, so a secret wrongly put into a URL
+// never reaches a log.
+func redactedURI(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.EscapedPath()
+	}
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if credentialParam(name) || len(p) > 100 {
+			parts[i] = name + "=REDACTED"
+			if len(name) > 32 {
+				parts[i] = "REDACTED"
+			}
+		}
+	}
+	return u.EscapedPath() + "?" + strings.Join(parts, "&")
+}
+
+func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.Error("panic serving admin request", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
+	return err
+}
+
+// requestID sets X-Request-ID: the caller's, when it is a short plain token
+// (so a client such as kdctl can correlate), or a new random one.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rid := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(rid) {
+			rid = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		return next(c)
+	}
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// keysCreate: kdctl keys create [--id KID] [--name N] [--type T]
+// [--key-file F] [--iv B64] [--quiet]
+func (e *env) keysCreate(args []string) error {
+	fs := e.subFlags("keys create", "[--id KID] [--name N] [--type T] [--key-file F] [--iv B64] [--quiet]")
+	id := fs.String("id", "", "the key's KID (default: a random UUID chosen by the server)")
+	name := fs.String("name", "", "the key's name")
+	typ := fs.String("type", "", "content key type, number or name (default 4, EnvelopeEncryption)")
+	keyFile := fs.String("key-file", "", "file holding the 16-byte key: raw, 32 hex digits or base64 (default: random)")
+	iv := fs.String("iv", "", "16-byte IV in standard base64")
+	quiet := fs.Bool("quiet", false, "print only the KID")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	body := map[string]string{}
+	if *id != "" {
+		kid, err := keystore.ParseKeyID(*id)
+		if err != nil {
+			return usageError("--id: %v", err)
+		}
+		body["id"] = kid.String()
+	}
+	if *name != "" {
+		body["name"] = *name
+	}
+	if *typ != "" {
+		t, err := keystore.ParseContentKeyType(*typ)
+		if err != nil {
+			return usageError("--type: %v", err)
+		}
+		body["type"] = t.String()
+	}
+	if *iv != "" {
+		body["iv"] = *iv
+	}
+	if *keyFile != "" {
+		key, err := readKeyFile(*keyFile)
+		if err != nil {
+			return refused(err)
+		}
+		body["key"] = base64.StdEncoding.EncodeToString(key[:])
+		clear(key[:])
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	b, err := c.do(e.ctx, http.MethodPost, body, "api", "keys")
+	if err != nil {
+		return err
+	}
+	if !*quiet {
+		return printJSON(e.stdout, b)
+	}
+	var m struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.ID == "" {
+		return &exitError{code: exitUnavailable, err: fmt.Errorf("the server's answer has no key id: %q", excerpt(b, 120))}
+	}
+	_, err = fmt.Fprintln(e.stdout, m.ID)
+	return err
+}
+
+// readKeyFile reads a 16-byte content key from a file holding exactly 16
+// raw bytes, or 32 hex digits, or 16 bytes in standard base64 (surrounding
+// white space ignored). Errors never quote the file's content.
+func readKeyFile(path string) ([16]byte, error) {
+	var key [16]byte
+	b, err := readSmallFile(path, 1024)
+	if err != nil {
+		return key, fmt.Errorf("key file: %w", err)
+	}
+	defer clear(b)
+	if len(b) == len(key) {
+		copy(key[:], b)
+		return key, nil
+	}
+	t := bytes.TrimSpace(b)
+	if len(t) == 2*len(key) {
+		if _, err := hex.Decode(key[:], t); err == nil {
+			return key, nil
+		}
+	}
+	var buf [18]byte
+	if len(t) == base64.StdEncoding.EncodedLen(len(key)) {
+		n, err := base64.StdEncoding.Strict().Decode(buf[:], t)
+		if err == nil && n == len(key) {
+			copy(key[:], buf[:n])
+			clear(buf[:])
+			return key, nil
+		}
+	}
+	return key, fmt.Errorf("key file %s: want exactly 16 raw bytes, 32 hex digits or 16 bytes in standard base64", path)
+}
+
+// keysGet: kdctl keys get KID
+func (e *env) keysGet(args []string) error {
+	fs := e.subFlags("keys get", "KID")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("keys get: want exactly one KID")
+	}
+	kid, err := keystore.ParseKeyID(pos[0])
+	if err != nil {
+		return usageError("keys get: %v", err)
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	b, err := c.do(e.ctx, http.MethodGet, nil, "api", "keys", kid.String())
+	if err != nil {
+		return err
+	}
+	return printJSON(e.stdout, b)
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones. "--" ends flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Hand the positional arguments back through fs.Args for noArgs.
+	if len(pos) > 0 {
+		_ = fs.Parse(append([]string{"--"}, pos...))
+	}
+	return pos, nil
+}

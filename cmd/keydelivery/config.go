@@ -1,0 +1,232 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// config is everything run needs, from defaults, then the environment
+// (KD_*), then flags. Secrets are never flag values: flags name files.
+type config struct {
+	Dev     bool
+	DataDir string
+
+	Listen      string
+	AdminListen string
+
+	Store             string
+	StoreTimeout      time.Duration
+	KEKFile           string
+	RedisPasswordFile string
+	RedisPoolSize     int
+
+	TokenCerts         []string
+	TokenCertsReload   time.Duration
+	TokenIssuers       []string
+	TokenAudience      string
+	TokenLeeway        time.Duration
+	TokenMaxLifetime   time.Duration
+	AllowUnboundTokens bool
+
+	CORSOrigins          []string
+	AdminCredentialsFile string
+	AuditLog             string
+
+	DrainDelay   time.Duration
+	DrainTimeout time.Duration
+	LogLevel     string
+	AccessLog    bool
+	CheckConfig  bool
+	Version      bool
+
+	// From the environment only (secrets).
+	kekText       string
+	redisPassword string
+	storeFromFlag bool
+}
+
+// flagHelp: --help was asked for and printed.
+var flagHelp = flag.ErrHelp
+
+// listFlag is a comma-separated, repeatable list flag.
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.v = append(*l.v, p)
+		}
+	}
+	return nil
+}
+
+// envName is the environment variable that sets a flag: KD_ and the flag
+// name in upper case with '-' as '_'.
+func envName(flagName string) string {
+	return "KD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&c.Dev, "dev", false, "development mode: keep everything under --data-dir and generate a dev token certificate, KEK and admin credential on first start (never in production)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded store and, in --dev, the generated dev material")
+	fs.StringVar(&c.Listen, "listen", ":8080", "delivery plane listen address (players)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:8081", "admin plane listen address (/healthz, /readyz, /metrics, /api); keep it on loopback or an internal network")
+	fs.StringVar(&c.Store, "store", "", "key store: bolt:PATH (default bolt:<data-dir>/keys.db), redis://[user@]host:port/db, rediss://..., redis+sentinel://h1:p1,h2:p2/MASTER[?db=N], redis+cluster://h1:p1,h2:p2 (put a password in --redis-password-file or KD_REDIS_PASSWORD, not in a flag)")
+	fs.DurationVar(&c.StoreTimeout, "store-timeout", time.Second, "deadline for each key store call; a store slower than this answers 503 with Retry-After")
+	fs.StringVar(&c.KEKFile, "kek-file", "", "key-encryption key file: lines \"ID BASE64\" (32 bytes), first line seals new keys (or set KD_KEK to the file's content); generate a line with: kdctl kek generate")
+	fs.StringVar(&c.RedisPasswordFile, "redis-password-file", "", "file holding the Redis password (or set KD_REDIS_PASSWORD)")
+	fs.IntVar(&c.RedisPoolSize, "redis-pool-size", 0, "Redis connection pool size (default 10 per CPU)")
+	fs.Var(listFlag{&c.TokenCerts}, "token-certs", "trusted token-signing certificates: files or directories of PEM, DER or Azure Key Vault certificate JSON (comma-separated or repeated)")
+	fs.DurationVar(&c.TokenCertsReload, "token-certs-reload", 10*time.Second, "how often to check --token-certs for changes (0 disables; SIGHUP always reloads)")
+	fs.Var(listFlag{&c.TokenIssuers}, "token-issuer", "accepted token issuers (iss), comma-separated or repeated")
+	fs.StringVar(&c.TokenAudience, "token-audience", "", "required token audience (aud)")
+	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "clock skew allowed on exp, nbf, iat and certificate validity (at most 5m)")
+	fs.DurationVar(&c.TokenMaxLifetime, "token-max-lifetime", 0, "refuse tokens whose exp - iat is longer than this (0: no limit)")
+	fs.BoolVar(&c.AllowUnboundTokens, "allow-unbound-tokens", false, "let a token that names no key (no kids or contentkeyidentifier claim) fetch any key")
+	fs.Var(listFlag{&c.CORSOrigins}, "cors-origins", "origins browser players may call from: exact origins, patterns such as https://*.example.com, or * (comma-separated)")
+	fs.StringVar(&c.AdminCredentialsFile, "admin-credentials-file", "", "admin credentials: lines \"NAME ROLE SHA256HEX\" (generate with: kdctl adminkey generate); re-read on SIGHUP")
+	fs.StringVar(&c.AuditLog, "audit-log", "stdout", "where admin audit records go: a file path, or stdout")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before the listeners stop (give load balancers time to notice; e.g. 5s in Kubernetes)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.AccessLog, "access-log", false, "log every delivery request (tokens are redacted); 5xx answers are always logged")
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and trust material, print a summary and exit")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+
+	// Environment first, so flags win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, flagHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
+	}
+	// fs.Visit would also list flags set from the environment: look at
+	// the arguments themselves.
+	for _, a := range args[1:] {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "store" {
+			c.storeFromFlag = true
+		}
+	}
+	c.kekText = getenv("KD_KEK")
+	c.redisPassword = getenv("KD_REDIS_PASSWORD")
+	return c, nil
+}
+
+// devDefaults fills in what --dev generates.
+func (c *config) devDefaults(m devMaterial) {
+	if len(c.TokenCerts) == 0 {
+		c.TokenCerts = []string{m.CertFile}
+	}
+	if c.KEKFile == "" && c.kekText == "" {
+		c.KEKFile = m.KEKFile
+	}
+	if c.AdminCredentialsFile == "" {
+		c.AdminCredentialsFile = m.CredentialsFile
+	}
+	if len(c.TokenIssuers) == 0 {
+		c.TokenIssuers = []string{devIssuer}
+	}
+	if c.TokenAudience == "" {
+		c.TokenAudience = devAudience
+	}
+	if len(c.CORSOrigins) == 0 {
+		c.CORSOrigins = []string{"*"}
+	}
+}
+
+func (c *config) storeSpec() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	return "bolt:" + filepath.Join(c.DataDir, "keys.db")
+}
+
+// validate checks everything that can be checked without side effects.
+func (c *config) validate() error {
+	var errs []error
+	if len(c.TokenCerts) == 0 {
+		errs = append(errs, errors.New("--token-certs is required (the token-signing certificates to trust)"))
+	}
+	if len(c.TokenIssuers) == 0 {
+		errs = append(errs, errors.New("--token-issuer is required"))
+	}
+	if c.TokenAudience == "" {
+		errs = append(errs, errors.New("--token-audience is required"))
+	}
+	if c.KEKFile == "" && c.kekText == "" {
+		errs = append(errs, errors.New("a key-encryption key is required: --kek-file or KD_KEK (generate one with: kdctl kek generate)"))
+	}
+	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("--token-leeway %s: must be between 0 and 5m", c.TokenLeeway))
+	}
+	if c.TokenMaxLifetime < 0 {
+		errs = append(errs, errors.New("--token-max-lifetime must not be negative"))
+	}
+	if c.StoreTimeout <= 0 {
+		errs = append(errs, errors.New("--store-timeout must be positive"))
+	}
+	if c.DrainTimeout <= 0 || c.DrainDelay < 0 {
+		errs = append(errs, errors.New("--drain-timeout must be positive and --drain-delay not negative"))
+	}
+	for name, addr := range map[string]string{"--listen": c.Listen, "--admin-listen": c.AdminListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	if _, err := parseLogLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	spec := c.storeSpec()
+	if !strings.HasPrefix(spec, "bolt:") {
+		u, err := url.Parse(spec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--store: cannot parse the URL (check its form: redis://host:port/db)"))
+		} else if _, hasPass := u.User.Password(); hasPass && c.storeFromFlag {
+			errs = append(errs, errors.New("--store holds a password: flags are visible to every user of the machine; put the password in --redis-password-file or KD_REDIS_PASSWORD, or the whole URL in KD_STORE"))
+		}
+	} else if strings.TrimPrefix(spec, "bolt:") == "" {
+		errs = append(errs, errors.New("--store bolt:PATH needs a path"))
+	}
+	return errors.Join(errs...)
+}
+
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}

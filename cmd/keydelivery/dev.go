@@ -1,0 +1,142 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+const (
+	devIssuer   = "keydelivery-dev"
+	devAudience = "keydelivery"
+)
+
+// devMaterial names the files --dev generates once under the data dir.
+type devMaterial struct {
+	Dir             string
+	CertFile        string
+	KeyFile         string
+	KEKFile         string
+	CredentialsFile string
+	AdminTokenFile  string
+	Created         bool
+}
+
+func devPaths(dir string) devMaterial {
+	return devMaterial{
+		Dir:             dir,
+		CertFile:        filepath.Join(dir, "dev-token-signing.crt"),
+		KeyFile:         filepath.Join(dir, "dev-token-signing.key"),
+		KEKFile:         filepath.Join(dir, "dev-kek"),
+		CredentialsFile: filepath.Join(dir, "dev-admin-credentials"),
+		AdminTokenFile:  filepath.Join(dir, "dev-admin-token"),
+	}
+}
+
+// ensureDevMaterial generates, once, a self-signed EC P-256 token-signing
+// certificate with its private key, a KEK and an admin credential. Files
+// that exist are kept, so restarts reuse them.
+func ensureDevMaterial(dir string, now time.Time) (devMaterial, error) {
+	m := devPaths(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return m, err
+	}
+	if !exists(m.CertFile) || !exists(m.KeyFile) {
+		certPEM, keyPEM, err := auth.GenerateDevCertificate(rand.Reader, "keydelivery dev token signing", now, 365*24*time.Hour)
+		if err != nil {
+			return m, err
+		}
+		if err := writeNew(m.KeyFile, keyPEM); err != nil {
+			return m, err
+		}
+		if err := writeNew(m.CertFile, certPEM); err != nil {
+			return m, err
+		}
+		m.Created = true
+	}
+	if !exists(m.KEKFile) {
+		line, err := keystore.GenerateKEKLine(rand.Reader, "dev-1")
+		if err != nil {
+			return m, err
+		}
+		text := "# keydelivery DEV key-encryption key. Never use it in production.\n" + line + "\n"
+		if err := writeNew(m.KEKFile, []byte(text)); err != nil {
+			return m, err
+		}
+		m.Created = true
+	}
+	if !exists(m.CredentialsFile) || !exists(m.AdminTokenFile) {
+		secret, err := admin.GenerateSecret(rand.Reader)
+		if err != nil {
+			return m, err
+		}
+		if err := writeNew(m.AdminTokenFile, []byte(secret+"\n")); err != nil {
+			return m, err
+		}
+		line := fmt.Sprintf("# keydelivery DEV admin credential; the secret is in %s\ndev-admin admin %s\n", filepath.Base(m.AdminTokenFile), admin.HashSecret(secret))
+		if err := writeNew(m.CredentialsFile, []byte(line)); err != nil {
+			return m, err
+		}
+		m.Created = true
+	}
+	return m, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// writeNew writes a file that must not exist yet, readable by its owner only.
+func writeNew(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s exists already; remove it or the rest of the dev material", path)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// printDevBanner tells a developer where the dev material is and how to
+// create a key and fetch it.
+func printDevBanner(w io.Writer, m devMaterial, deliveryURL, adminURL string) {
+	fmt.Fprintf(w, `
+================================ DEV MODE ================================
+  DEVELOPMENT ONLY: self-signed token certificate, a KEK and an admin
+  secret kept as plain files. Never run --dev in production.
+
+  data dir          %s
+  token cert        %s
+  token signing key %s
+  KEK file          %s
+  admin credentials %s (secret in %s)
+  delivery plane    %s
+  admin plane       %s
+
+  Try it (from the repository root, in another shell):
+
+    export KD_ADMIN_TOKEN=$(cat %s) KD_SERVER=%s
+    KID=$(go run ./cmd/kdctl keys create --quiet)
+    TOKEN=$(go run ./cmd/kdctl token mint --signing-key %s --cert %s \
+        --issuer %s --audience %s --kid $KID --ttl 1h)
+    curl -sS -H "Authorization: Bearer $TOKEN" %s/keys/$KID | od -An -tx1
+==========================================================================
+
+`, m.Dir, m.CertFile, m.KeyFile, m.KEKFile, m.CredentialsFile, m.AdminTokenFile,
+		deliveryURL, adminURL, m.AdminTokenFile, adminURL, m.KeyFile, m.CertFile, devIssuer, devAudience, deliveryURL)
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+const (
+	testIssuer   = "https://tokens.example.test/"
+	testAudience = "urn:keydelivery:test"
+	adminSecret  = "kda_test-secret-for-the-e2e-suite"
+)
+
+// syncBuffer is an io.Writer the server logs to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// material is what a test server trusts and signs with.
+type material struct {
+	dir       string
+	certFile  string
+	keyFile   string
+	kekFile   string
+	credsFile string
+	signer    *auth.Signer
+}
+
+func newMaterial(t *testing.T) material {
+	t.Helper()
+	dir := t.TempDir()
+	m := material{
+		dir:       dir,
+		certFile:  filepath.Join(dir, "token.crt"),
+		keyFile:   filepath.Join(dir, "token.key"),
+		kekFile:   filepath.Join(dir, "kek"),
+		credsFile: filepath.Join(dir, "admin-credentials"),
+	}
+	certPEM, keyPEM, err := auth.GenerateDevCertificate(rand.Reader, "e2e token signing", time.Now(), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := keystore.GenerateKEKLine(rand.Reader, "e2e-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(adminSecret))
+	for path, b := range map[string][]byte{
+		m.certFile:  certPEM,
+		m.keyFile:   keyPEM,
+		m.kekFile:   []byte(line + "\n"),
+		m.credsFile: []byte("e2e admin " + hex.EncodeToString(sum[:]) + "\n"),
+	} {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.signer, err = auth.LoadSigner(m.keyFile, m.certFile); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (m material) args(store string, extra ...string) []string {
+	return append([]string{"keydelivery",
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--store", store,
+		"--token-certs", m.certFile, "--token-issuer", testIssuer, "--token-audience", testAudience,
+		"--kek-file", m.kekFile, "--admin-credentials-file", m.credsFile,
+		"--audit-log", filepath.Join(m.dir, "audit.log"),
+		"--cors-origins", "https://player.example.com,https://*.cdn.example.net",
+	}, extra...)
+}
+
+// token mints a delivery token for kids, valid for an hour.
+func (m material) token(t *testing.T, kids ...string) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := m.signer.Sign(auth.TokenClaims{Issuer: testIssuer, Audience: testAudience, Subject: "viewer-1",
+		KeyIDs: kids, IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// server is a running instance of run.
+type server struct {
+	deliveryURL string
+	adminURL    string
+	stdout      *syncBuffer
+	stderr      *syncBuffer
+	cancel      context.CancelFunc
+	done        chan error
+}
+
+var listenRE = regexp.MustCompile(`"msg":"listening","plane":"(delivery|admin)","addr":"([^"]+)"`)
+
+// start runs the server with args and waits until /readyz answers 200.
+func start(t *testing.T, args []string, env map[string]string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	getenv := func(k string) string { return env[k] }
+	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
+	t.Cleanup(func() { s.stop(t) })
+
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("server exited during start: %v\nstderr:\n%s", err, s.stderr.String())
+		default:
+		}
+		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
+			if m[1] == "delivery" {
+				s.deliveryURL = "http://" + m[2]
+			} else {
+				s.adminURL = "http://" + m[2]
+			}
+		}
+		if s.adminURL != "" && s.deliveryURL != "" {
+			if resp, err := http.Get(s.adminURL + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return s
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("server not ready in time; stderr:\n%s", s.stderr.String())
+	return nil
+}
+
+// stop cancels the server and waits for run to return.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Errorf("run returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("server did not stop in time")
+	}
+}
+
+// createKey creates a key with a known value through the admin API.
+func (s *server) createKey(t *testing.T, value [16]byte, extra map[string]any) string {
+	t.Helper()
+	body := map[string]any{"key": b64(value[:])}
+	for k, v := range extra {
+		body[k] = v
+	}
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/api/keys", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+adminSecret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create key: %d %s", resp.StatusCode, out)
+	}
+	var meta struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(out, &meta); err != nil || meta.ID == "" {
+		t.Fatalf("create key answer %s: %v", out, err)
+	}
+	if strings.Contains(string(out), b64(value[:])) {
+		t.Fatalf("create answer leaks key material: %s", out)
+	}
+	return meta.ID
+}
+
+func randomKey(t *testing.T) [16]byte {
+	var k [16]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

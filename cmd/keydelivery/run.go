@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/delivery"
+	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/keystore/boltstore"
+	"github.com/keydelivery/keydelivery/keystore/redisstore"
+	"github.com/keydelivery/keydelivery/metrics"
+)
+
+// version and commit are stamped at build time with -ldflags "-X main.version=...".
+var version, commit = "", ""
+
+func buildInfo() metrics.BuildInfo {
+	b := metrics.BuildInfo{Version: version, Commit: commit}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if b.Version == "" {
+			b.Version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && b.Commit == "" {
+				b.Commit = s.Value
+			}
+		}
+	}
+	if b.Version == "" {
+		b.Version = "(devel)"
+	}
+	return b
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// run is the whole server: main only calls it. It returns when ctx ends or
+// SIGINT/SIGTERM arrives (after draining), or on a fatal error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flagHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Version {
+		b := buildInfo()
+		fmt.Fprintf(stdout, "keydelivery %s %s\n", b.Version, b.Commit)
+		return nil
+	}
+	level, err := parseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var dev devMaterial
+	if cfg.Dev {
+		if dev, err = ensureDevMaterial(cfg.DataDir, time.Now()); err != nil {
+			return fmt.Errorf("dev mode: %w", err)
+		}
+		cfg.devDefaults(dev)
+		log.Warn("DEV MODE: generated material is for development only", "data_dir", cfg.DataDir, "generated_now", dev.Created)
+	}
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+
+	ring, err := loadKeyring(cfg)
+	if err != nil {
+		return err
+	}
+	trust, err := auth.NewTrust(cfg.TokenCerts, log)
+	if err != nil {
+		return err
+	}
+	trust.LogCertificates(time.Now(), cfg.TokenLeeway)
+	verifier, err := auth.NewVerifier(trust, auth.Options{
+		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
+		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
+		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
+	})
+	if err != nil {
+		return err
+	}
+	var creds *admin.Credentials
+	if cfg.AdminCredentialsFile != "" {
+		if creds, err = admin.LoadCredentials(cfg.AdminCredentialsFile); err != nil {
+			return err
+		}
+	}
+	if cfg.CheckConfig {
+		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
+			redactStore(cfg.storeSpec()), len(trust.Certificates()), len(ring.IDs()), ring.PrimaryID())
+		return nil
+	}
+
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	keys := keystore.NewKeys(store, ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader})
+	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = keys.CheckKEKs(startCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	audit, auditCloser, err := admin.OpenAudit(cfg.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer auditCloser.Close()
+
+	reg := metrics.NewRegistry(buildInfo())
+	var serving atomic.Bool
+	deliveryHandler, err := delivery.New(delivery.Options{
+		Log: log, Verifier: verifier, Keys: keys, Registerer: reg,
+		CORSOrigins: cfg.CORSOrigins, Serving: serving.Load, AccessLog: cfg.AccessLog,
+	})
+	if err != nil {
+		return err
+	}
+	adminHandler, err := admin.New(admin.Options{
+		Log: log, Registerer: reg, Metrics: metrics.Handler(reg),
+		Checks: []admin.Check{
+			{Name: "serving", Check: func(context.Context) error {
+				if !serving.Load() {
+					return errors.New("not serving (starting or draining)")
+				}
+				return nil
+			}},
+			{Name: "store", Check: keys.Ping},
+			{Name: "trust", Check: func(context.Context) error {
+				if len(trust.Certificates()) == 0 {
+					return errors.New("no trusted token certificate")
+				}
+				return nil
+			}},
+		},
+		Keys: keys, Credentials: creds, Audit: audit, Certificates: trust.Certificates,
+		TokenLeeway: cfg.TokenLeeway,
+	})
+	if err != nil {
+		return err
+	}
+
+	dl, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("delivery listener: %w", err)
+	}
+	al, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		dl.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	deliverySrv := newHTTPServer(deliveryHandler, log)
+	adminSrv := newHTTPServer(adminHandler, log)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serve(deliverySrv, dl) })
+	g.Go(func() error { return serve(adminSrv, al) })
+	if cfg.TokenCertsReload > 0 {
+		g.Go(func() error { trust.Watch(gctx, cfg.TokenCertsReload); return nil })
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				log.Info("SIGHUP: reloading token certificates and admin credentials")
+				if err := trust.Reload(); err == nil {
+					trust.LogCertificates(time.Now(), cfg.TokenLeeway)
+				}
+				if creds != nil {
+					if err := creds.Reload(); err != nil {
+						log.Warn("admin credentials reload failed; keeping the previous set", "err", err)
+					}
+				}
+			}
+		}
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		serving.Store(false)
+		log.Info("stopping: readiness now fails", "drain_delay", cfg.DrainDelay.String())
+		time.Sleep(cfg.DrainDelay)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+		defer cancel()
+		err := deliverySrv.Shutdown(sctx)
+		if aerr := adminSrv.Shutdown(sctx); err == nil {
+			err = aerr
+		}
+		if err != nil {
+			return fmt.Errorf("drain: %w", err)
+		}
+		return nil
+	})
+
+	serving.Store(true)
+	log.Info("listening", "plane", "delivery", "addr", dl.Addr().String())
+	log.Info("listening", "plane", "admin", "addr", al.Addr().String())
+	log.Info("keydelivery ready", "version", buildInfo().Version, "store", redactStore(cfg.storeSpec()))
+	if cfg.Dev {
+		printDevBanner(stdout, dev, "http://"+displayAddr(dl.Addr()), "http://"+displayAddr(al.Addr()))
+	}
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func serve(srv *http.Server, l net.Listener) error {
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHTTPServer bounds every phase of a connection. MaxHeaderBytes leaves
+// room for an 8 KiB token.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// displayAddr turns a wildcard listen address into one a person can paste.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func loadKeyring(cfg *config) (*keystore.Keyring, error) {
+	if cfg.kekText != "" {
+		if cfg.KEKFile != "" {
+			return nil, errors.New("both KD_KEK and --kek-file are set: use one")
+		}
+		kr, err := keystore.ParseKeyring([]byte(cfg.kekText), rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("%w (in KD_KEK)", err)
+		}
+		return kr, nil
+	}
+	return keystore.LoadKeyring(cfg.KEKFile, rand.Reader)
+}
+
+func openStore(cfg *config) (keystore.Store, error) {
+	spec := cfg.storeSpec()
+	if path, ok := strings.CutPrefix(spec, "bolt:"); ok {
+		return boltstore.Open(path, 2*time.Second)
+	}
+	password := cfg.redisPassword
+	if cfg.RedisPasswordFile != "" {
+		p, err := readSecretFile(cfg.RedisPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-password-file: %w", err)
+		}
+		password = p
+	}
+	return redisstore.New(redisstore.Options{URL: spec, Password: password, PoolSize: cfg.RedisPoolSize})
+}
+
+// redactStore hides a password in a store URL for logs.
+func redactStore(spec string) string {
+	if strings.HasPrefix(spec, "bolt:") {
+		return spec
+	}
+	if i := strings.Index(spec, "://"); i >= 0 {
+		rest := spec[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			user, _, _ := strings.Cut(rest[:at], ":")
+			return spec[:i+3] + user + ":xxxxx@" + rest[at+1:]
+		}
+	}
+	return spec
+}
+

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t *testing.T, method, rawURL string, header http.Header) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, body}
+}
+
+func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+
+// problemOf decodes an RFC 9457 problem body.
+func problemOf(t *testing.T, a answer) map[string]any {
+	t.Helper()
+	if ct := a.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("error Content-Type %q, body %s", ct, a.body)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(a.body, &p); err != nil {
+		t.Fatalf("problem body %s: %v", a.body, err)
+	}
+	if p["request_id"] == "" || p["request_id"] == nil {
+		t.Fatalf("problem without request_id: %s", a.body)
+	}
+	return p
+}
+
+// TestDeliveryEndToEndBolt runs the real server on a real bbolt file.
+func TestDeliveryEndToEndBolt(t *testing.T) {
+	m := newMaterial(t)
+	dbPath := filepath.Join(m.dir, "keys.db")
+	s := start(t, m.args("bolt:"+dbPath), nil)
+	value := randomKey(t)
+	kid := s.createKey(t, value, map[string]any{"name": "bolt e2e"})
+	exerciseDelivery(t, s, m, kid, value)
+
+	// Restart on the same file: the key is still there.
+	s.stop(t)
+	s2 := start(t, m.args("bolt:"+dbPath), nil)
+	a := do(t, "GET", s2.deliveryURL+"/keys/"+kid, bearer(m.token(t, kid)))
+	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
+		t.Fatalf("after restart: %d %x", a.status, a.body)
+	}
+	// The file holds no key material in the clear.
+	s2.stop(t)
+	raw, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte(kid)) {
+		t.Fatal("the store file does not hold the key record at all")
+	}
+	for _, form := range [][]byte{value[:], []byte(b64(value[:])), []byte(strings.ToLower(strings.ReplaceAll(hexOf(value[:]), " ", "")))} {
+		if bytes.Contains(raw, form) {
+			t.Fatal("key material found in the store file")
+		}
+	}
+}
+
+func hexOf(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, digits[c>>4], digits[c&15])
+	}
+	return string(out)
+}
+
+// TestDeliveryEndToEndRedis runs the real server on a real redis-server,
+// and stops Redis mid-test: 503 with Retry-After, then recovery without a
+// server restart.
+func TestDeliveryEndToEndRedis(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{Persistence: true, Password: "e2e-redis-password"})
+	m := newMaterial(t)
+	pwFile := filepath.Join(m.dir, "redis-password")
+	if err := os.WriteFile(pwFile, []byte("e2e-redis-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	storeURL := "redis://" + rs.Addr + "/0"
+	s := start(t, m.args(storeURL, "--redis-password-file", pwFile, "--store-timeout", "300ms"), nil)
+	value := randomKey(t)
+	kid := s.createKey(t, value, nil)
+	exerciseDelivery(t, s, m, kid, value)
+
+	tok := m.token(t, kid)
+	rs.Stop(t)
+	a := do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tok))
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+		t.Fatalf("with Redis down: %d (Retry-After %q) %s; want 503 with Retry-After", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	if p := problemOf(t, a); p["code"] != "unavailable" {
+		t.Fatalf("with Redis down: %v", p)
+	}
+	if r := do(t, "GET", s.adminURL+"/readyz", nil); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with Redis down: %d %s", r.status, r.body)
+	}
+	rs.Restart(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a = do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tok))
+		if a.status == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
+		t.Fatalf("after Redis came back: %d %s", a.status, a.body)
+	}
+}
+
+// exerciseDelivery fetches kid by every URL form and token transport and
+// checks every refusal.
+func exerciseDelivery(t *testing.T, s *server, m material, kid string, value [16]byte) {
+	t.Helper()
+	tok := m.token(t, kid)
+	id, _ := keystore.ParseKeyID(kid)
+	upper := strings.ToUpper(kid)
+	noHyphens := strings.ReplaceAll(kid, "-", "")
+	q := url.QueryEscape
+
+	ok := []struct {
+		name   string
+		method string
+		url    string
+		header http.Header
+	}{
+		{"path, Bearer header", "GET", "/keys/" + kid, bearer(tok)},
+		{"path, Bearer= header", "GET", "/keys/" + kid, http.Header{"Authorization": {"Bearer=" + tok}}},
+		{"path, lower-case scheme", "GET", "/keys/" + kid, http.Header{"Authorization": {"bearer " + tok}}},
+		{"path, token query", "GET", "/keys/" + kid + "?token=" + q(tok), nil},
+		{"path, token query Bearer=", "GET", "/keys/" + kid + "?token=" + q("Bearer="+tok), nil},
+		{"path, token query Bearer space", "GET", "/keys/" + kid + "?token=" + q("Bearer "+tok), nil},
+		{"path, upper case", "GET", "/keys/" + upper, bearer(tok)},
+		{"path, braces", "GET", "/keys/" + q("{"+kid+"}"), bearer(tok)},
+		{"path, no hyphens", "GET", "/keys/" + noHyphens, bearer(tok)},
+		{"path, AMS prefix", "GET", "/keys/nb:kid:UUID:" + kid, bearer(tok)},
+		{"AMS query GET", "GET", "/?kid=" + kid, bearer(tok)},
+		{"AMS query POST empty body", "POST", "/?kid=" + kid, http.Header{"Authorization": {"Bearer=" + tok}}},
+		{"AMS query, KID parameter in upper case", "GET", "/?KID=" + q("nb:kid:UUID:"+upper), bearer(tok)},
+		{"AMS query, token in query", "GET", "/?Kid=" + kid + "&token=" + q(tok), nil},
+	}
+	for _, c := range ok {
+		a := do(t, c.method, s.deliveryURL+c.url, c.header)
+		if a.status != 200 {
+			t.Errorf("%s: status %d, body %s", c.name, a.status, a.body)
+			continue
+		}
+		if !bytes.Equal(a.body, value[:]) {
+			t.Errorf("%s: wrong key bytes", c.name)
+		}
+		if a.header.Get("Content-Type") != "application/octet-stream" || a.header.Get("Content-Length") != "16" || a.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: headers %v", c.name, a.header)
+		}
+	}
+
+	now := time.Now()
+	expired, _ := m.signer.Sign(auth.TokenClaims{Issuer: testIssuer, Audience: testAudience, KeyIDs: []string{kid}, IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)})
+	wrongAud, _ := m.signer.Sign(auth.TokenClaims{Issuer: testIssuer, Audience: "someone-else", KeyIDs: []string{kid}, ExpiresAt: now.Add(time.Hour)})
+	other := keystore.KeyID{1, 2, 3}
+	refusals := []struct {
+		name   string
+		url    string
+		header http.Header
+		status int
+		code   string
+		reason string
+	}{
+		{"no token", "/keys/" + kid, nil, 401, "invalid_token", "missing_token"},
+		{"garbage token", "/keys/" + kid, bearer("not.a.jwt"), 401, "invalid_token", "malformed"},
+		{"basic auth", "/keys/" + kid, http.Header{"Authorization": {"Basic Zm9vOmJhcg=="}}, 401, "invalid_token", "malformed"},
+		{"expired", "/keys/" + kid, bearer(expired), 401, "invalid_token", "expired"},
+		{"wrong audience", "/keys/" + kid, bearer(wrongAud), 401, "invalid_token", "wrong_audience"},
+		{"oversized token", "/keys/" + kid, bearer(strings.Repeat("a", 9000)), 401, "invalid_token", "too_large"},
+		{"token for another KID", "/keys/" + kid, bearer(m.token(t, other.String())), 403, "forbidden", "key_not_granted"},
+		{"malformed KID", "/keys/not-a-kid", bearer(tok), 400, "invalid_request", "invalid_kid"},
+		{"malformed AMS KID", "/?kid=nb:kid:UUID:xyz", bearer(tok), 400, "invalid_request", "invalid_kid"},
+		{"missing AMS kid", "/?foo=bar", bearer(tok), 400, "invalid_request", "missing_kid"},
+		{"granted but unknown", "/keys/" + other.String(), bearer(m.token(t, other.String())), 404, "not_found", "unknown_key"},
+		{"no such route", "/nope", bearer(tok), 404, "not_found", "no_route"},
+	}
+	for _, c := range refusals {
+		a := do(t, "GET", s.deliveryURL+c.url, c.header)
+		if a.status != c.status {
+			t.Errorf("%s: status %d, want %d (%s)", c.name, a.status, c.status, a.body)
+			continue
+		}
+		p := problemOf(t, a)
+		if p["code"] != c.code || p["reason"] != c.reason {
+			t.Errorf("%s: code %v reason %v, want %s %s", c.name, p["code"], p["reason"], c.code, c.reason)
+		}
+		if a.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q", c.name, a.header.Get("Cache-Control"))
+		}
+		if bytes.Contains(a.body, value[:]) || strings.Contains(string(a.body), b64(value[:])) {
+			t.Errorf("%s: error body holds key material", c.name)
+		}
+		if c.status == 401 {
+			www := a.header.Get("WWW-Authenticate")
+			if !strings.HasPrefix(www, "Bearer") || (c.reason != "missing_token" && !strings.Contains(www, `error="invalid_token"`) || c.reason != "missing_token" && !strings.Contains(www, c.reason)) {
+				t.Errorf("%s: WWW-Authenticate %q", c.name, www)
+			}
+		}
+	}
+	_ = id
+
+	// CORS: an allowed origin is echoed with credentials, on success and on errors.
+	for _, origin := range []string{"https://player.example.com", "https://edge.cdn.example.net"} {
+		h := bearer(tok)
+		h.Set("Origin", origin)
+		for _, path := range []string{"/keys/" + kid, "/keys/not-a-kid"} {
+			a := do(t, "GET", s.deliveryURL+path, h)
+			if a.header.Get("Access-Control-Allow-Origin") != origin || a.header.Get("Access-Control-Allow-Credentials") != "true" || !strings.Contains(strings.Join(a.header.Values("Vary"), ","), "Origin") {
+				t.Errorf("CORS %s %s: %v", origin, path, a.header)
+			}
+		}
+		pre := do(t, "OPTIONS", s.deliveryURL+"/keys/"+kid, http.Header{
+			"Origin": {origin}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"authorization"},
+		})
+		if pre.status != http.StatusNoContent || pre.header.Get("Access-Control-Allow-Origin") != origin ||
+			!strings.Contains(strings.ToLower(pre.header.Get("Access-Control-Allow-Headers")), "authorization") {
+			t.Errorf("preflight from %s: %d %v", origin, pre.status, pre.header)
+		}
+	}
+	// A disallowed origin gets no CORS grant (and never a literal "*").
+	h := bearer(tok)
+	h.Set("Origin", "https://evil.example.org")
+	if a := do(t, "GET", s.deliveryURL+"/keys/"+kid, h); a.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("disallowed origin granted: %v", a.header)
+	}
+	// The health check for load balancers.
+	if a := do(t, "GET", s.deliveryURL+"/healthz", nil); a.status != 200 {
+		t.Errorf("healthz: %d", a.status)
+	}
+	// Tokens in the query string never reach the log.
+	if strings.Contains(s.stderr.String(), tok) || strings.Contains(s.stdout.String(), tok) {
+		t.Error("a token reached the log")
+	}
+}
+
+// TestSIGTERMDrains sends the process SIGTERM while the server runs:
+// readiness fails first, then run returns nil.
+func TestSIGTERMDrains(t *testing.T) {
+	m := newMaterial(t)
+	s := start(t, m.args("bolt:"+filepath.Join(m.dir, "keys.db"), "--drain-delay", "1s"), nil)
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sawNotReady := false
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for time.Now().Before(deadline) && !sawNotReady {
+		if resp, err := http.Get(s.adminURL + "/readyz"); err == nil {
+			resp.Body.Close()
+			sawNotReady = resp.StatusCode == http.StatusServiceUnavailable
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sawNotReady {
+		t.Error("readiness did not fail during the drain delay")
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Fatalf("run after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after SIGTERM")
+	}
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: ./scripts/test.sh
+# Installs redis-server from the system packages when it is missing (as
+# root, with apt-get); otherwise fails saying how to install it. Tests that
+# need Redis start their own redis-server on a free loopback port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "test.sh: Go is required (https://go.dev/dl/); none found on PATH" >&2
+  exit 1
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing redis-server (Debian package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  else
+    echo "test.sh: redis-server is required by the Redis tests and is not installed." >&2
+    echo "         Install it with: sudo apt-get install redis-server   (or your system's package)" >&2
+    exit 1
+  fi
+fi
+say "redis-server: $(redis-server --version | head -n1)"
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+say "go vet"
+go vet ./...
+
+say "go test -race"
+go test -race -count=1 -timeout 15m ./...
+
+# Short fuzzing runs of every parser of attacker input.
+FUZZTIME=${FUZZTIME:-10s}
+for target in "FuzzParseKeyID ./keystore" "FuzzVerify ./auth"; do
+  set -- $target
+  say "fuzz $1 for $FUZZTIME"
+  go test -run='^$' -fuzz="^$1\$" -fuzztime="$FUZZTIME" "$2"
+done
+say "all tests passed"
