@@ -87,9 +87,9 @@ func TestConfigValidate(t *testing.T) {
 
 func TestRedactStore(t *testing.T) {
 	for in, want := range map[string]string{
-		"redis://u:secret@h:1/0":           "redis://u:xxxxx@h:1/0",
-		"redis://:secret@h:1/0":            "redis://:xxxxx@h:1/0",
-		"redis+sentinel://h1:1,h2:2/m":     "redis+sentinel://h1:1,h2:2/m",
+		"redis://u:secret@h:1/0":            "redis://u:xxxxx@h:1/0",
+		"redis://:secret@h:1/0":             "redis://:xxxxx@h:1/0",
+		"redis+sentinel://h1:1,h2:2/m":      "redis+sentinel://h1:1,h2:2/m",
 		"bolt:/var/lib/keydelivery/keys.db": "bolt:/var/lib/keydelivery/keys.db",
 	} {
 		if got := redactStore(in); got != want {

@@ -319,4 +319,3 @@ func redactStore(spec string) string {
 	}
 	return spec
 }
-
