@@ -101,7 +101,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	trust.LogCertificates(time.Now(), cfg.TokenLeeway)
 	verifier, err := auth.NewVerifier(trust, auth.Options{
 		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
 		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
@@ -122,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 
-	store, err := openStore(cfg)
+	store, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -202,9 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil
 			case <-hup:
 				log.Info("SIGHUP: reloading token certificates and admin credentials")
-				if err := trust.Reload(); err == nil {
-					trust.LogCertificates(time.Now(), cfg.TokenLeeway)
-				}
+				_ = trust.Reload() // logs the new set, or why it kept the old one
 				if creds != nil {
 					if err := creds.Reload(); err != nil {
 						log.Warn("admin credentials reload failed; keeping the previous set", "err", err)
@@ -289,7 +286,7 @@ func loadKeyring(cfg *config) (*keystore.Keyring, error) {
 	return keystore.LoadKeyring(cfg.KEKFile, rand.Reader)
 }
 
-func openStore(cfg *config) (keystore.Store, error) {
+func openStore(cfg *config, log *slog.Logger) (keystore.Store, error) {
 	spec := cfg.storeSpec()
 	if path, ok := strings.CutPrefix(spec, "bolt:"); ok {
 		return boltstore.Open(path, 2*time.Second)
@@ -302,6 +299,7 @@ func openStore(cfg *config) (keystore.Store, error) {
 		}
 		password = p
 	}
+	redisstore.SetLogger(log)
 	return redisstore.New(redisstore.Options{URL: spec, Password: password, PoolSize: cfg.RedisPoolSize})
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -307,4 +308,82 @@ func TestSIGTERMDrains(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after SIGTERM")
 	}
+}
+
+// TestSIGHUPReloadsTrustAndCredentials adds a second token certificate (a
+// Key Vault renewal) and a second admin credential while the server runs:
+// after SIGHUP both are honoured, and tokens of the old certificate still
+// verify.
+func TestSIGHUPReloadsTrustAndCredentials(t *testing.T) {
+	m := newMaterial(t)
+	certDir := filepath.Join(m.dir, "certs")
+	if err := os.Mkdir(certDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.certFile, filepath.Join(certDir, "v1.pem")); err != nil {
+		t.Fatal(err)
+	}
+	args := m.args("bolt:"+filepath.Join(m.dir, "keys.db"), "--token-certs-reload", "0")
+	for i, a := range args {
+		if a == m.certFile {
+			args[i] = certDir
+		}
+	}
+	s := start(t, args, nil)
+	value := randomKey(t)
+	kid := s.createKey(t, value, nil)
+
+	renewed := newMaterial(t) // another certificate and key, and another admin secret file
+	tokRenewed := renewed.token(t, kid)
+	if a := do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tokRenewed)); a.status != 401 || problemOf(t, a)["reason"] != "unknown_signing_key" {
+		t.Fatalf("renewed certificate before reload: %d %s", a.status, a.body)
+	}
+	cert, err := os.ReadFile(renewed.certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certDir, "v2.pem"), cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secondSecret := "kda_second-credential-for-the-reload-test"
+	line := "second writer " + hexOf(sha256Sum(secondSecret)) + "\n"
+	f, err := os.OpenFile(m.credsFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(line); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	secondAuth := http.Header{"Authorization": {"Bearer " + secondSecret}}
+	if a := do(t, "GET", s.adminURL+"/api/keys/"+kid, secondAuth); a.status != 401 {
+		t.Fatalf("second credential before reload: %d", a.status)
+	}
+
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var a answer
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if a = do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tokRenewed)); a.status == 200 {
+			break
+		}
+	}
+	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
+		t.Fatalf("renewed certificate after SIGHUP: %d %s", a.status, a.body)
+	}
+	if a := do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(m.token(t, kid))); a.status != 200 {
+		t.Fatalf("previous certificate after SIGHUP: %d %s", a.status, a.body)
+	}
+	if a := do(t, "GET", s.adminURL+"/api/keys/"+kid, secondAuth); a.status != 200 {
+		t.Fatalf("second credential after SIGHUP: %d %s", a.status, a.body)
+	}
+	if a := do(t, "GET", s.adminURL+"/api/token-certificates", secondAuth); a.status != 200 || strings.Count(string(a.body), `"x5t"`) != 2 {
+		t.Fatalf("token certificates after SIGHUP: %d %s", a.status, a.body)
+	}
+}
+
+func sha256Sum(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
 }
