@@ -6,6 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/keydelivery/keydelivery/internal/httplog"
+
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -29,12 +31,6 @@ var (
 // opAuthenticate names refusals that happen before the operation is known.
 const opAuthenticate = "authenticate"
 
-// credentialParam reports whether a query parameter name looks like it
-// carries a credential.
-func credentialParam(name string) bool {
-	return strings.EqualFold(name, "token") || strings.EqualFold(name, "access_token")
-}
-
 // rejectQueryCredential refuses a request with a credential in the URL: URLs
 // end up in logs, histories and proxies, so admin secrets travel only in the
 // Authorization header. The request is refused before the value is looked
@@ -42,7 +38,7 @@ func credentialParam(name string) bool {
 func rejectQueryCredential(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		for name := range c.Request().URL.Query() {
-			if credentialParam(name) {
+			if httplog.CredentialParam(name) {
 				return errTokenInQuery
 			}
 		}

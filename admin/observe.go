@@ -1,14 +1,13 @@
 package admin
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/keydelivery/keydelivery/internal/httplog"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/metrics"
@@ -84,7 +83,7 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
 		slog.String("method", r.Method),
 		slog.String("route", route),
-		slog.String("uri", redactedURI(r.URL)),
+		slog.String("uri", httplog.RedactedURI(r.URL)),
 		slog.Int("status", status),
 		slog.Duration("duration", d),
 		slog.String("remote", c.RealIP()),
@@ -110,29 +109,6 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 	s.log.LogAttrs(r.Context(), level, "admin request", attrs...)
 }
 
-// redactedURI is the request URI with the value of every query parameter
-// that could carry a credential replaced, so a secret wrongly put into a URL
-// never reaches a log.
-func redactedURI(u *url.URL) string {
-	if u.RawQuery == "" {
-		return u.EscapedPath()
-	}
-	parts := strings.Split(u.RawQuery, "&")
-	for i, p := range parts {
-		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
-		}
-		if credentialParam(name) || len(p) > 100 {
-			parts[i] = name + "=REDACTED"
-			if len(name) > 32 {
-				parts[i] = "REDACTED"
-			}
-		}
-	}
-	return u.EscapedPath() + "?" + strings.Join(parts, "&")
-}
-
 func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.log.Error("panic serving admin request", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
 	return err
@@ -142,31 +118,7 @@ func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
 // (so a client such as kdctl can correlate), or a new random one.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		rid := c.Request().Header.Get(echo.HeaderXRequestID)
-		if !validRequestID(rid) {
-			rid = newRequestID()
-		}
-		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		c.Response().Header().Set(echo.HeaderXRequestID, httplog.RequestID(c.Request().Header.Get(echo.HeaderXRequestID)))
 		return next(c)
 	}
-}
-
-func validRequestID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -1,18 +1,15 @@
 package delivery
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httplog"
 	"github.com/keydelivery/keydelivery/metrics"
 )
 
@@ -101,7 +98,7 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
 		slog.String("method", r.Method),
 		slog.String("route", route),
-		slog.String("uri", redactedURI(r.URL)),
+		slog.String("uri", httplog.RedactedURI(r.URL)),
 		slog.Int("status", status),
 		slog.Duration("duration", d),
 		slog.String("remote", c.RealIP()),
@@ -121,32 +118,16 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
-// redactedURI is the request URI with the value of every token parameter
-// (any case) replaced, so tokens passed in the query never reach a log.
-func redactedURI(u *url.URL) string {
-	if u.RawQuery == "" {
-		return u.EscapedPath()
-	}
-	parts := strings.Split(u.RawQuery, "&")
-	for i, p := range parts {
-		name, _, hasValue := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
-		}
-		if strings.EqualFold(name, "token") || !hasValue && len(p) > 100 {
-			parts[i] = "token=REDACTED"
-		}
-	}
-	return u.EscapedPath() + "?" + strings.Join(parts, "&")
-}
-
 func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.log.Error("panic serving request", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
 	return err
 }
 
-func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// requestID sets X-Request-ID on the response: the caller's when it is a
+// plain short token, else a new one.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderXRequestID, httplog.RequestID(c.Request().Header.Get(echo.HeaderXRequestID)))
+		return next(c)
+	}
 }

@@ -90,7 +90,7 @@ func New(o Options) (*Handler, error) {
 	// Order: recover, request ID, RED metrics and access log, no-store,
 	// CORS (so errors carry CORS headers too), body limit, then routes.
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
+	e.Use(requestID)
 	e.Use(s.observe(o.AccessLog))
 	e.Use(noStore)
 	if allow != nil {

@@ -59,14 +59,19 @@ func (k *Keys) call(ctx context.Context, f func(ctx context.Context) error) erro
 	return err
 }
 
-// Get returns the key stored under id with its material unsealed. A
-// soft-deleted key is ErrNotFound: it is no longer delivered.
-func (k *Keys) Get(ctx context.Context, id KeyID) (Key, error) {
-	var r Record
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+// record reads the stored record of id within the store deadline.
+func (k *Keys) record(ctx context.Context, id KeyID) (r Record, err error) {
+	err = k.call(ctx, func(ctx context.Context) error {
 		r, err = k.store.Get(ctx, id)
 		return err
 	})
+	return r, err
+}
+
+// Get returns the key stored under id with its material unsealed. A
+// soft-deleted key is ErrNotFound: it is no longer delivered.
+func (k *Keys) Get(ctx context.Context, id KeyID) (Key, error) {
+	r, err := k.record(ctx, id)
 	if err != nil {
 		return Key{}, err
 	}
@@ -136,11 +141,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 var ErrSameKey = errors.New("keystore: same key already stored")
 
 func (k *Keys) existsError(ctx context.Context, key Key) error {
-	var r Record
-	err := k.call(ctx, func(ctx context.Context) (err error) {
-		r, err = k.store.Get(ctx, key.ID)
-		return err
-	})
+	r, err := k.record(ctx, key.ID)
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrExists, key.ID)
 	}
@@ -214,11 +215,7 @@ func (k *Keys) Ping(ctx context.Context) error {
 // Metadata returns what is stored about id without its material (Value is
 // zero), soft-deleted keys included, or ErrNotFound.
 func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
-	var r Record
-	err := k.call(ctx, func(ctx context.Context) (err error) {
-		r, err = k.store.Get(ctx, id)
-		return err
-	})
+	r, err := k.record(ctx, id)
 	if err != nil {
 		return Key{}, err
 	}

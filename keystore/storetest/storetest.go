@@ -291,6 +291,14 @@ func testBarrier(t *testing.T, h Harness) {
 	if _, err := keys.Get(ctx(t), del.ID); !errors.Is(err, keystore.ErrNotFound) {
 		t.Fatalf("Get(deleted) = %v, want ErrNotFound", err)
 	}
+	// Metadata still shows it, without material.
+	meta, err := keys.Metadata(ctx(t), del.ID)
+	if err != nil || !meta.Deleted() || meta.Name != del.Name || meta.Value != ([16]byte{}) {
+		t.Fatalf("Metadata(deleted) = %+v, %v", meta, err)
+	}
+	if meta, err := keys.Metadata(ctx(t), want.ID); err != nil || meta.Value != ([16]byte{}) || meta.Name != "a" {
+		t.Fatalf("Metadata = %+v, %v; want metadata without the value", meta, err)
+	}
 	if _, err := keys.Get(ctx(t), RandomID(t)); !errors.Is(err, keystore.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
 	}

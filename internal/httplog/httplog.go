@@ -1,0 +1,66 @@
+// Package httplog holds what both HTTP planes need to log requests safely:
+// request IDs and request URIs with credentials redacted. It knows nothing
+// of echo, so it can serve both edges without spreading the framework.
+package httplog
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"strings"
+)
+
+// NewRequestID returns a random 24-hex-digit request ID.
+func NewRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// RequestID returns incoming when it is a short plain token a client may
+// use to correlate (at most 64 letters, digits, '-', '_' or '.'), and a new
+// random ID otherwise, so a caller cannot inject text into the logs.
+func RequestID(incoming string) string {
+	if len(incoming) == 0 || len(incoming) > 64 {
+		return NewRequestID()
+	}
+	for _, c := range incoming {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return NewRequestID()
+		}
+	}
+	return incoming
+}
+
+// CredentialParam reports whether a query parameter name may carry a
+// credential: token or access_token, in any case.
+func CredentialParam(name string) bool {
+	return strings.EqualFold(name, "token") || strings.EqualFold(name, "access_token")
+}
+
+// RedactedURI is u's path and query with the value of every credential
+// parameter (see CredentialParam; the name is unescaped first, so
+// to%6Ben is caught too) replaced by REDACTED. A parameter longer than 100
+// bytes is redacted whole, whatever its name: a token pasted without a name
+// must not reach a log either.
+func RedactedURI(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.EscapedPath()
+	}
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		switch {
+		case len(name) > 32 || len(p) > 100 && !CredentialParam(name):
+			parts[i] = "REDACTED"
+		case CredentialParam(name):
+			parts[i] = strings.ToLower(name) + "=REDACTED"
+		}
+	}
+	return u.EscapedPath() + "?" + strings.Join(parts, "&")
+}
