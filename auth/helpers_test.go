@@ -128,6 +128,7 @@ func testOptions() Options {
 	return Options{
 		Issuers:    []string{"https://other-issuer.example/", testIssuer},
 		Audience:   testAudience,
+		Leeway:     DefaultLeeway,
 		ParseKeyID: parseUUID,
 		Now:        func() time.Time { return testNow },
 	}

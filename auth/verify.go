@@ -17,7 +17,7 @@ const (
 	// MaxTokenSize is the largest token, in bytes, that Verify will look at.
 	// Longer tokens are refused with ReasonTooLarge before any parsing.
 	MaxTokenSize = 8192
-	// DefaultLeeway is the clock-skew allowance used when Options.Leeway is 0.
+	// DefaultLeeway is the usual clock-skew allowance (the server's default).
 	DefaultLeeway = 60 * time.Second
 	// MaxLeeway is the largest Options.Leeway that NewVerifier accepts.
 	MaxLeeway = 5 * time.Minute
@@ -59,8 +59,9 @@ type Options struct {
 	// Audience is required: aud (a string or an array) must contain it.
 	Audience string
 	// Leeway is the clock-skew allowance applied to exp, nbf, iat and to the
-	// signing certificate's validity window. 0 means DefaultLeeway (60s);
-	// more than MaxLeeway (5m) or negative is an error.
+	// signing certificate's validity window: 0 means none (callers usually
+	// want DefaultLeeway, 60s); more than MaxLeeway (5m) or negative is an
+	// error.
 	Leeway time.Duration
 	// MaxLifetime, when positive, requires iat and limits exp - iat to it.
 	// 0 means unlimited.
@@ -106,9 +107,6 @@ func NewVerifier(trust *Trust, opts Options) (*Verifier, error) {
 	}
 	if opts.Leeway < 0 || opts.Leeway > MaxLeeway {
 		return nil, fmt.Errorf("auth: new verifier: leeway %v is outside [0, %v]", opts.Leeway, MaxLeeway)
-	}
-	if opts.Leeway == 0 {
-		opts.Leeway = DefaultLeeway
 	}
 	if opts.MaxLifetime < 0 {
 		return nil, fmt.Errorf("auth: new verifier: negative max lifetime %v", opts.MaxLifetime)

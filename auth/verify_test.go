@@ -317,6 +317,7 @@ func TestNewVerifierOptions(t *testing.T) {
 		{"defaults", func(*Options) {}, true},
 		{"no clock", func(o *Options) { o.Now = nil }, true},
 		{"maximum leeway", func(o *Options) { o.Leeway = MaxLeeway }, true},
+		{"no leeway", func(o *Options) { o.Leeway = 0 }, true},
 		{"no issuers", func(o *Options) { o.Issuers = nil }, false},
 		{"empty issuer", func(o *Options) { o.Issuers = []string{testIssuer, ""} }, false},
 		{"no audience", func(o *Options) { o.Audience = "" }, false},
@@ -336,8 +337,8 @@ func TestNewVerifierOptions(t *testing.T) {
 			if err != nil && !strings.HasPrefix(err.Error(), "auth: ") {
 				t.Errorf("error %q lacks the auth: prefix", err)
 			}
-			if err == nil && v.leeway != DefaultLeeway && o.Leeway == 0 {
-				t.Errorf("leeway = %v, want default", v.leeway)
+			if err == nil && v.leeway != o.Leeway {
+				t.Errorf("leeway = %v, want %v", v.leeway, o.Leeway)
 			}
 		})
 	}
