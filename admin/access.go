@@ -24,8 +24,18 @@ var (
 	opKeysCreate       = operation{name: "keys.create", perm: permWrite, mutates: true}
 	opKeysGet          = operation{name: "keys.get", perm: permRead}
 	opCertificatesList = operation{name: "token-certificates.list", perm: permRead}
+	opKeysList         = operation{name: "keys.list", perm: permRead}
+	opAssetKeysList    = operation{name: "assets.keys.list", perm: permRead}
+	opKeysImport       = operation{name: "keys.import", perm: permWrite, mutates: true}
+	opKeysExport       = operation{name: "keys.export", perm: permExport}
+	opKeysDelete       = operation{name: "keys.delete", perm: permWrite, mutates: true}
+	opKeysRestore      = operation{name: "keys.restore", perm: permWrite, mutates: true}
+	opKeysPurge        = operation{name: "keys.purge", perm: permPurge, mutates: true}
+	opKeysDeliveryURL  = operation{name: "keys.delivery-url", perm: permRead}
+	opOpenAPI          = operation{name: "openapi.get", perm: permRead}
 
-	operations = []operation{opKeysCreate, opKeysGet, opCertificatesList}
+	operations = []operation{opKeysCreate, opKeysGet, opCertificatesList, opKeysList, opAssetKeysList,
+		opKeysImport, opKeysExport, opKeysDelete, opKeysRestore, opKeysPurge, opKeysDeliveryURL, opOpenAPI}
 )
 
 // opAuthenticate names refusals that happen before the operation is known.

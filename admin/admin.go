@@ -26,6 +26,14 @@ type keyManager interface {
 	// Metadata returns a key's record with Value zeroed, deleted keys
 	// included; ErrNotFound when absent.
 	Metadata(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
+	// Get returns a live key with its material (for export).
+	Get(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
+	List(ctx context.Context, from keystore.KeyID, limit int) ([]keystore.Key, error)
+	ListAsset(ctx context.Context, asset string, from keystore.KeyID, limit int) ([]keystore.KeyID, error)
+	Delete(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
+	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
+	Purge(ctx context.Context, id keystore.KeyID) error
+	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
 }
 
 // Check is one readiness check run by GET /readyz. Its error text is shown
@@ -71,6 +79,12 @@ type Options struct {
 	Rand io.Reader
 	// RetryAfter is the Retry-After sent with 503 (default 1s).
 	RetryAfter time.Duration
+	// PublicURL is the delivery plane's base URL as players see it, for
+	// GET /api/keys/{kid}/delivery-url (default: none; that route then
+	// answers 400 public_url_not_configured).
+	PublicURL string
+	// MaxImportBytes caps an import body (default 16 MiB).
+	MaxImportBytes int64
 }
 
 // Handler is the admin plane's http.Handler.
@@ -94,6 +108,9 @@ type server struct {
 	rand    io.Reader
 	retry   string
 	metrics *adminMetrics
+
+	publicURL      string
+	maxImportBytes int64
 }
 
 // New builds the admin plane.
@@ -141,6 +158,12 @@ func New(o Options) (*Handler, error) {
 		rand:    o.Rand,
 		retry:   strconv.Itoa(max(int((o.RetryAfter+time.Second-1)/time.Second), 1)),
 		metrics: newMetrics(o.Registerer),
+
+		publicURL:      o.PublicURL,
+		maxImportBytes: o.MaxImportBytes,
+	}
+	if s.maxImportBytes <= 0 {
+		s.maxImportBytes = 16 << 20
 	}
 
 	e := echo.New()
@@ -164,8 +187,17 @@ func New(o Options) (*Handler, error) {
 	// so an anonymous caller learns nothing about the API.
 	api := e.Group("/api", rejectQueryCredential, s.authenticate)
 	api.POST("/keys", s.createKey, s.allow(opKeysCreate))
+	api.GET("/keys", s.listKeys, s.allow(opKeysList))
+	api.POST("/keys/import", s.importKeys, s.allow(opKeysImport))
+	api.POST("/Import/ContentKeys", s.importKeys, s.allow(opKeysImport))
+	api.POST("/keys/export", s.exportKeys, s.allow(opKeysExport))
 	api.GET("/keys/:kid", s.getKey, s.allow(opKeysGet))
+	api.DELETE("/keys/:kid", s.deleteKey)
+	api.POST("/keys/:kid/restore", s.restoreKey, s.allow(opKeysRestore))
+	api.GET("/keys/:kid/delivery-url", s.deliveryURL, s.allow(opKeysDeliveryURL))
+	api.GET("/assets/:asset/keys", s.listAssetKeys, s.allow(opAssetKeysList))
 	api.GET("/token-certificates", s.tokenCertificates, s.allow(opCertificatesList))
+	api.GET("/openapi.json", s.openAPIDoc, s.allow(opOpenAPI))
 	return &Handler{e: e}, nil
 }
 

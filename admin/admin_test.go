@@ -595,9 +595,9 @@ func TestNotFoundAndMethod(t *testing.T) {
 	if p := r.problem(t); r.status != 404 || p.Code != "not_found" {
 		t.Errorf("%d %+v", r.status, p)
 	}
-	r = env.do(t, "DELETE", "/api/keys/"+kid1, secretAdmin, "")
+	r = env.do(t, "PUT", "/api/keys/"+kid1, secretAdmin, "")
 	if r.status != 404 && r.status != 405 {
-		t.Errorf("DELETE: %d %s", r.status, r.body)
+		t.Errorf("PUT: %d %s", r.status, r.body)
 	}
 	if r.header.Get("Content-Type") != "application/problem+json" || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("headers %v", r.header)

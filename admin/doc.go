@@ -3,14 +3,23 @@
 // server and to look at them, plus the probes and metrics an orchestrator
 // scrapes.
 //
-// Routes:
+// Routes (the full contract is admin/openapi.json, served at
+// GET /api/openapi.json and checked against these routes by a test):
 //
-//	GET  /healthz                 liveness, no credential
-//	GET  /readyz                  runs every Options.Checks, no credential
-//	GET  /metrics                 Options.Metrics, no credential
-//	POST /api/keys                create or import one key (role writer)
-//	GET  /api/keys/{kid}          one key's metadata, never its material (role reader)
-//	GET  /api/token-certificates  the trusted token-signing certificates (role reader)
+//	GET    /healthz                      liveness, no credential
+//	GET    /readyz                       runs every Options.Checks, no credential
+//	GET    /metrics                      Options.Metrics, no credential
+//	POST   /api/keys                     create one key (writer)
+//	POST   /api/keys/import              import JSON or CPIX (writer); also /api/Import/ContentKeys
+//	POST   /api/keys/export              CPIX 2.3 with the keys in the clear (exporter)
+//	GET    /api/keys                     list, paged by cursor (reader)
+//	GET    /api/keys/{kid}               one key's metadata (reader)
+//	DELETE /api/keys/{kid}               soft delete (writer); ?purge=true destroys a deleted key (admin)
+//	POST   /api/keys/{kid}/restore       undo a soft delete (writer)
+//	GET    /api/keys/{kid}/delivery-url  the URL a player uses (reader)
+//	GET    /api/assets/{assetId}/keys    an asset's keys (reader)
+//	GET    /api/token-certificates       the trusted token-signing certificates (reader)
+//	GET    /api/openapi.json             this API's OpenAPI document (reader)
 //
 // Every answer carries Cache-Control: no-store and an X-Request-ID. Every
 // error is an RFC 9457 problem (application/problem+json) with a stable
@@ -31,7 +40,8 @@
 // credential's name, never its secret and never key bytes. A mutating action
 // is recorded as "started" before it is done, and is refused with 503 if
 // that record cannot be written: nothing unaudited ever changes the store.
-// Answers never carry key material: the key API returns metadata only.
+// Answers never carry key material, except the export, which exists to
+// hand keys to packagers and needs the exporter role.
 //
 // # Dependencies
 //

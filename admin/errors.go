@@ -38,6 +38,8 @@ const (
 	reasonAudit             = "audit_unavailable"
 	reasonNoRoute           = "no_route"
 	reasonBodyTooLarge      = "body_too_large"
+	reasonNotDeleted        = "not_deleted"
+	reasonInvalidAsset      = "invalid_asset"
 )
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
@@ -93,6 +95,12 @@ type problem struct {
 	Reason    string `json:"reason,omitempty"`
 	KID       string `json:"kid,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// Problems names each bad entry of a refused import.
+	Problems []entryProblem `json:"problems,omitempty"`
+	// Conflicts names the KIDs an import found stored with another key;
+	// Results is the outcome of every entry of that import.
+	Conflicts []string      `json:"conflicts,omitempty"`
+	Results   []importedKey `json:"results,omitempty"`
 }
 
 // classify is the single mapping from errors to HTTP answers.
@@ -107,7 +115,17 @@ func classify(err error) problem {
 	if errors.As(err, &ke) {
 		p.KID = ke.id.String()
 	}
+	var (
+		be *batchError
+		ce *conflictError
+	)
 	switch {
+	case errors.As(err, &be):
+		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.problems
+		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.problems))
+	case errors.As(err, &ce):
+		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.kids, ce.results
+		p.Detail = fmt.Sprintf("KIDs already stored with a different key were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.kids))
 	case errors.As(err, &ae):
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {
@@ -134,6 +152,8 @@ func classify(err error) problem {
 			p.Code = codeTooLarge
 		case http.StatusUnsupportedMediaType:
 			p.Code = codeUnsupported
+		case http.StatusNotImplemented:
+			p.Code = "not_configured"
 		default:
 			p.Code = codeInvalidRequest
 		}
@@ -146,6 +166,15 @@ func classify(err error) problem {
 		if p.KID != "" {
 			p.Detail = "a key with ID " + p.KID + " is already stored; a stored key is never overwritten"
 		}
+	case errors.Is(err, keystore.ErrNotDeleted):
+		p.Status, p.Code, p.Reason = http.StatusConflict, codeConflict, reasonNotDeleted
+		p.Detail = "the key is not deleted: only a deleted key can be restored or purged (DELETE it first)"
+	case errors.Is(err, keystore.ErrInvalidAsset):
+		p.Status, p.Code, p.Reason = http.StatusBadRequest, codeInvalidRequest, reasonInvalidAsset
+		p.Detail = "an asset ID must be 1 to 256 printable characters without spaces"
+	case errors.Is(err, keystore.ErrDeleted):
+		p.Status, p.Code, p.Reason = http.StatusNotFound, codeNotFound, "deleted"
+		p.Detail = "the key is deleted: restore it first (POST /api/keys/{kid}/restore)"
 	case errors.Is(err, keystore.ErrNotFound):
 		p.Status, p.Code, p.Reason = http.StatusNotFound, codeNotFound, reasonUnknownKey
 		p.Detail = "no key with this ID is stored"

@@ -35,8 +35,12 @@ func testCredentialsText() string {
 
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeKeys is a hand-written keyManager.
+// fakeKeys is a hand-written keyManager for Create and Metadata (with
+// injected failures); the other operations are tested against the real
+// keystore over a real bbolt file (realstore_test.go), and calling them
+// here panics on the nil embedded interface.
 type fakeKeys struct {
+	keyManager
 	mu      sync.Mutex
 	keys    map[keystore.KeyID]keystore.Key
 	err     error // when set, every call fails with it

@@ -28,7 +28,7 @@ const maxKeyBody = 64 << 10
 const maxNameBytes = 256
 
 // keyFields are the fields POST /api/keys accepts; any other is refused.
-var keyFields = []string{"id", "name", "type", "key", "iv"}
+var keyFields = []string{"id", "name", "type", "key", "iv", "assets"}
 
 // keyMetadata is how the API shows a key: never its material.
 type keyMetadata struct {
@@ -40,6 +40,7 @@ type keyMetadata struct {
 	Created        time.Time  `json:"created"`
 	Updated        time.Time  `json:"updated"`
 	DeletedAt      *time.Time `json:"deletedAt,omitempty"`
+	Assets         []string   `json:"assets,omitempty"`
 }
 
 func metadataOf(k *keystore.Key) keyMetadata {
@@ -51,6 +52,7 @@ func metadataOf(k *keystore.Key) keyMetadata {
 		CreationMethod: k.Method.String(),
 		Created:        k.Created.UTC(),
 		Updated:        k.Updated.UTC(),
+		Assets:         k.Assets,
 	}
 	if k.Deleted() {
 		d := k.DeletedAt.UTC()
@@ -157,6 +159,16 @@ func (s *server) parseCreate(c echo.Context) (keystore.Key, error) {
 		k.IV = make([]byte, 16)
 		if err := decode16(k.IV, "iv", b64); err != nil {
 			return k, err
+		}
+	}
+	if raw, ok := fields["assets"]; ok && string(bytes.TrimSpace(raw)) != "null" {
+		if err := json.Unmarshal(raw, &k.Assets); err != nil {
+			return k, badRequest("invalid_assets", "field \"assets\" must be an array of asset IDs")
+		}
+		for _, a := range k.Assets {
+			if err := keystore.ValidateAsset(a); err != nil {
+				return k, err
+			}
 		}
 	}
 	return k, nil

@@ -172,6 +172,7 @@ type Key struct {
 	Created   time.Time
 	Updated   time.Time
 	DeletedAt time.Time // zero unless soft-deleted
+	Assets    []string  // asset IDs the key belongs to
 }
 
 // Deleted reports whether the key is soft-deleted.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultTimeout bounds every store call when Options.Timeout is zero.
@@ -76,7 +77,7 @@ func (k *Keys) Get(ctx context.Context, id KeyID) (Key, error) {
 		return Key{}, err
 	}
 	if !r.DeletedAt.IsZero() {
-		return Key{}, fmt.Errorf("%w: %s is deleted", ErrNotFound, id)
+		return Key{}, fmt.Errorf("keystore: key %s: %w", id, ErrDeleted)
 	}
 	return k.open(id, r)
 }
@@ -109,6 +110,11 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 	if key.IV != nil && len(key.IV) != 16 {
 		return Key{}, fmt.Errorf("keystore: key %s: iv must be 16 bytes, got %d", key.ID, len(key.IV))
 	}
+	for _, a := range key.Assets {
+		if err := ValidateAsset(a); err != nil {
+			return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+		}
+	}
 	if key.Value == ([16]byte{}) {
 		if k.rand == nil {
 			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
@@ -125,7 +131,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		return Key{}, err
 	}
 	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
-		Method: key.Method, Created: now, Updated: now}
+		Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
 	err = k.call(ctx, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
 		return Key{}, k.existsError(ctx, key)
@@ -224,5 +230,193 @@ func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
 
 func metadata(r Record) Key {
 	return Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
-		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt}
+		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets}
+}
+
+// Errors of the key life cycle.
+var (
+	// ErrDeleted: the key is soft-deleted. It wraps ErrNotFound, since a
+	// deleted key is not delivered.
+	ErrDeleted = fmt.Errorf("%w: the key is deleted", ErrNotFound)
+	// ErrNotDeleted: restore or purge of a key that is not deleted.
+	ErrNotDeleted = errors.New("keystore: key is not deleted")
+	// ErrInvalidAsset: an asset ID that is empty, too long or not printable.
+	ErrInvalidAsset = errors.New("keystore: invalid asset id")
+)
+
+// MaxAssetID is the longest asset ID, in bytes.
+const MaxAssetID = 256
+
+// ValidateAsset checks an asset ID: 1 to MaxAssetID bytes of printable
+// characters other than space.
+func ValidateAsset(a string) error {
+	if a == "" || len(a) > MaxAssetID {
+		return fmt.Errorf("%w: must be 1 to %d bytes", ErrInvalidAsset, MaxAssetID)
+	}
+	for _, c := range a {
+		if c <= ' ' || c == 0x7f || c == utf8.RuneError {
+			return fmt.Errorf("%w: only printable characters, no spaces", ErrInvalidAsset)
+		}
+	}
+	return nil
+}
+
+// List returns the metadata (no material) of up to limit keys at or after
+// from, in ID order, deleted ones included.
+func (k *Keys) List(ctx context.Context, from KeyID, limit int) ([]Key, error) {
+	var rs []Record
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		rs, err = k.store.List(ctx, from, limit)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Key, len(rs))
+	for i, r := range rs {
+		out[i] = metadata(r)
+	}
+	return out, nil
+}
+
+// ListAsset returns up to limit IDs of the keys of asset, at or after from.
+func (k *Keys) ListAsset(ctx context.Context, asset string, from KeyID, limit int) ([]KeyID, error) {
+	if err := ValidateAsset(asset); err != nil {
+		return nil, err
+	}
+	var ids []KeyID
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		ids, err = k.store.ListAsset(ctx, asset, from, limit)
+		return err
+	})
+	return ids, err
+}
+
+// Delete soft-deletes id: it stops being delivered at once and is kept
+// until purged. Deleting a deleted key changes nothing.
+func (k *Keys) Delete(ctx context.Context, id KeyID) (Key, error) {
+	return k.update(ctx, id, func(r *Record) error {
+		if r.DeletedAt.IsZero() {
+			now := k.now().UTC()
+			r.DeletedAt, r.Updated = now, now
+		}
+		return nil
+	})
+}
+
+// Restore brings a soft-deleted key back; ErrNotDeleted if it is not deleted.
+func (k *Keys) Restore(ctx context.Context, id KeyID) (Key, error) {
+	return k.update(ctx, id, func(r *Record) error {
+		if r.DeletedAt.IsZero() {
+			return fmt.Errorf("%w: %s", ErrNotDeleted, id)
+		}
+		r.DeletedAt, r.Updated = time.Time{}, k.now().UTC()
+		return nil
+	})
+}
+
+// Purge destroys a soft-deleted key for good; ErrNotDeleted if it is not
+// deleted (a live key is never destroyed in one step).
+func (k *Keys) Purge(ctx context.Context, id KeyID) error {
+	return k.call(ctx, func(ctx context.Context) error {
+		return k.store.Delete(ctx, id, func(r *Record) error {
+			if r.DeletedAt.IsZero() {
+				return fmt.Errorf("%w: %s: delete it first", ErrNotDeleted, id)
+			}
+			return nil
+		})
+	})
+}
+
+func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Key, error) {
+	var r Record
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		r, err = k.store.Update(ctx, id, fn)
+		return err
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	return metadata(r), nil
+}
+
+// ImportStatus is the outcome for one key of an import.
+type ImportStatus int
+
+// Import outcomes.
+const (
+	Created   ImportStatus = iota // stored now
+	Unchanged                     // the same key was already stored
+	Conflict                      // a different key is stored under this ID; it was left untouched
+)
+
+// String returns "created", "unchanged" or "conflict".
+func (s ImportStatus) String() string {
+	switch s {
+	case Created:
+		return "created"
+	case Unchanged:
+		return "unchanged"
+	}
+	return "conflict"
+}
+
+// ImportResult is one key's outcome: the key as stored (metadata only for
+// Unchanged and Conflict) and its status.
+type ImportResult struct {
+	Key    Key
+	Status ImportStatus
+}
+
+// Import stores keys whose values are given, in one batch. Each key is
+// created, or found Unchanged (the same value was stored before), or a
+// Conflict (a different value is stored: it is never overwritten). The
+// caller validates the batch first. A store failure part-way returns an
+// error; sending the same batch again completes it.
+func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
+	now := k.now().UTC()
+	rs := make([]Record, len(keys))
+	for i, key := range keys {
+		if key.IV != nil && len(key.IV) != 16 {
+			return nil, fmt.Errorf("keystore: key %s: iv must be 16 bytes, got %d", key.ID, len(key.IV))
+		}
+		for _, a := range key.Assets {
+			if err := ValidateAsset(a); err != nil {
+				return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+			}
+		}
+		sealed, err := k.ring.seal(key.ID[:], key.Value[:])
+		if err != nil {
+			return nil, err
+		}
+		rs[i] = Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+	}
+	var errs []error
+	err := k.call(ctx, func(ctx context.Context) (err error) {
+		errs, err = k.store.CreateBatch(ctx, rs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ImportResult, len(keys))
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			out[i] = ImportResult{Key: metadata(rs[i]), Status: Created}
+		case errors.Is(err, ErrExists):
+			r, err := k.record(ctx, keys[i].ID)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ImportResult{Key: metadata(r), Status: Conflict}
+			if stored, err := k.open(keys[i].ID, r); err == nil && subtle.ConstantTimeCompare(stored.Value[:], keys[i].Value[:]) == 1 {
+				out[i].Status = Unchanged
+			}
+		default:
+			return nil, fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
+		}
+	}
+	return out, nil
 }

@@ -1,10 +1,12 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -36,18 +38,43 @@ type Record struct {
 	Created   time.Time
 	Updated   time.Time
 	DeletedAt time.Time
+	Assets    []string // asset IDs the key belongs to; set at creation
 }
 
 // Store is the contract every storage backend implements. Implementations
 // must be safe for concurrent use, honour the context's deadline, translate
 // their own errors into ErrNotFound, ErrExists and ErrUnavailable, and keep
 // Create atomic: of two concurrent Creates for one ID exactly one succeeds.
+// A stored record's key material (Sealed), ID and Assets never change: no
+// method overwrites them.
 type Store interface {
 	// Get returns the record stored for id, or ErrNotFound.
 	Get(ctx context.Context, id KeyID) (Record, error)
 	// Create stores r if no record exists for r.ID, else returns ErrExists
 	// and leaves the stored record untouched.
 	Create(ctx context.Context, r Record) error
+	// CreateBatch is Create for many records in as few round trips as the
+	// backend allows. It returns one result per record (nil, ErrExists, or
+	// another error) when the batch was attempted, or a single error when
+	// it could not be. A batch cut off part-way leaves some records written
+	// and others not; sending the same batch again completes it (the
+	// written ones answer ErrExists).
+	CreateBatch(ctx context.Context, rs []Record) ([]error, error)
+	// Update changes the stored record of id in one atomic
+	// read-modify-write: fn gets the current record and edits it. Only
+	// Name, Updated and DeletedAt may change; any other change is refused.
+	// It returns the record as stored, or ErrNotFound.
+	Update(ctx context.Context, id KeyID, fn func(*Record) error) (Record, error)
+	// Delete removes the record of id for good, or returns ErrNotFound.
+	// check, when not nil, sees the stored record first, in the same
+	// atomic step; its error cancels the delete.
+	Delete(ctx context.Context, id KeyID, check func(*Record) error) error
+	// List returns up to limit records whose IDs are at or after from, in
+	// ascending byte order of ID. Deleted records are included.
+	List(ctx context.Context, from KeyID, limit int) ([]Record, error)
+	// ListAsset returns up to limit IDs of the keys that belong to asset,
+	// at or after from, ascending.
+	ListAsset(ctx context.Context, asset string, from KeyID, limit int) ([]KeyID, error)
 	// GetMeta returns a small named value of the store's own (such as the
 	// KEK check values), or ErrNotFound.
 	GetMeta(ctx context.Context, name string) ([]byte, error)
@@ -57,6 +84,34 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// ErrImmutable is returned by Update when fn changed a field that never
+// changes (the ID, the sealed key, the IV, the type, the creation method,
+// the creation time or the assets).
+var ErrImmutable = errors.New("keystore: only the name, the update time and the deletion time of a stored key can change")
+
+// CheckUpdate compares a record before and after an Update's fn. Backends
+// call it so that every backend refuses the same changes.
+func CheckUpdate(before, after *Record) error {
+	if before.ID != after.ID || !bytes.Equal(before.Sealed, after.Sealed) || !bytes.Equal(before.IV, after.IV) ||
+		before.Type != after.Type || before.Method != after.Method || !before.Created.Equal(after.Created) ||
+		!slices.Equal(before.Assets, after.Assets) {
+		return ErrImmutable
+	}
+	return nil
+}
+
+// Next returns the ID right after id in byte order, for paging with List,
+// and false when id is the last possible ID.
+func (id KeyID) Next() (KeyID, bool) {
+	for i := len(id) - 1; i >= 0; i-- {
+		id[i]++
+		if id[i] != 0 {
+			return id, true
+		}
+	}
+	return id, false
 }
 
 // recordJSON is the stored encoding of a Record, shared by every backend so
@@ -72,6 +127,7 @@ type recordJSON struct {
 	Created   time.Time      `json:"created"`
 	Updated   time.Time      `json:"updated"`
 	DeletedAt *time.Time     `json:"deletedAt,omitempty"`
+	Assets    []string       `json:"assets,omitempty"`
 }
 
 const recordVersion = 1
@@ -80,7 +136,7 @@ const recordVersion = 1
 // backend persists the same bytes.
 func EncodeRecord(r Record) ([]byte, error) {
 	j := recordJSON{V: recordVersion, ID: r.ID, Sealed: r.Sealed, IV: r.IV, Name: r.Name,
-		Type: r.Type, Method: r.Method, Created: r.Created.UTC(), Updated: r.Updated.UTC()}
+		Type: r.Type, Method: r.Method, Created: r.Created.UTC(), Updated: r.Updated.UTC(), Assets: r.Assets}
 	if !r.DeletedAt.IsZero() {
 		d := r.DeletedAt.UTC()
 		j.DeletedAt = &d
@@ -98,7 +154,7 @@ func DecodeRecord(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("keystore: decode record: unknown version %d", j.V)
 	}
 	r := Record{ID: j.ID, Sealed: j.Sealed, IV: j.IV, Name: j.Name, Type: j.Type,
-		Method: j.Method, Created: j.Created, Updated: j.Updated}
+		Method: j.Method, Created: j.Created, Updated: j.Updated, Assets: j.Assets}
 	if j.DeletedAt != nil {
 		r.DeletedAt = *j.DeletedAt
 	}

@@ -13,18 +13,24 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
+# System packages the tests drive for real: redis-server (the Redis store)
+# and ffmpeg (HLS packaging with kdctl's key info files).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing redis-server (Debian package)"
+    say "installing ${missing[*]} (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "test.sh: redis-server is required by the Redis tests and is not installed." >&2
-    echo "         Install it with: sudo apt-get install redis-server   (or your system's package)" >&2
+    echo "test.sh: the tests need ${missing[*]}, which is not installed." >&2
+    echo "         Install it with: sudo apt-get install ${missing[*]}   (or your system's packages)" >&2
     exit 1
   fi
 fi
 say "redis-server: $(redis-server --version | head -n1)"
+say "ffmpeg: $(ffmpeg -version | head -n1)"
 
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

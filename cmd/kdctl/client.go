@@ -14,8 +14,16 @@ import (
 	"time"
 )
 
-// maxResponse bounds what kdctl reads of an answer.
-const maxResponse = 16 << 20
+// maxResponse bounds what kdctl reads of an answer; a longer answer is an
+// error rather than silently cut.
+const maxResponse = 64 << 20
+
+// Media types kdctl sends and expects.
+const (
+	mediaJSON    = "application/json"
+	mediaProblem = "application/problem+json"
+	mediaCPIX    = "application/cpix+xml"
+)
 
 // client calls the admin API with one credential.
 type client struct {
@@ -46,6 +54,38 @@ type problem struct {
 	Reason    string `json:"reason"`
 	KID       string `json:"kid"`
 	RequestID string `json:"request_id"`
+	// Problems names each bad entry of a refused import.
+	Problems []entryProblem `json:"problems"`
+	// Conflicts names the KIDs an import found stored with another key;
+	// Results is the outcome of every entry of that import.
+	Conflicts []string        `json:"conflicts"`
+	Results   json.RawMessage `json:"results"`
+}
+
+// entryProblem is one bad entry of a refused import: Index is its 0-based
+// position in the batch, or -1 for the document as a whole.
+type entryProblem struct {
+	Index  int    `json:"index"`
+	KID    string `json:"kid"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+func (p entryProblem) String() string {
+	var b strings.Builder
+	if p.Index < 0 {
+		b.WriteString("document")
+	} else {
+		fmt.Fprintf(&b, "entry %d", p.Index)
+	}
+	if p.KID != "" {
+		fmt.Fprintf(&b, " (kid %s)", p.KID)
+	}
+	b.WriteString(": " + p.Reason)
+	if p.Detail != "" {
+		b.WriteString(": " + p.Detail)
+	}
+	return b.String()
 }
 
 // serverError is a non-2xx answer.
@@ -82,44 +122,98 @@ func (e *serverError) Error() string {
 	return b.String()
 }
 
-// do sends a request to the API path made of the given segments (each
-// escaped) under the base URL, and returns the body of a 2xx answer. in,
-// when not nil, is sent as JSON.
+// details are the lines that follow the error's own: each bad entry of a
+// refused import, and each KID an import found in conflict.
+func (e *serverError) details() []string {
+	var lines []string
+	for _, p := range e.p.Problems {
+		lines = append(lines, p.String())
+	}
+	for _, kid := range e.p.Conflicts {
+		lines = append(lines, "conflict: "+kid+" is stored with a different key; the stored key was left untouched")
+	}
+	return lines
+}
+
+// request is one call to the admin API.
+type request struct {
+	method string
+	// path holds the segments of the path under --server; each is
+	// escaped on its own, so a '/' or '?' in one stays inside it.
+	path  []string
+	query url.Values
+	// body, when not nil, is sent with Content-Type ctype.
+	body  []byte
+	ctype string
+	// accept is the media type wanted for a 2xx answer (default JSON).
+	accept string
+}
+
+// answer is a 2xx response.
+type answer struct {
+	status int
+	ctype  string // the media type, without parameters
+	body   []byte
+}
+
+// do sends in (when not nil) as JSON to the API path made of segments and
+// returns the body of a 2xx answer.
 func (c *client) do(ctx context.Context, method string, in any, segments ...string) ([]byte, error) {
-	u := c.base.JoinPath(segments...)
-	var body io.Reader
+	r := request{method: method, path: segments}
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, err
 		}
-		body = bytes.NewReader(b)
+		r.body, r.ctype = b, mediaJSON
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	a, err := c.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return a.body, nil
+}
+
+// send makes one request and returns a 2xx answer. Any other answer is an
+// *exitError wrapping a *serverError: exit 1 for 4xx, 3 for anything else.
+func (c *client) send(ctx context.Context, r request) (*answer, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, c.url(r.path, r.query).String(), body)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
+	accept := r.accept
+	if accept == "" {
+		accept = mediaJSON
+	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json, application/problem+json")
+	req.Header.Set("Accept", accept+", "+mediaProblem)
 	req.Header.Set("User-Agent", "kdctl")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", r.ctype)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("server unreachable at %s: %w", redact(c.base), unwrapURLError(err))}
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("reading the answer from %s: %w", redact(c.base), err)}
 	}
+	if len(b) > maxResponse {
+		clear(b)
+		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the answer from %s is larger than %d bytes", redact(c.base), maxResponse)}
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return b, nil
+		return &answer{status: resp.StatusCode, ctype: mt, body: b}, nil
 	}
 	se := &serverError{status: resp.StatusCode}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mt != "application/problem+json" || json.Unmarshal(b, &se.p) != nil {
+	if mt != mediaProblem || json.Unmarshal(b, &se.p) != nil {
 		se.p = problem{}
 		se.raw = excerpt(b, 120)
 	}
@@ -128,6 +222,22 @@ func (c *client) do(ctx context.Context, method string, in any, segments ...stri
 		code = exitRefused
 	}
 	return nil, &exitError{code: code, err: se}
+}
+
+// url is the API URL of the path segments under the base URL.
+func (c *client) url(segments []string, q url.Values) *url.URL {
+	u := *c.base
+	raw := strings.TrimRight(u.EscapedPath(), "/")
+	for _, s := range segments {
+		raw += "/" + url.PathEscape(s)
+	}
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		p = raw
+	}
+	u.Path, u.RawPath = p, raw
+	u.RawQuery, u.Fragment = q.Encode(), ""
+	return &u
 }
 
 func unwrapURLError(err error) error {
@@ -151,6 +261,12 @@ func excerpt(b []byte, n int) string {
 		s = s[:n] + "..."
 	}
 	return s
+}
+
+// notAPI is the error for a 2xx answer that is not what the admin API
+// sends: --server probably names something else.
+func notAPI(what string, b []byte) error {
+	return &exitError{code: exitUnavailable, err: fmt.Errorf("the server's answer is not %s: %q (is --server right?)", what, excerpt(b, 120))}
 }
 
 // printJSON writes b indented, or as it came if it is not JSON.

@@ -9,6 +9,14 @@
 //
 //	kdctl keys create [--id KID] [--name N] [--type T] [--key-file F] [--iv B64] [--quiet]
 //	kdctl keys get KID
+//	kdctl keys import FILE|- [--format json|cpix] [--type T]
+//	kdctl keys list [--limit N] [--cursor C] [--all] [--asset ID]
+//	kdctl keys export KID... [--out FILE]
+//	kdctl keys delete KID
+//	kdctl keys restore KID
+//	kdctl keys purge KID
+//	kdctl keys delivery-url KID [--type envelope|clearkey|playready|widevine|fairplay]
+//	kdctl hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
 //	kdctl adminkey generate --name N --role reader|writer|exporter|admin
@@ -20,16 +28,68 @@
 // is never taken from a flag value, so it never shows up in a process list
 // or a shell history. Global flags may also follow the subcommand.
 //
+// # Keys
+//
+// keys import sends a file (or standard input, "-") to POST
+// /api/keys/import: the JSON array [{"Id","Data","Iv"}] as application/json,
+// or a CPIX document as application/cpix+xml. The format is --format, else
+// the extension (.json; .xml or .cpix), else the first byte that is not
+// white space ('[' JSON, '<' CPIX). It prints the server's answer, one
+// outcome per key (Status created or unchanged). A refused batch (400) lists
+// every bad entry on stderr (index, KID, reason, detail) and nothing is
+// imported; a conflict (409) lists each KID already stored with another key
+// on stderr, prints the outcome of every entry on stdout (the other keys
+// were imported) and exits 1.
+//
+// keys list prints each key's metadata as one compact JSON object per line,
+// never key material. Without --all it prints one page and, when there may
+// be more, names the cursor to continue from on stderr.
+//
+// keys export writes a CPIX document with the keys in the clear to stdout or
+// to a new file (--out, mode 0600; an existing file is never overwritten),
+// and warns on stderr that it holds key material. It needs the exporter
+// role.
+//
+// keys delete is a soft delete (the key is no longer delivered but is kept
+// for the server's retention period); keys restore brings it back; keys
+// purge destroys a deleted key for good (role admin).
+//
+// # HLS
+//
+// hls keyinfo KID makes the two files that ffmpeg's HLS muxer reads for
+// AES-128 encryption (ffmpeg -hls_key_info_file KID.keyinfo): the key file,
+// the 16 key bytes in binary (default KID.key, a new file of mode 0600,
+// never overwritten), and the key-info file (default KID.keyinfo, mode
+// 0600) of two or three lines:
+//
+//	https://keys.example.com/keys/KID?token=...   the key URI for the playlist
+//	/abs/path/KID.key                             the key file, as an absolute path
+//	000102030405060708090a0b0c0d0e0f              the IV, 32 hex digits (optional)
+//
+// The key URI is the key's envelope delivery URL from the server, with
+// ?token= and the delivery token (--token-file, or --token) appended when
+// one is given, for players such as Safari's that cannot send an
+// Authorization header. The IV line is --iv, else the IV stored with the
+// key; with neither it is left out and ffmpeg uses each segment's sequence
+// number. An existing key-info file is refused unless --force, which
+// replaces it in one step (a rename), so an ffmpeg running with -hls_flags
+// periodic_rekey never reads it half written. It needs the exporter role
+// and prints the key-info file's path. Delete the key file once packaging is
+// done.
+//
+// # Exit codes
+//
 // Exit codes, which scripts can rely on:
 //
 //	0  success
 //	1  refused: the server answered 4xx (its problem code, reason and detail
 //	   are printed on stderr), or a local input was unusable (an unreadable
-//	   key file, a signing key that does not load)
+//	   key or import file, a signing key that does not load, a file kdctl
+//	   will not overwrite)
 //	2  usage error: unknown command, bad flag or argument, no credential
 //	3  the server is unreachable, answered 5xx, or answered something that
 //	   is not the admin API; retrying later may help
 //
-// Results go to stdout (JSON as the server sent it, indented; or one value
-// per line), everything else to stderr.
+// Results go to stdout (JSON as the server sent it, indented; JSON lines
+// for keys list; or one value per line), everything else to stderr.
 package main

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -113,16 +114,9 @@ func readKeyFile(path string) ([16]byte, error) {
 // keysGet: kdctl keys get KID
 func (e *env) keysGet(args []string) error {
 	fs := e.subFlags("keys get", "KID")
-	pos, err := parseInterleaved(fs, args)
+	kid, err := oneKID(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError("keys get: want exactly one KID")
-	}
-	kid, err := keystore.ParseKeyID(pos[0])
-	if err != nil {
-		return usageError("keys get: %v", err)
 	}
 	c, err := e.client()
 	if err != nil {
@@ -133,6 +127,24 @@ func (e *env) keysGet(args []string) error {
 		return err
 	}
 	return printJSON(e.stdout, b)
+}
+
+// oneKID parses fs's flags and its single positional argument, a KID in any
+// form the server accepts.
+func oneKID(fs *flag.FlagSet, args []string) (keystore.KeyID, error) {
+	name := strings.TrimPrefix(fs.Name(), "kdctl ")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return keystore.KeyID{}, err
+	}
+	if len(pos) != 1 {
+		return keystore.KeyID{}, usageError("%s: want exactly one KID", name)
+	}
+	kid, err := keystore.ParseKeyID(pos[0])
+	if err != nil {
+		return keystore.KeyID{}, usageError("%s: %v", name, err)
+	}
+	return kid, nil
 }
 
 // parseInterleaved parses flags that may come before, between or after the

@@ -55,6 +55,28 @@ Commands:
         or base64); prints the key's metadata, or only its KID with --quiet
   keys get KID
         print a key's metadata (never its material)
+  keys import FILE|- [--format json|cpix] [--type T]
+        import a JSON array [{"Id","Data","Iv"}] or a CPIX document (format
+        from --format, else the extension .json/.xml/.cpix, else the first
+        byte); prints each key's outcome (created or unchanged). A refused
+        batch prints each bad entry; a conflict prints each conflicting KID
+  keys list [--limit N] [--cursor C] [--all] [--asset ID]
+        print key metadata, one JSON object per line; --all follows every
+        page; --asset lists the keys of one asset
+  keys export KID... [--out FILE]
+        print (or write to a new 0600 FILE) a CPIX document holding the keys
+        in the clear (role exporter)
+  keys delete KID | keys restore KID | keys purge KID
+        soft-delete a key (no longer delivered, kept for the retention
+        period), bring it back, or destroy a deleted key (role admin)
+  keys delivery-url KID [--type envelope|clearkey|playready|widevine|fairplay]
+        print the URL a player uses for the key
+  hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX]
+              [--token-file F | --token TOKEN] [--force]
+        export the key (role exporter) into a new 0600 key file (default
+        KID.key) and write the key-info file ffmpeg's -hls_key_info_file
+        reads (default KID.keyinfo): key URI, key file path, optional IV;
+        prints the key-info file's path
   token mint --signing-key FILE [--cert FILE] --issuer I --audience A
              [--kid KID]... [--ttl 1h] [--subject S]
         print an ES256 delivery token granting the given KIDs
@@ -75,7 +97,8 @@ The admin secret is never accepted as a flag value.
 Exit codes:
   0  success
   1  refused: the server answered 4xx (its code, reason and detail go to
-     stderr), or a local input was unusable
+     stderr), or a local input was unusable (a file that cannot be read, or
+     that kdctl will not overwrite)
   2  usage error (unknown command, bad flag or argument, no credential)
   3  server unreachable, 5xx, or not the admin API; retrying later may help
 `
@@ -98,13 +121,14 @@ func (g *globals) register(fs *flag.FlagSet) {
 type env struct {
 	ctx    context.Context
 	g      *globals
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
 
 // run is kdctl without the process: it returns the exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, getenv, stdout, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, getenv, stdin, stdout, stderr)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -117,13 +141,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	fmt.Fprintf(stderr, "kdctl: %v\n", err)
+	var se *serverError
+	if errors.As(err, &se) {
+		for _, line := range se.details() {
+			fmt.Fprintf(stderr, "kdctl:   %s\n", line)
+		}
+	}
 	if code == exitUsage {
 		fmt.Fprintln(stderr, "run 'kdctl help' for usage")
 	}
 	return code
 }
 
-func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	g := &globals{server: defaultServer, timeout: 30 * time.Second, getenv: getenv}
 	if s := getenv("KD_SERVER"); s != "" {
 		g.server = s
@@ -136,7 +166,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	e := &env{ctx: ctx, g: g, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, g: g, stdin: stdin, stdout: stdout, stderr: stderr}
 	rest := fs.Args()
 	if len(rest) == 0 {
 		io.WriteString(stderr, usageText)
@@ -154,13 +184,29 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return e.keysCreate(rest[2:])
 	case cmd == "keys" && sub == "get":
 		return e.keysGet(rest[2:])
+	case cmd == "keys" && sub == "import":
+		return e.keysImport(rest[2:])
+	case cmd == "keys" && sub == "list":
+		return e.keysList(rest[2:])
+	case cmd == "keys" && sub == "export":
+		return e.keysExport(rest[2:])
+	case cmd == "keys" && sub == "delete":
+		return e.keysDelete(rest[2:])
+	case cmd == "keys" && sub == "restore":
+		return e.keysRestore(rest[2:])
+	case cmd == "keys" && sub == "purge":
+		return e.keysPurge(rest[2:])
+	case cmd == "keys" && sub == "delivery-url":
+		return e.keysDeliveryURL(rest[2:])
+	case cmd == "hls" && sub == "keyinfo":
+		return e.hlsKeyinfo(rest[2:])
 	case cmd == "token" && sub == "mint":
 		return e.tokenMint(rest[2:])
 	case cmd == "kek" && sub == "generate":
 		return e.kekGenerate(rest[2:])
 	case cmd == "adminkey" && sub == "generate":
 		return e.adminkeyGenerate(rest[2:])
-	case cmd == "keys" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
+	case cmd == "keys" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
 		if sub == "" {
 			return usageError("%s: missing subcommand", cmd)
 		}

@@ -61,6 +61,7 @@ func newTestServer(t *testing.T, credsFile string) *testServer {
 		Keys:        keys,
 		Credentials: creds,
 		Audit:       admin.NewAudit(audit, nil),
+		PublicURL:   "https://keys.example.com",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -77,9 +78,15 @@ type result struct {
 
 func kdctl(t *testing.T, environ map[string]string, args ...string) result {
 	t.Helper()
+	return kdctlStdin(t, environ, "", args...)
+}
+
+// kdctlStdin runs kdctl with stdin as its standard input.
+func kdctlStdin(t *testing.T, environ map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	getenv := func(k string) string { return environ[k] }
-	code := run(context.Background(), append([]string{"kdctl"}, args...), getenv, &out, &errb)
+	code := run(context.Background(), append([]string{"kdctl"}, args...), getenv, strings.NewReader(stdin), &out, &errb)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
@@ -407,20 +414,27 @@ func TestAdminkeyGenerate(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	r := kdctl(t, nil, "help")
-	if r.code != 0 || !strings.Contains(r.stdout, "Exit codes") || !strings.Contains(r.stdout, "keys create") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Exit codes") || !strings.Contains(r.stdout, "keys create") || !strings.Contains(r.stdout, "hls keyinfo") || !strings.Contains(r.stdout, "keys import") {
 		t.Errorf("help: %d %q", r.code, r.stdout)
 	}
 	for name, args := range map[string][]string{
-		"nothing":            {},
-		"unknown command":    {"frobnicate"},
-		"unknown subcommand": {"keys", "frobnicate"},
-		"missing subcommand": {"keys"},
-		"get without kid":    {"keys", "get"},
-		"get with bad kid":   {"keys", "get", "nope"},
-		"get with two kids":  {"keys", "get", "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f", "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"},
-		"unknown flag":       {"keys", "create", "--frob"},
-		"bad type":           {"keys", "create", "--type", "9"},
-		"bad server":         {"--server", "ftp://x", "keys", "create"},
+		"nothing":             {},
+		"unknown command":     {"frobnicate"},
+		"unknown subcommand":  {"keys", "frobnicate"},
+		"missing subcommand":  {"keys"},
+		"get without kid":     {"keys", "get"},
+		"get with bad kid":    {"keys", "get", "nope"},
+		"get with two kids":   {"keys", "get", "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f", "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"},
+		"unknown flag":        {"keys", "create", "--frob"},
+		"bad type":            {"keys", "create", "--type", "9"},
+		"bad server":          {"--server", "ftp://x", "keys", "create"},
+		"import without file": {"keys", "import"},
+		"import two files":    {"keys", "import", "a.json", "b.json"},
+		"import bad format":   {"keys", "import", "a.json", "--format", "csv"},
+		"import bad type":     {"keys", "import", "a.json", "--type", "9"},
+		"missing hls sub":     {"hls"},
+		"unknown hls sub":     {"hls", "playlist"},
+		"delivery-url 2 kids": {"keys", "delivery-url", "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f", "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"},
 	} {
 		r := kdctl(t, map[string]string{"KD_ADMIN_TOKEN": "kda_x"}, args...)
 		if r.code != 2 || r.stderr == "" {

@@ -37,6 +37,8 @@ type config struct {
 	AllowUnboundTokens bool
 
 	CORSOrigins          []string
+	PublicURL            string
+	MaxImportBytes       int64
 	AdminCredentialsFile string
 	AuditLog             string
 
@@ -102,6 +104,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.TokenMaxLifetime, "token-max-lifetime", 0, "refuse tokens whose exp - iat is longer than this (0: no limit)")
 	fs.BoolVar(&c.AllowUnboundTokens, "allow-unbound-tokens", false, "let a token that names no key (no kids or contentkeyidentifier claim) fetch any key")
 	fs.Var(listFlag{&c.CORSOrigins}, "cors-origins", "origins browser players may call from: exact origins, patterns such as https://*.example.com, or * (comma-separated)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "the delivery plane's base URL as players see it (e.g. https://keys.example.com), for the admin API's delivery URLs; --dev defaults it to the local listener")
+	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 16<<20, "largest key import (JSON or CPIX) the admin API accepts, in bytes")
 	fs.StringVar(&c.AdminCredentialsFile, "admin-credentials-file", "", "admin credentials: lines \"NAME ROLE SHA256HEX\" (generate with: kdctl adminkey generate); re-read on SIGHUP")
 	fs.StringVar(&c.AuditLog, "audit-log", "stdout", "where admin audit records go: a file path, or stdout")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before the listeners stop (give load balancers time to notice; e.g. 5s in Kubernetes)")
@@ -194,6 +198,14 @@ func (c *config) validate() error {
 	}
 	if c.TokenMaxLifetime < 0 {
 		errs = append(errs, errors.New("--token-max-lifetime must not be negative"))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("--public-url %q: want an http or https URL such as https://keys.example.com", c.PublicURL))
+		}
+	}
+	if c.MaxImportBytes <= 0 {
+		errs = append(errs, errors.New("--max-import-bytes must be positive"))
 	}
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, errors.New("--store-timeout must be positive"))

@@ -149,6 +149,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	dl, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("delivery listener: %w", err)
+	}
+	al, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		dl.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	if cfg.PublicURL == "" && cfg.Dev {
+		cfg.PublicURL = "http://" + displayAddr(dl.Addr())
+	}
 	adminHandler, err := admin.New(admin.Options{
 		Log: log, Registerer: reg, Metrics: metrics.Handler(reg),
 		Checks: []admin.Check{
@@ -167,20 +179,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}},
 		},
 		Keys: keys, Credentials: creds, Audit: audit, Certificates: trust.Certificates,
-		TokenLeeway: cfg.TokenLeeway,
+		TokenLeeway: cfg.TokenLeeway, PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes,
 	})
 	if err != nil {
-		return err
-	}
-
-	dl, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("delivery listener: %w", err)
-	}
-	al, err := net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
 		dl.Close()
-		return fmt.Errorf("admin listener: %w", err)
+		al.Close()
+		return err
 	}
 	deliverySrv := newHTTPServer(deliveryHandler, log)
 	adminSrv := newHTTPServer(adminHandler, log)

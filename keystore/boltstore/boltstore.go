@@ -6,11 +6,13 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,8 +21,9 @@ import (
 )
 
 var (
-	keysBucket = []byte("keys")
-	metaBucket = []byte("meta")
+	keysBucket   = []byte("keys")
+	metaBucket   = []byte("meta")
+	assetsBucket = []byte("assets") // asset ID, 0, KID -> empty: the keys of each asset
 )
 
 // Store is a keystore.Store on a bbolt file.
@@ -45,7 +48,7 @@ func Open(path string, lockTimeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{keysBucket, metaBucket} {
+		for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -77,14 +80,180 @@ func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, er
 
 // Create implements keystore.Store.
 func (s *Store) Create(ctx context.Context, r keystore.Record) error {
-	b, err := keystore.EncodeRecord(r)
+	errs, err := s.CreateBatch(ctx, []keystore.Record{r})
+	if err == nil {
+		err = errs[0]
+	}
 	if err != nil {
 		return fmt.Errorf("boltstore: create %s: %w", r.ID, err)
 	}
-	if err := s.create(ctx, keysBucket, r.ID[:], b); err != nil {
-		return fmt.Errorf("boltstore: create %s: %w", r.ID, err)
+	return nil
+}
+
+// CreateBatch implements keystore.Store: the whole batch is one
+// transaction, committed with one fsync.
+func (s *Store) CreateBatch(ctx context.Context, rs []keystore.Record) ([]error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	encoded := make([][]byte, len(rs))
+	for i, r := range rs {
+		b, err := keystore.EncodeRecord(r)
+		if err != nil {
+			return nil, fmt.Errorf("boltstore: create %s: %w", r.ID, err)
+		}
+		for _, a := range r.Assets {
+			if a == "" || strings.IndexByte(a, 0) >= 0 {
+				return nil, fmt.Errorf("boltstore: create %s: invalid asset id %q", r.ID, a)
+			}
+		}
+		encoded[i] = b
+	}
+	errs := make([]error, len(rs))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		keys, assets := tx.Bucket(keysBucket), tx.Bucket(assetsBucket)
+		for i, r := range rs {
+			if keys.Get(r.ID[:]) != nil {
+				errs[i] = keystore.ErrExists
+				continue
+			}
+			if err := keys.Put(r.ID[:], encoded[i]); err != nil {
+				return err
+			}
+			for _, a := range r.Assets {
+				if err := assets.Put(assetKey(a, r.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: create batch: %w", err)
+	}
+	return errs, nil
+}
+
+func assetKey(asset string, id keystore.KeyID) []byte {
+	k := make([]byte, 0, len(asset)+1+len(id))
+	k = append(k, asset...)
+	k = append(k, 0)
+	return append(k, id[:]...)
+}
+
+// Update implements keystore.Store.
+func (s *Store) Update(ctx context.Context, id keystore.KeyID, fn func(*keystore.Record) error) (keystore.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return keystore.Record{}, err
+	}
+	var out keystore.Record
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(keysBucket)
+		v := b.Get(id[:])
+		if v == nil {
+			return keystore.ErrNotFound
+		}
+		before, err := keystore.DecodeRecord(v)
+		if err != nil {
+			return err
+		}
+		after, _ := keystore.DecodeRecord(v) // an independent copy for fn to edit
+		if err := fn(&after); err != nil {
+			return err
+		}
+		if err := keystore.CheckUpdate(&before, &after); err != nil {
+			return err
+		}
+		enc, err := keystore.EncodeRecord(after)
+		if err != nil {
+			return err
+		}
+		out = after
+		return b.Put(id[:], enc)
+	})
+	if err != nil {
+		return keystore.Record{}, fmt.Errorf("boltstore: update %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Delete implements keystore.Store.
+func (s *Store) Delete(ctx context.Context, id keystore.KeyID, check func(*keystore.Record) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(keysBucket)
+		v := b.Get(id[:])
+		if v == nil {
+			return keystore.ErrNotFound
+		}
+		r, err := keystore.DecodeRecord(v)
+		if err != nil {
+			return err
+		}
+		if check != nil {
+			if err := check(&r); err != nil {
+				return err
+			}
+		}
+		for _, a := range r.Assets {
+			if err := tx.Bucket(assetsBucket).Delete(assetKey(a, id)); err != nil {
+				return err
+			}
+		}
+		return b.Delete(id[:])
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: delete %s: %w", id, err)
 	}
 	return nil
+}
+
+// List implements keystore.Store.
+func (s *Store) List(ctx context.Context, from keystore.KeyID, limit int) ([]keystore.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []keystore.Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(keysBucket).Cursor()
+		for k, v := c.Seek(from[:]); k != nil && len(out) < limit; k, v = c.Next() {
+			r, err := keystore.DecodeRecord(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: list: %w", err)
+	}
+	return out, nil
+}
+
+// ListAsset implements keystore.Store.
+func (s *Store) ListAsset(ctx context.Context, asset string, from keystore.KeyID, limit int) ([]keystore.KeyID, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	prefix := assetKey(asset, keystore.KeyID{})[:len(asset)+1]
+	var out []keystore.KeyID
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(assetsBucket).Cursor()
+		for k, _ := c.Seek(assetKey(asset, from)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			var id keystore.KeyID
+			if copy(id[:], k[len(prefix):]) == len(id) {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: list asset: %w", err)
+	}
+	return out, nil
 }
 
 // GetMeta implements keystore.Store.
@@ -98,7 +267,7 @@ func (s *Store) GetMeta(ctx context.Context, name string) ([]byte, error) {
 
 // CreateMeta implements keystore.Store.
 func (s *Store) CreateMeta(ctx context.Context, name string, value []byte) error {
-	if err := s.create(ctx, metaBucket, []byte(name), value); err != nil {
+	if err := s.createMeta(ctx, []byte(name), value); err != nil {
 		return fmt.Errorf("boltstore: create meta %s: %w", name, err)
 	}
 	return nil
@@ -120,12 +289,12 @@ func (s *Store) get(ctx context.Context, bucket, k []byte) ([]byte, error) {
 	return out, err
 }
 
-func (s *Store) create(ctx context.Context, bucket, k, v []byte) error {
+func (s *Store) createMeta(ctx context.Context, k, v []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
+		b := tx.Bucket(metaBucket)
 		if b.Get(k) != nil {
 			return keystore.ErrExists
 		}

@@ -16,17 +16,48 @@
 //
 // # Layout
 //
-// One Redis key per record, so every command touches exactly one key and
-// the layout works unchanged on Redis Cluster (no multi-key commands, no
-// transactions, no scripts):
+// Every command touches one key, and the only transactions (WATCH, MULTI,
+// EXEC) are on one key, so the layout works unchanged on Redis Cluster: no
+// multi-key commands, no scripts.
 //
-//	<prefix>key:<kid>    keystore.EncodeRecord bytes; kid in canonical form
-//	                     (lower-case, hyphenated)
-//	<prefix>meta:<name>  a meta value, e.g. <prefix>meta:kek-check/k1
+//	<prefix>key:<kid>      keystore.EncodeRecord bytes; kid in canonical
+//	                       form (lower-case, hyphenated)
+//	<prefix>index          sorted set of every stored KID
+//	<prefix>asset:<asset>  sorted set of the KIDs of one asset
+//	<prefix>meta:<name>    a meta value, e.g. <prefix>meta:kek-check/k1
 //
-// Create is SET key value NX: of two concurrent creates exactly one wins,
-// and a stored record is never overwritten. Nothing is ever deleted or
-// given a TTL.
+// Index members all have score 0 and are the KID as 32 lower-case hex
+// digits, so Redis' lexicographic order is the KIDs' byte order and List
+// and ListAsset page with ZRANGE ... BYLEX. The global index is one key, on
+// one Cluster node, of about 140 bytes of memory per stored key (on top of
+// the record's own key).
+//
+// Create and CreateBatch write the record with SET NX (of two concurrent
+// creates exactly one wins, and a stored record is never overwritten), and
+// then its index entries with ZADD. Update and Delete are optimistic
+// transactions on the record's key: WATCH, GET, MULTI, SET or DEL, EXEC,
+// tried again when another writer got in between. No key is given a TTL.
+//
+// # Index consistency
+//
+// The index entries live in other slots than the record, so they are
+// written by separate commands, after the record. The index may therefore
+// lag the records in two ways, both repaired without operator action:
+//
+//   - A record whose index write failed: its Create or CreateBatch result
+//     is keystore.ErrUnavailable although the record is stored, and List
+//     and ListAsset do not show it. Sending the same record (or batch)
+//     again answers keystore.ErrExists and writes the entries of the
+//     stored record: the retry that an ErrUnavailable calls for heals the
+//     index.
+//   - An entry whose record is gone (Delete removes the entries after the
+//     record, best effort): List and ListAsset skip such members, still
+//     fill the page, and remove them.
+//
+// Records that predate the index (written by a version without List) are
+// not listed until indexed. Sending their stored records through
+// CreateBatch again indexes them; there is no reindexing command yet, and
+// keystore.Keys.Import needs the key values to do it.
 //
 // # Required Redis settings for production
 //
@@ -39,11 +70,14 @@
 //     RDB snapshots alone can lose much more.
 //   - "maxmemory-policy noeviction": any evicting policy silently deletes
 //     keys, which then look missing (404) instead of failing loudly.
+//   - Redis 6.2 or later (ZRANGE ... BYLEX LIMIT).
 //   - Authentication (requirepass or an ACL user) and, across untrusted
-//     networks, TLS (rediss://). An ACL user needs only GET, SET and PING
-//     on the keys under its prefix (e.g. "~kd:* +get +set +ping"); on
-//     Redis Cluster also "+cluster|slots", and "+command" to spare the log
-//     a go-redis warning.
+//     networks, TLS (rediss://). An ACL user needs these commands on the
+//     keys under its prefix: "~kd:* +get +set +del +zadd +zrem +zrange
+//     +watch +unwatch +multi +exec +ping"; on Redis Cluster also
+//     "+cluster|slots", and "+command" to spare the log a go-redis
+//     warning. A user without +zadd can still store records, but every
+//     create then answers keystore.ErrUnavailable (index not written).
 //
 // # Timeouts and errors
 //
@@ -52,7 +86,9 @@
 // and by at most one retry. Errors are translated here, at the boundary:
 // a missing key is keystore.ErrNotFound; an unreachable, slow, loading,
 // failing-over or read-only Redis is keystore.ErrUnavailable (transient:
-// retry later); a failed SET NX is keystore.ErrExists. A canceled context
+// retry later), and so are an index write that failed and an Update or
+// Delete that lost its transaction to other writers txAttempts times in a
+// row; a failed SET NX is keystore.ErrExists. A canceled context
 // stays context.Canceled. Anything else (a wrong password, say) is returned
 // wrapped as it is.
 //

@@ -203,30 +203,11 @@ func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, er
 	if err != nil {
 		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, translate(err))
 	}
-	r, err := keystore.DecodeRecord(b)
+	r, err := decodeAt(id, b)
 	if err != nil {
 		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, err)
 	}
-	if r.ID != id {
-		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w: stored record names key %s", id, keystore.ErrSealed, r.ID)
-	}
 	return r, nil
-}
-
-// Create implements keystore.Store with SET NX.
-//
-// If the reply to a SET that Redis applied is lost and the retry finds the
-// key, Create reports keystore.ErrExists although the stored record is r;
-// keystore.Keys then reports ErrSameKey, which is accurate.
-func (s *Store) Create(ctx context.Context, r keystore.Record) error {
-	b, err := keystore.EncodeRecord(r)
-	if err != nil {
-		return fmt.Errorf("redisstore: create %s: %w", r.ID, err)
-	}
-	if err := s.setNX(ctx, s.keyName(r.ID), b); err != nil {
-		return fmt.Errorf("redisstore: create %s: %w", r.ID, err)
-	}
-	return nil
 }
 
 // GetMeta implements keystore.Store.

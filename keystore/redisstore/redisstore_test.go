@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,6 +41,15 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // mustNew returns a Store for o, closed when the test ends.
 func mustNew(t *testing.T, o Options) *Store {
 	t.Helper()
+	// The test servers fsync every write on a shared 2-core machine: give
+	// them more than the production read and write timeouts, so a slow
+	// fsync is not mistaken for an outage.
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = 2 * time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 2 * time.Second
+	}
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -67,11 +77,23 @@ func rawBytes(t *testing.T, srv *redistest.Server, prefix string) []byte {
 	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
 	n := 0
 	for iter.Next(ctx) {
-		v, err := c.Get(ctx, iter.Val()).Bytes()
-		if err != nil {
-			t.Fatalf("raw get %s: %v", iter.Val(), err)
+		fmt.Fprintf(&out, "%s\n", iter.Val())
+		switch typ := c.Type(ctx, iter.Val()).Val(); typ {
+		case "string":
+			v, err := c.Get(ctx, iter.Val()).Bytes()
+			if err != nil {
+				t.Fatalf("raw get %s: %v", iter.Val(), err)
+			}
+			fmt.Fprintf(&out, "%s\n", v)
+		case "zset": // the indexes
+			ms, err := c.ZRange(ctx, iter.Val(), 0, -1).Result()
+			if err != nil {
+				t.Fatalf("raw zrange %s: %v", iter.Val(), err)
+			}
+			fmt.Fprintf(&out, "%s\n", strings.Join(ms, "\n"))
+		default:
+			t.Fatalf("key %s has type %q", iter.Val(), typ)
 		}
-		fmt.Fprintf(&out, "%s\n%s\n", iter.Val(), v)
 		n++
 	}
 	if err := iter.Err(); err != nil {
@@ -231,8 +253,8 @@ func TestLayout(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL(), Prefix: "tenant1:"})
 	ctx := ctxT(t, 10*time.Second)
-	id := storetest.RandomID(t)
-	r := keystore.Record{ID: id, Sealed: []byte("sealed"), Created: time.Now(), Updated: time.Now()}
+	id := keystore.KeyID{0xAB, 0xCD, 0xEF, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
+	r := keystore.Record{ID: id, Sealed: []byte("sealed"), Created: time.Now(), Updated: time.Now(), Assets: []string{"movie-1", "movie/2"}}
 	if err := s.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -244,9 +266,11 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"tenant1:key:" + id.String(): true, "tenant1:meta:kek-check/k1": true}
-	if len(keys) != len(want) || !want[keys[0]] || !want[keys[1]] {
-		t.Fatalf("keys %q, want %v", keys, want)
+	slices.Sort(keys)
+	want := []string{"tenant1:asset:movie-1", "tenant1:asset:movie/2", "tenant1:index",
+		"tenant1:key:abcdef01-0203-0405-0607-08090a0b0c0d", "tenant1:meta:kek-check/k1"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys %q, want %q", keys, want)
 	}
 	b, err := c.Get(ctx, "tenant1:key:"+id.String()).Bytes()
 	if err != nil {
@@ -258,6 +282,30 @@ func TestLayout(t *testing.T) {
 	}
 	if ttl, err := c.TTL(ctx, "tenant1:key:"+id.String()).Result(); err != nil || ttl != -1 {
 		t.Fatalf("TTL = %v, %v; want none", ttl, err)
+	}
+	// Index members are the KID in 32 lower-case hex digits, score 0.
+	for _, k := range want[:3] {
+		zs, err := c.ZRangeWithScores(ctx, k, 0, -1).Result()
+		if err != nil || len(zs) != 1 || zs[0].Member != "abcdef0102030405060708090a0b0c0d" || zs[0].Score != 0 {
+			t.Fatalf("%s holds %v, %v", k, zs, err)
+		}
+	}
+	// An Update keeps the record free of a TTL, and clears one set by hand.
+	if err := c.Expire(ctx, "tenant1:key:"+id.String(), time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, id, func(r *keystore.Record) error { r.Name = "n"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := c.TTL(ctx, "tenant1:key:"+id.String()).Result(); err != nil || ttl != -1 {
+		t.Fatalf("TTL after Update = %v, %v; want none", ttl, err)
+	}
+	// Delete leaves only the meta entry.
+	if err := s.Delete(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := c.Keys(ctx, "*").Result(); err != nil || !slices.Equal(keys, want[4:]) {
+		t.Fatalf("after Delete, keys %q (%v), want %q", keys, err, want[4:])
 	}
 }
 
@@ -312,7 +360,18 @@ func TestUnavailable(t *testing.T) {
 		"CreateMeta": func(ctx context.Context) error { return s.CreateMeta(ctx, "m", []byte("x")) },
 		"Ping":       s.Ping,
 		"Keys.Get":   func(ctx context.Context) error { _, err := keys.Get(ctx, created.ID); return err },
-		"Keys.Ping":  keys.Ping,
+		"CreateBatch": func(ctx context.Context) error {
+			_, err := s.CreateBatch(ctx, []keystore.Record{{ID: storetest.RandomID(t)}, {ID: storetest.RandomID(t)}})
+			return err
+		},
+		"Update": func(ctx context.Context) error {
+			_, err := s.Update(ctx, created.ID, func(*keystore.Record) error { return nil })
+			return err
+		},
+		"Delete":    func(ctx context.Context) error { return s.Delete(ctx, created.ID, nil) },
+		"List":      func(ctx context.Context) error { _, err := s.List(ctx, keystore.KeyID{}, 10); return err },
+		"ListAsset": func(ctx context.Context) error { _, err := s.ListAsset(ctx, "a", keystore.KeyID{}, 10); return err },
+		"Keys.Ping": keys.Ping,
 	}
 	for name, call := range calls {
 		// Twice: the second call meets go-redis' dial-error state, not a dial.
@@ -670,11 +729,18 @@ func TestGetErrorMessage(t *testing.T) {
 
 func tlsConfig() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS12} }
 
+// aclCommands are the commands the package doc says an ACL user needs.
+const aclCommands = "+get +set +del +zadd +zrem +zrange +watch +unwatch +multi +exec +ping"
+
 // TestACLUser: the permissions the package doc asks for are enough.
 func TestACLUser(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := ctxT(t, 10*time.Second)
-	if err := rawClient(t, srv, 0).Do(ctx, "ACL", "SETUSER", "kd", "on", ">kd-pass", "~kd:*", "+get", "+set", "+ping").Err(); err != nil {
+	acl := []any{"ACL", "SETUSER", "kd", "on", ">kd-pass", "~kd:*"}
+	for _, c := range strings.Fields(aclCommands) {
+		acl = append(acl, c)
+	}
+	if err := rawClient(t, srv, 0).Do(ctx, acl...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	s := mustNew(t, Options{URL: "redis://" + srv.Addr, Username: "kd", Password: "kd-pass"})
@@ -691,6 +757,29 @@ func TestACLUser(t *testing.T) {
 	}
 	if got, err := keys.Get(ctx, k.ID); err != nil || got.Value != k.Value {
 		t.Fatalf("Get = %v", err)
+	}
+	// Every Store method works with these permissions.
+	batch := []keystore.Key{{ID: storetest.RandomID(t), Value: [16]byte{1}, Assets: []string{"film"}}, {ID: k.ID, Value: [16]byte{2}}}
+	if res, err := keys.Import(ctx, batch); err != nil || res[0].Status != keystore.Created || res[1].Status != keystore.Conflict {
+		t.Fatalf("Import = %+v, %v", res, err)
+	}
+	if list, err := keys.List(ctx, keystore.KeyID{}, 10); err != nil || len(list) != 2 {
+		t.Fatalf("List = %d keys, %v", len(list), err)
+	}
+	if ids, err := keys.ListAsset(ctx, "film", keystore.KeyID{}, 10); err != nil || len(ids) != 1 {
+		t.Fatalf("ListAsset = %v, %v", ids, err)
+	}
+	if _, err := keys.Delete(ctx, batch[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Purge(ctx, k.ID); !errors.Is(err, keystore.ErrNotDeleted) { // check refuses: WATCH then UNWATCH
+		t.Fatalf("Purge of a live key = %v", err)
+	}
+	if err := keys.Purge(ctx, batch[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := keys.ListAsset(ctx, "film", keystore.KeyID{}, 10); err != nil || len(ids) != 0 {
+		t.Fatalf("ListAsset after Purge = %v, %v", ids, err)
 	}
 	// Outside its prefix the user is refused: the error is not ErrNotFound.
 	other := mustNew(t, Options{URL: "redis://" + srv.Addr, Username: "kd", Password: "kd-pass", Prefix: "other:"})

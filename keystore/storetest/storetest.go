@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("KEKCheck", func(t *testing.T) { testKEKCheck(t, h) })
 	t.Run("KEKRotation", func(t *testing.T) { testKEKRotation(t, h) })
 	t.Run("SurvivesRestart", func(t *testing.T) { testRestart(t, h) })
+	runLifecycle(t, h)
 }
 
 func newStore(t *testing.T, h Harness) keystore.Store {

@@ -1,0 +1,276 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// openAPIDocument is the part of admin/openapi.json these tests read.
+type openAPIDocument struct {
+	OpenAPI    string                                `json:"openapi"`
+	Security   []map[string][]string                 `json:"security"`
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		SecuritySchemes map[string]struct {
+			Type   string `json:"type"`
+			Scheme string `json:"scheme"`
+		} `json:"securitySchemes"`
+		Parameters map[string]openAPIParameter `json:"parameters"`
+	} `json:"components"`
+}
+
+type openAPIParameter struct {
+	Ref      string `json:"$ref"`
+	Name     string `json:"name"`
+	In       string `json:"in"`
+	Required bool   `json:"required"`
+	Example  any    `json:"example"`
+}
+
+type openAPIOperation struct {
+	OperationID string                `json:"operationId"`
+	Description string                `json:"description"`
+	Security    []map[string][]string `json:"security"`
+	Parameters  []openAPIParameter    `json:"parameters"`
+	Responses   map[string]any        `json:"responses"`
+	// AdminOperations names the operation's audit and metric operations
+	// with the least role each needs, and the query that selects it when
+	// one path and method serve two (DELETE ... ?purge=true).
+	AdminOperations []struct {
+		Name  string `json:"name"`
+		Role  Role   `json:"role"`
+		Query string `json:"query"`
+	} `json:"x-admin-operations"`
+}
+
+// documentedOperation is one method of one path of the document.
+type documentedOperation struct {
+	method, path string
+	op           openAPIOperation
+	params       []openAPIParameter // path-level and operation-level, resolved
+}
+
+var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+func loadOpenAPI(t *testing.T) (openAPIDocument, []documentedOperation) {
+	t.Helper()
+	var doc openAPIDocument
+	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+		t.Fatalf("admin/openapi.json is not JSON: %v", err)
+	}
+	resolve := func(p openAPIParameter) openAPIParameter {
+		if name, ok := strings.CutPrefix(p.Ref, "#/components/parameters/"); ok {
+			r, found := doc.Components.Parameters[name]
+			if !found {
+				t.Errorf("parameter %s is not defined", p.Ref)
+			}
+			return r
+		}
+		return p
+	}
+	var ops []documentedOperation
+	for path, item := range doc.Paths {
+		var shared []openAPIParameter
+		if raw, ok := item["parameters"]; ok {
+			if err := json.Unmarshal(raw, &shared); err != nil {
+				t.Fatalf("%s parameters: %v", path, err)
+			}
+		}
+		for key, raw := range item {
+			if !slices.Contains(httpMethods, key) {
+				continue
+			}
+			d := documentedOperation{method: strings.ToUpper(key), path: path}
+			if err := json.Unmarshal(raw, &d.op); err != nil {
+				t.Fatalf("%s %s: %v", key, path, err)
+			}
+			for _, p := range append(slices.Clone(shared), d.op.Parameters...) {
+				d.params = append(d.params, resolve(p))
+			}
+			ops = append(ops, d)
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].path+ops[i].method < ops[j].path+ops[j].method })
+	return doc, ops
+}
+
+// registeredRoutes are the routes New registers, as "METHOD /path/{param}",
+// leaving out echo's catch-all "route not found" routes of the /api group.
+func registeredRoutes(t *testing.T) map[string]bool {
+	t.Helper()
+	env := newEnv(t, func(o *Options) { o.Metrics = http.NotFoundHandler() })
+	routes := map[string]bool{}
+	for _, r := range env.h.e.Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		segs := strings.Split(r.Path, "/")
+		for i, s := range segs {
+			if name, ok := strings.CutPrefix(s, ":"); ok {
+				segs[i] = "{" + name + "}"
+			}
+		}
+		routes[r.Method+" "+strings.Join(segs, "/")] = true
+	}
+	return routes
+}
+
+// TestOpenAPIDocumentsEveryRoute fails when a route is added without being
+// documented in admin/openapi.json, or documented without being served.
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	doc, ops := loadOpenAPI(t)
+	if !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		t.Errorf("openapi %q, want 3.1.x", doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for _, d := range ops {
+		documented[d.method+" "+d.path] = true
+	}
+	routes := registeredRoutes(t)
+	for _, must := range []string{"GET /healthz", "GET /readyz", "GET /metrics", "POST /api/keys"} {
+		if !routes[must] {
+			t.Fatalf("the route list lacks %s: %v", must, routes)
+		}
+	}
+	for r := range routes {
+		if !documented[r] {
+			t.Errorf("route %s is not documented in admin/openapi.json", r)
+		}
+	}
+	for d := range documented {
+		if !routes[d] {
+			t.Errorf("admin/openapi.json documents %s, which is not a route", d)
+		}
+	}
+}
+
+// TestOpenAPIOperations checks each operation's shape: a unique
+// operationId, a description, responses, declared path parameters, the
+// bearer scheme on /api/ and none elsewhere, and the admin operations and
+// roles of access.go.
+func TestOpenAPIOperations(t *testing.T) {
+	doc, ops := loadOpenAPI(t)
+	if s := doc.Components.SecuritySchemes["adminBearer"]; s.Type != "http" || s.Scheme != "bearer" {
+		t.Errorf("adminBearer scheme %+v", s)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["adminBearer"] == nil {
+		t.Errorf("global security %v, want adminBearer", doc.Security)
+	}
+	leastRole := map[permission]Role{permRead: RoleReader, permWrite: RoleWriter, permExport: RoleExporter, permPurge: RoleAdmin}
+	want := map[string]Role{}
+	for _, op := range operations {
+		want[op.name] = leastRole[op.perm]
+	}
+	documented := map[string]Role{}
+	ids := map[string]bool{}
+	for _, d := range ops {
+		where := d.method + " " + d.path
+		if d.op.OperationID == "" || ids[d.op.OperationID] {
+			t.Errorf("%s: operationId %q missing or repeated", where, d.op.OperationID)
+		}
+		ids[d.op.OperationID] = true
+		if d.op.Description == "" || len(d.op.Responses) == 0 {
+			t.Errorf("%s: no description or no responses", where)
+		}
+		for _, seg := range strings.Split(d.path, "/") {
+			name, ok := strings.CutPrefix(seg, "{")
+			if !ok {
+				continue
+			}
+			name = strings.TrimSuffix(name, "}")
+			if !slices.ContainsFunc(d.params, func(p openAPIParameter) bool {
+				return p.Name == name && p.In == "path" && p.Required && p.Example != nil
+			}) {
+				t.Errorf("%s: path parameter %s is not declared (required, with an example)", where, name)
+			}
+		}
+		api := strings.HasPrefix(d.path, "/api/")
+		switch {
+		case api && d.op.Security != nil:
+			t.Errorf("%s: an /api/ operation must keep the global bearer security", where)
+		case !api && (d.op.Security == nil || len(d.op.Security) != 0):
+			t.Errorf("%s: a probe needs no credential: want \"security\": []", where)
+		case api && len(d.op.AdminOperations) == 0:
+			t.Errorf("%s: no x-admin-operations", where)
+		case !api && len(d.op.AdminOperations) != 0:
+			t.Errorf("%s: x-admin-operations on a route without credentials", where)
+		}
+		for _, ao := range d.op.AdminOperations {
+			if _, ok := want[ao.Name]; !ok {
+				t.Errorf("%s: unknown operation %q", where, ao.Name)
+			}
+			if ao.Role != want[ao.Name] {
+				t.Errorf("%s: %s documented for role %q, access.go needs %q", where, ao.Name, ao.Role, want[ao.Name])
+			}
+			if !strings.Contains(d.op.Description, ao.Name) || !strings.Contains(d.op.Description, string(ao.Role)) {
+				t.Errorf("%s: the description does not name %s and its role %s", where, ao.Name, ao.Role)
+			}
+			documented[ao.Name] = ao.Role
+		}
+	}
+	for name := range want {
+		if _, ok := documented[name]; !ok {
+			t.Errorf("operation %s (access.go) is documented nowhere", name)
+		}
+	}
+}
+
+// TestOpenAPIRolesMatchServer sends every documented /api/ operation with
+// a credential of each role: a role below the documented one is refused
+// with 403 role_insufficient and audited under the documented operation;
+// any other is let through.
+func TestOpenAPIRolesMatchServer(t *testing.T) {
+	_, ops := loadOpenAPI(t)
+	env, _ := newRealEnv(t, nil)
+	secrets := map[Role]string{RoleReader: secretReader, RoleWriter: secretWriter, RoleExporter: secretExporter, RoleAdmin: secretAdmin}
+	// GET /api/openapi.json writes no audit record when it succeeds.
+	unauditedSuccess := map[string]bool{"openapi.get": true}
+	for _, d := range ops {
+		if !strings.HasPrefix(d.path, "/api/") {
+			continue
+		}
+		target := d.path
+		for _, p := range d.params {
+			if p.In == "path" {
+				target = strings.ReplaceAll(target, "{"+p.Name+"}", strings.ReplaceAll(p.Example.(string), "/", "%2F"))
+			}
+		}
+		for _, ao := range d.op.AdminOperations {
+			u := target
+			if ao.Query != "" {
+				u += "?" + ao.Query
+			}
+			for _, role := range []Role{RoleReader, RoleWriter, RoleExporter, RoleAdmin} {
+				where := d.method + " " + u + " as " + string(role)
+				r := env.do(t, d.method, u, secrets[role], "")
+				granted := role.permissions()&ao.Role.permissions() == ao.Role.permissions()
+				if granted && (r.status == http.StatusForbidden || r.status >= 500) {
+					t.Errorf("%s: %d %s, want the operation let through", where, r.status, r.body)
+				}
+				if !granted && (r.status != http.StatusForbidden || r.problem(t).Reason != reasonRole) {
+					t.Errorf("%s: %d %s, want 403 role_insufficient", where, r.status, r.body)
+				}
+				id := r.header.Get(echo.HeaderXRequestID)
+				var n int
+				for _, rec := range auditLines(t, env.audit.String()) {
+					if rec["request_id"] != id {
+						continue
+					}
+					n++
+					if rec["operation"] != ao.Name {
+						t.Errorf("%s: audited as %v, documented as %s", where, rec["operation"], ao.Name)
+					}
+				}
+				if n == 0 && !(granted && unauditedSuccess[ao.Name]) {
+					t.Errorf("%s: no audit record", where)
+				}
+			}
+		}
+	}
+}

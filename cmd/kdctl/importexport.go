@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/keydelivery/keydelivery/cpix"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// maxImportFile bounds what kdctl reads for one import. The server has its
+// own, usually smaller, limit (--max-import-bytes, default 16 MiB) and
+// answers 413 above it.
+const maxImportFile = 256 << 20
+
+// keysImport: kdctl keys import FILE|- [--format json|cpix] [--type T]
+func (e *env) keysImport(args []string) error {
+	fs := e.subFlags("keys import", "FILE|- [--format json|cpix] [--type T]")
+	format := fs.String("format", "", "json or cpix (default: from the extension .json, .xml or .cpix, else from the first byte: '[' JSON, '<' CPIX)")
+	typ := fs.String("type", "", "content key type of every key imported, number or name (default 4, EnvelopeEncryption)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("keys import: want one FILE, or - for standard input")
+	}
+	if *format != "" && *format != "json" && *format != "cpix" {
+		return usageError("keys import: --format must be json or cpix")
+	}
+	q := url.Values{}
+	if *typ != "" {
+		t, err := keystore.ParseContentKeyType(*typ)
+		if err != nil {
+			return usageError("--type: %v", err)
+		}
+		q.Set("type", t.String())
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	b, err := e.readInput(pos[0], maxImportFile)
+	if err != nil {
+		return refused(fmt.Errorf("import file: %w", err))
+	}
+	defer clear(b)
+	ctype, err := importMediaType(*format, pos[0], b)
+	if err != nil {
+		return refused(err)
+	}
+	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keys", "import"}, query: q, body: b, ctype: ctype})
+	var se *serverError
+	if errors.As(err, &se) && len(se.p.Results) > 0 {
+		// A conflict: the other keys were imported; show every outcome.
+		if perr := printJSON(e.stdout, se.p.Results); perr != nil {
+			return perr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	var results []struct {
+		ID     string `json:"Id"`
+		Status string `json:"Status"`
+	}
+	if json.Unmarshal(a.body, &results) != nil {
+		return notAPI("an import answer", a.body)
+	}
+	counts := map[string]int{}
+	for _, r := range results {
+		counts[r.Status]++
+	}
+	if err := printJSON(e.stdout, a.body); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "kdctl: imported %d keys: %d created, %d unchanged\n", len(results), counts["created"], counts["unchanged"])
+	return nil
+}
+
+// importMediaType is the Content-Type of an import: from --format, else
+// from the file name's extension, else from the first byte that is not
+// white space (after a UTF-8 byte order mark): '[' is JSON, '<' is CPIX.
+func importMediaType(format, name string, b []byte) (string, error) {
+	switch format {
+	case "json":
+		return mediaJSON, nil
+	case "cpix":
+		return mediaCPIX, nil
+	}
+	if name != "-" {
+		switch strings.ToLower(filepath.Ext(name)) {
+		case ".json":
+			return mediaJSON, nil
+		case ".xml", ".cpix":
+			return mediaCPIX, nil
+		}
+	}
+	t := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), " \t\r\n")
+	switch {
+	case len(t) == 0:
+		return "", fmt.Errorf("import file %s is empty", name)
+	case t[0] == '[':
+		return mediaJSON, nil
+	case t[0] == '<':
+		return mediaCPIX, nil
+	}
+	return "", fmt.Errorf("cannot tell whether %s is JSON or CPIX: pass --format json or --format cpix", name)
+}
+
+// keysExport: kdctl keys export KID... [--out FILE]
+func (e *env) keysExport(args []string) error {
+	fs := e.subFlags("keys export", "KID... [--out FILE]")
+	out := fs.String("out", "", "write the CPIX document to this new file, mode 0600, instead of standard output (an existing file is never overwritten)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return usageError("keys export: want at least one KID")
+	}
+	kids := make([]string, len(pos))
+	for i, p := range pos {
+		id, err := keystore.ParseKeyID(p)
+		if err != nil {
+			return usageError("keys export: %v", err)
+		}
+		kids[i] = id.String()
+	}
+	if *out != "" {
+		if err := refuseExisting(*out); err != nil {
+			return refused(err)
+		}
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	b, doc, err := e.exportCPIX(c, kids)
+	if err != nil {
+		return err
+	}
+	defer clear(b)
+	defer clearDocument(doc)
+	where := "standard output"
+	if *out == "" {
+		if _, err := e.stdout.Write(b); err != nil {
+			return err
+		}
+	} else {
+		if err := createExclusive(*out, b); err != nil {
+			return refused(err)
+		}
+		where = *out
+	}
+	fmt.Fprintf(e.stderr, "kdctl: warning: %s holds %d content keys in the clear (CPIX PlainValue): whoever reads it can decrypt the content; keep it as secret as the keys and delete it once used\n", where, len(doc.Keys))
+	return nil
+}
+
+// exportCPIX asks the server for the keys as a CPIX document (role
+// exporter) and checks that the answer is a CPIX document holding exactly
+// those keys. It returns the document as sent and as read; the caller
+// clears both.
+func (e *env) exportCPIX(c *client, kids []string) ([]byte, *cpix.Document, error) {
+	body, err := json.Marshal(map[string][]string{"kids": kids})
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keys", "export"}, body: body, ctype: mediaJSON, accept: mediaCPIX})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Never quote this answer in an error: it may hold key material.
+	if a.ctype != mediaCPIX && a.ctype != "application/xml" {
+		clear(a.body)
+		return nil, nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the server's export answer is %q, not a CPIX document (is --server right?)", a.ctype)}
+	}
+	doc, err := cpix.Read(bytes.NewReader(a.body), int64(len(a.body))+1)
+	if err != nil {
+		clear(a.body)
+		return nil, nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the server's export answer is not a CPIX document kdctl can read: %v", err)}
+	}
+	want := map[[16]byte]bool{}
+	for _, k := range kids {
+		id, _ := keystore.ParseKeyID(k)
+		want[id] = true
+	}
+	got := map[[16]byte]bool{}
+	for _, k := range doc.Keys {
+		got[k.KID] = true
+	}
+	if len(got) != len(want) || len(doc.Keys) != len(want) {
+		clear(a.body)
+		clearDocument(doc)
+		return nil, nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the server exported %d keys, want %d", len(doc.Keys), len(want))}
+	}
+	for id := range want {
+		if !got[id] {
+			clear(a.body)
+			clearDocument(doc)
+			return nil, nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the server's export lacks %s", keystore.KeyID(id))}
+		}
+	}
+	return a.body, doc, nil
+}
+
+// clearDocument overwrites the key material of doc (best effort: Go may
+// have copied it).
+func clearDocument(doc *cpix.Document) {
+	if doc == nil {
+		return
+	}
+	for _, k := range doc.Keys {
+		clear(k.Value)
+	}
+}

@@ -1,0 +1,167 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// txAttempts bounds how often Update and Delete try their optimistic
+// transaction when another writer changed the record between WATCH and
+// EXEC. After the n-th lost attempt they wait a random time below
+// min(txBackoffCap, 2^(n-1) ms) ("full jitter"), so that contenders spread
+// out quickly; about 300ms on average over all attempts at worst, and
+// never beyond the caller's deadline.
+const (
+	txAttempts   = 20
+	txBackoffCap = 32 * time.Millisecond
+)
+
+// txBackoff is the wait before attempt (1 or more).
+func txBackoff(attempt int) time.Duration {
+	ceiling := min(txBackoffCap, time.Millisecond<<min(attempt-1, 16))
+	return time.Duration(rand.Int64N(int64(ceiling)))
+}
+
+// Update implements keystore.Store with an optimistic transaction on the
+// record's key alone (so it works on Redis Cluster): WATCH, GET, fn on the
+// decoded record, keystore.CheckUpdate, then MULTI SET EXEC. If another
+// writer changed the record in between, EXEC does nothing and Update tries
+// again from the GET, up to txAttempts times, then fails with
+// keystore.ErrUnavailable ("contended"). fn may therefore run more than
+// once, each time on the record as stored then; it must depend on nothing
+// else. fn's error, and keystore.ErrImmutable for a change CheckUpdate
+// refuses, are returned (wrapped) as they are and cancel the update.
+//
+// SET is sent without KEEPTTL: records never have a TTL (Create sets none),
+// and a plain SET clears one that someone put on a record by hand, which
+// would otherwise make the key vanish later.
+//
+// If the connection fails around EXEC, Update returns
+// keystore.ErrUnavailable and the update may or may not have been applied;
+// go-redis does not resend an EXEC on a broken connection (the WATCH
+// would be lost), so it is never applied twice or unguarded.
+func (s *Store) Update(ctx context.Context, id keystore.KeyID, fn func(*keystore.Record) error) (keystore.Record, error) {
+	key := s.keyName(id)
+	var out keystore.Record
+	err := s.watch(ctx, key, func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, key).Bytes()
+		if err != nil {
+			return final(translate(err))
+		}
+		before, err := decodeAt(id, b)
+		if err != nil {
+			return final(err)
+		}
+		after, _ := decodeAt(id, b) // an independent copy for fn to edit
+		if err := fn(&after); err != nil {
+			return final(err)
+		}
+		if err := keystore.CheckUpdate(&before, &after); err != nil {
+			return final(err)
+		}
+		enc, err := keystore.EncodeRecord(after)
+		if err != nil {
+			return final(err)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, enc, 0)
+			return nil
+		})
+		if err == nil {
+			out = after
+		}
+		return err
+	})
+	if err != nil {
+		return keystore.Record{}, fmt.Errorf("redisstore: update %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Delete implements keystore.Store like Update: WATCH, GET, check, then
+// MULTI DEL EXEC, retried when another writer got in between (check may
+// run more than once). Afterwards the record's index entries are removed
+// (ZREM on the global index and on each asset's set, other slots, so not
+// in the transaction). That cleanup is best effort: if it fails, Delete
+// still returns nil, because the record, the part that matters, is gone,
+// and List and ListAsset skip and remove members whose record is gone.
+func (s *Store) Delete(ctx context.Context, id keystore.KeyID, check func(*keystore.Record) error) error {
+	key := s.keyName(id)
+	var assets []string
+	err := s.watch(ctx, key, func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, key).Bytes()
+		if err != nil {
+			return final(translate(err))
+		}
+		r, err := decodeAt(id, b)
+		if err != nil {
+			return final(err)
+		}
+		stored := slices.Clone(r.Assets) // check may edit r
+		if check != nil {
+			if err := check(&r); err != nil {
+				return final(err)
+			}
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, key)
+			return nil
+		})
+		if err == nil {
+			assets = stored
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: delete %s: %w", id, err)
+	}
+	_ = s.unindex(ctx, entries(id, assets, 0))
+	return nil
+}
+
+// finalError carries an error out of a watch closure that ends the
+// transaction as it is: not to be translated, not to be retried.
+type finalError struct{ err error }
+
+func (e *finalError) Error() string { return e.err.Error() }
+func (e *finalError) Unwrap() error { return e.err }
+
+func final(err error) error { return &finalError{err} }
+
+// watch runs fn with key WATCHed until fn's transaction commits, fn gives
+// up with a final error, or txAttempts transactions were aborted by
+// another writer. Other errors (of WATCH, or of MULTI/EXEC) are
+// translated.
+func (s *Store) watch(ctx context.Context, key string, fn func(*redis.Tx) error) error {
+	for attempt := 0; attempt < txAttempts; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(txBackoff(attempt))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return translate(ctx.Err())
+			case <-t.C:
+			}
+		}
+		err := s.c.Watch(ctx, fn, key)
+		var f *finalError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &f):
+			return f.err
+		case errors.Is(err, redis.TxFailedErr):
+			continue
+		}
+		return translate(err)
+	}
+	return fmt.Errorf("%w: contended: the record changed under %d attempts in a row", keystore.ErrUnavailable, txAttempts)
+}
