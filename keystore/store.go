@@ -80,6 +80,9 @@ type Store interface {
 	GetMeta(ctx context.Context, name string) ([]byte, error)
 	// CreateMeta stores a named value if absent, else returns ErrExists.
 	CreateMeta(ctx context.Context, name string, value []byte) error
+	// ListMeta returns the names of the meta values that start with
+	// prefix, in byte order.
+	ListMeta(ctx context.Context, prefix string) ([]string, error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -289,6 +289,25 @@ func (s *Store) get(ctx context.Context, bucket, k []byte) ([]byte, error) {
 	return out, err
 }
 
+// ListMeta implements keystore.Store.
+func (s *Store) ListMeta(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var names []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(metaBucket).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			names = append(names, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: list meta: %w", err)
+	}
+	return names, nil
+}
+
 func (s *Store) createMeta(ctx context.Context, k, v []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -220,11 +220,30 @@ func (s *Store) GetMeta(ctx context.Context, name string) ([]byte, error) {
 }
 
 // CreateMeta implements keystore.Store with SET NX.
+// The names are also added to a sorted set, <prefix>metanames, for
+// ListMeta; on ErrExists too, so a retry heals a name the set missed.
 func (s *Store) CreateMeta(ctx context.Context, name string, value []byte) error {
-	if err := s.setNX(ctx, s.metaName(name), value); err != nil {
+	err := s.setNX(ctx, s.metaName(name), value)
+	if err != nil && !errors.Is(err, keystore.ErrExists) {
+		return fmt.Errorf("redisstore: create meta %s: %w", name, err)
+	}
+	if zerr := s.c.ZAdd(ctx, s.prefix+"metanames", redis.Z{Member: name}).Err(); zerr != nil {
+		return fmt.Errorf("redisstore: create meta %s: index: %w", name, translate(zerr))
+	}
+	if err != nil {
 		return fmt.Errorf("redisstore: create meta %s: %w", name, err)
 	}
 	return nil
+}
+
+// ListMeta implements keystore.Store from <prefix>metanames.
+func (s *Store) ListMeta(ctx context.Context, prefix string) ([]string, error) {
+	names, err := s.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.prefix + "metanames", ByLex: true,
+		Start: "[" + prefix, Stop: "[" + prefix + "\xff"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: list meta: %w", translate(err))
+	}
+	return names, nil
 }
 
 func (s *Store) setNX(ctx context.Context, key string, value []byte) error {

@@ -21,6 +21,7 @@ func runLifecycle(t *testing.T, h Harness) {
 	t.Run("ListAsset", func(t *testing.T) { testListAsset(t, h) })
 	t.Run("SoftDeleteRestorePurge", func(t *testing.T) { testSoftDelete(t, h) })
 	t.Run("Import", func(t *testing.T) { testImport(t, h) })
+	t.Run("MetaAndKeySeeds", func(t *testing.T) { testMetaAndKeySeeds(t, h) })
 }
 
 func testCreateBatch(t *testing.T, h Harness) {
@@ -350,5 +351,45 @@ func testImport(t *testing.T, h Harness) {
 	got, err := keys.Get(ctx(t), batch[2].ID)
 	if err != nil || got.Value != batch[2].Value {
 		t.Fatalf("a conflicting import changed the stored key: %v", err)
+	}
+}
+
+func testMetaAndKeySeeds(t *testing.T, h Harness) {
+	s := newStore(t, h)
+	for _, n := range []string{"a/2", "a/1", "b/1", "a"} {
+		if err := s.CreateMeta(ctx(t), n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names, err := s.ListMeta(ctx(t), "a/")
+	if err != nil || !slices.Equal(names, []string{"a/1", "a/2"}) {
+		t.Fatalf("ListMeta(a/) = %v, %v", names, err)
+	}
+	keys := newKeys(s, NewKeyring(t, "k1"))
+	seedID := RandomID(t)
+	given := bytes.Repeat([]byte{7}, keystore.KeySeedSize)
+	if _, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: seedID, Seed: given, Name: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: seedID}); !errors.Is(err, keystore.ErrExists) {
+		t.Fatalf("second CreateKeySeed = %v, want ErrExists", err)
+	}
+	random, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: RandomID(t)})
+	if err != nil || len(random.Seed) != keystore.KeySeedSize {
+		t.Fatalf("random seed: %v", err)
+	}
+	got, err := keys.KeySeed(ctx(t), seedID)
+	if err != nil || !bytes.Equal(got.Seed, given) || got.Name != "main" {
+		t.Fatalf("KeySeed = %+v, %v", got, err)
+	}
+	list, err := keys.KeySeeds(ctx(t))
+	if err != nil || len(list) != 2 || list[0].Seed != nil || list[1].Seed != nil {
+		t.Fatalf("KeySeeds = %+v, %v", list, err)
+	}
+	if _, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: RandomID(t), Seed: []byte("short")}); err == nil {
+		t.Fatal("a short seed was accepted")
+	}
+	if raw := h.Raw(t, s); bytes.Contains(raw, given) || bytes.Contains(raw, random.Seed) {
+		t.Fatal("a key seed is stored in the clear")
 	}
 }
