@@ -420,3 +420,50 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 	}
 	return out, nil
 }
+
+// PurgeDeleted destroys the keys soft-deleted before cutoff (the
+// retention period is over), scanning every key. It returns the IDs it
+// purged; a key restored or purged elsewhere meanwhile is skipped.
+func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, error) {
+	var purged []KeyID
+	from := KeyID{}
+	const page = 500
+	for {
+		var rs []Record
+		err := k.call(ctx, func(ctx context.Context) (err error) {
+			rs, err = k.store.List(ctx, from, page)
+			return err
+		})
+		if err != nil {
+			return purged, err
+		}
+		for _, r := range rs {
+			if r.DeletedAt.IsZero() || !r.DeletedAt.Before(cutoff) {
+				continue
+			}
+			err := k.call(ctx, func(ctx context.Context) error {
+				return k.store.Delete(ctx, r.ID, func(cur *Record) error {
+					if cur.DeletedAt.IsZero() || !cur.DeletedAt.Before(cutoff) {
+						return ErrNotDeleted // restored meanwhile
+					}
+					return nil
+				})
+			})
+			switch {
+			case err == nil:
+				purged = append(purged, r.ID)
+			case errors.Is(err, ErrNotDeleted), errors.Is(err, ErrNotFound):
+			default:
+				return purged, err
+			}
+		}
+		if len(rs) < page {
+			return purged, nil
+		}
+		next, ok := rs[len(rs)-1].ID.Next()
+		if !ok {
+			return purged, nil
+		}
+		from = next
+	}
+}

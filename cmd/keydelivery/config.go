@@ -39,6 +39,9 @@ type config struct {
 	CORSOrigins          []string
 	PublicURL            string
 	MaxImportBytes       int64
+	DeletedRetention     time.Duration
+	ProtectionCert       string
+	ProtectionKey        string
 	AdminCredentialsFile string
 	AuditLog             string
 
@@ -106,6 +109,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Var(listFlag{&c.CORSOrigins}, "cors-origins", "origins browser players may call from: exact origins, patterns such as https://*.example.com, or * (comma-separated)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the delivery plane's base URL as players see it (e.g. https://keys.example.com), for the admin API's delivery URLs; --dev defaults it to the local listener")
 	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 16<<20, "largest key import (JSON or CPIX) the admin API accepts, in bytes")
+	fs.DurationVar(&c.DeletedRetention, "deleted-retention", 90*24*time.Hour, "how long a soft-deleted key is kept (restorable) before it is purged for good; 0 keeps deleted keys until purged by hand")
+	fs.StringVar(&c.ProtectionCert, "protection-cert", "", "RSA certificate (PEM) that AMS-style clients encrypt content keys to (POST /api/ContentKeys); --dev generates one")
+	fs.StringVar(&c.ProtectionKey, "protection-key", "", "the protection certificate's RSA private key (PEM file)")
 	fs.StringVar(&c.AdminCredentialsFile, "admin-credentials-file", "", "admin credentials: lines \"NAME ROLE SHA256HEX\" (generate with: kdctl adminkey generate); re-read on SIGHUP")
 	fs.StringVar(&c.AuditLog, "audit-log", "stdout", "where admin audit records go: a file path, or stdout")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before the listeners stop (give load balancers time to notice; e.g. 5s in Kubernetes)")
@@ -169,6 +175,9 @@ func (c *config) devDefaults(m devMaterial) {
 	if len(c.CORSOrigins) == 0 {
 		c.CORSOrigins = []string{"*"}
 	}
+	if c.ProtectionCert == "" && c.ProtectionKey == "" {
+		c.ProtectionCert, c.ProtectionKey = m.ProtectionCertFile, m.ProtectionKeyFile
+	}
 }
 
 func (c *config) storeSpec() string {
@@ -203,6 +212,12 @@ func (c *config) validate() error {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 			errs = append(errs, fmt.Errorf("--public-url %q: want an http or https URL such as https://keys.example.com", c.PublicURL))
 		}
+	}
+	if (c.ProtectionCert == "") != (c.ProtectionKey == "") {
+		errs = append(errs, errors.New("--protection-cert and --protection-key go together"))
+	}
+	if c.DeletedRetention < 0 {
+		errs = append(errs, errors.New("--deleted-retention must not be negative"))
 	}
 	if c.MaxImportBytes <= 0 {
 		errs = append(errs, errors.New("--max-import-bytes must be positive"))

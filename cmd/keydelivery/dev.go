@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -28,17 +29,22 @@ type devMaterial struct {
 	KEKFile         string
 	CredentialsFile string
 	AdminTokenFile  string
-	Created         bool
+	// The RSA protection pair of the AMS ContentKey API.
+	ProtectionCertFile string
+	ProtectionKeyFile  string
+	Created            bool
 }
 
 func devPaths(dir string) devMaterial {
 	return devMaterial{
-		Dir:             dir,
-		CertFile:        filepath.Join(dir, "dev-token-signing.crt"),
-		KeyFile:         filepath.Join(dir, "dev-token-signing.key"),
-		KEKFile:         filepath.Join(dir, "dev-kek"),
-		CredentialsFile: filepath.Join(dir, "dev-admin-credentials"),
-		AdminTokenFile:  filepath.Join(dir, "dev-admin-token"),
+		Dir:                dir,
+		CertFile:           filepath.Join(dir, "dev-token-signing.crt"),
+		KeyFile:            filepath.Join(dir, "dev-token-signing.key"),
+		KEKFile:            filepath.Join(dir, "dev-kek"),
+		CredentialsFile:    filepath.Join(dir, "dev-admin-credentials"),
+		AdminTokenFile:     filepath.Join(dir, "dev-admin-token"),
+		ProtectionCertFile: filepath.Join(dir, "dev-protection.crt"),
+		ProtectionKeyFile:  filepath.Join(dir, "dev-protection.key"),
 	}
 }
 
@@ -59,6 +65,19 @@ func ensureDevMaterial(dir string, now time.Time) (devMaterial, error) {
 			return m, err
 		}
 		if err := writeNew(m.CertFile, certPEM); err != nil {
+			return m, err
+		}
+		m.Created = true
+	}
+	if !exists(m.ProtectionCertFile) || !exists(m.ProtectionKeyFile) {
+		certPEM, keyPEM, err := ams.GenerateProtectionCertificate(rand.Reader, "keydelivery dev protection", now, 365*24*time.Hour)
+		if err != nil {
+			return m, err
+		}
+		if err := writeNew(m.ProtectionKeyFile, keyPEM); err != nil {
+			return m, err
+		}
+		if err := writeNew(m.ProtectionCertFile, certPEM); err != nil {
 			return m, err
 		}
 		m.Created = true

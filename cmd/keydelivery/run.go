@@ -195,6 +195,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.TokenCertsReload > 0 {
 		g.Go(func() error { trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
+	if cfg.DeletedRetention > 0 {
+		g.Go(func() error { sweepDeleted(gctx, keys, cfg.DeletedRetention, time.Hour, log); return nil })
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -241,6 +244,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// sweepDeleted purges, now and then every interval, the keys soft-deleted
+// longer than retention ago. Several instances on one Redis may sweep at
+// once: each purge is an atomic check-and-delete, so a key is purged once.
+func sweepDeleted(ctx context.Context, keys *keystore.Keys, retention, interval time.Duration, log *slog.Logger) {
+	for {
+		purged, err := keys.PurgeDeleted(ctx, time.Now().Add(-retention))
+		for _, id := range purged {
+			log.Info("deleted key purged after the retention period", "kid", id.String(), "retention", retention.String())
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("purging deleted keys failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
 }
 
 func serve(srv *http.Server, l net.Listener) error {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,6 +23,7 @@ func runLifecycle(t *testing.T, h Harness) {
 	t.Run("SoftDeleteRestorePurge", func(t *testing.T) { testSoftDelete(t, h) })
 	t.Run("Import", func(t *testing.T) { testImport(t, h) })
 	t.Run("MetaAndKeySeeds", func(t *testing.T) { testMetaAndKeySeeds(t, h) })
+	t.Run("PurgeDeleted", func(t *testing.T) { testPurgeDeleted(t, h) })
 }
 
 func testCreateBatch(t *testing.T, h Harness) {
@@ -393,3 +395,40 @@ func testMetaAndKeySeeds(t *testing.T, h Harness) {
 		t.Fatal("a key seed is stored in the clear")
 	}
 }
+
+func testPurgeDeleted(t *testing.T, h Harness) {
+	s := newStore(t, h)
+	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	clock := now
+	keys := keystore.NewKeys(s, NewKeyring(t, "k1"), keystore.Options{Rand: randReader, Now: func() time.Time { return clock }})
+	mk := func() keystore.KeyID {
+		k, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.ID
+	}
+	old, recent, live := mk(), mk(), mk()
+	clock = now.Add(-100 * 24 * time.Hour)
+	if _, err := keys.Delete(ctx(t), old); err != nil {
+		t.Fatal(err)
+	}
+	clock = now.Add(-time.Hour)
+	if _, err := keys.Delete(ctx(t), recent); err != nil {
+		t.Fatal(err)
+	}
+	purged, err := keys.PurgeDeleted(ctx(t), now.Add(-90*24*time.Hour))
+	if err != nil || len(purged) != 1 || purged[0] != old {
+		t.Fatalf("PurgeDeleted = %v, %v; want only %s", purged, err, old)
+	}
+	if _, err := keys.Metadata(ctx(t), old); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("old deleted key still stored: %v", err)
+	}
+	for _, id := range []keystore.KeyID{recent, live} {
+		if _, err := keys.Metadata(ctx(t), id); err != nil {
+			t.Fatalf("%s was purged: %v", id, err)
+		}
+	}
+}
+
+var randReader = cryptorand.Reader
