@@ -387,3 +387,25 @@ func sha256Sum(s string) []byte {
 	sum := sha256.Sum256([]byte(s))
 	return sum[:]
 }
+
+// TestPlanesDoNotShareCredentials: a delivery token is never an admin
+// credential, and an admin credential never fetches a key.
+func TestPlanesDoNotShareCredentials(t *testing.T) {
+	m := newMaterial(t)
+	s := start(t, m.args("bolt:"+filepath.Join(m.dir, "keys.db")), nil)
+	value := randomKey(t)
+	kid := s.createKey(t, value, nil)
+	if a := do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(adminSecret)); a.status != 401 {
+		t.Fatalf("admin secret on the delivery plane: %d %s", a.status, a.body)
+	}
+	if a := do(t, "GET", s.adminURL+"/api/keys/"+kid, bearer(m.token(t, kid))); a.status != 401 {
+		t.Fatalf("delivery token on the admin plane: %d %s", a.status, a.body)
+	}
+	// Neither plane serves the other's routes.
+	if a := do(t, "GET", s.deliveryURL+"/api/keys/"+kid, bearer(adminSecret)); a.status != 404 {
+		t.Fatalf("admin route on the delivery plane: %d", a.status)
+	}
+	if a := do(t, "GET", s.adminURL+"/keys/"+kid, bearer(m.token(t, kid))); a.status != 404 {
+		t.Fatalf("key route on the admin plane: %d", a.status)
+	}
+}
