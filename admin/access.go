@@ -34,9 +34,33 @@ var (
 	opKeysDeliveryURL  = operation{name: "keys.delivery-url", perm: permRead}
 	opOpenAPI          = operation{name: "openapi.get", perm: permRead}
 
+	// Key seeds are as sensitive as every key that can be derived from
+	// them: only an admin creates one. Any role may read their metadata
+	// (never the seed).
+	opKeySeedsCreate = operation{name: "keyseeds.create", perm: permAdminOnly, mutates: true}
+	opKeySeedsList   = operation{name: "keyseeds.list", perm: permRead}
+	opKeySeedsGet    = operation{name: "keyseeds.get", perm: permRead}
+
+	// The Azure Media Services v2 compatibility routes (ams.go).
+	opAMSCreate          = operation{name: "ams.contentkeys.create", perm: permWrite, mutates: true}
+	opAMSList            = operation{name: "ams.contentkeys.list", perm: permRead}
+	opAMSGet             = operation{name: "ams.contentkeys.get", perm: permRead}
+	opAMSAssetList       = operation{name: "ams.assets.contentkeys.list", perm: permRead}
+	opAMSDelete          = operation{name: "ams.contentkeys.delete", perm: permWrite, mutates: true}
+	opAMSDeliveryURL     = operation{name: "ams.contentkeys.delivery-url", perm: permRead}
+	opAMSProtectionKeyID = operation{name: "ams.protection-key-id.get", perm: permRead}
+	opAMSProtectionKey   = operation{name: "ams.protection-key.get", perm: permRead}
+
 	operations = []operation{opKeysCreate, opKeysGet, opCertificatesList, opKeysList, opAssetKeysList,
-		opKeysImport, opKeysExport, opKeysDelete, opKeysRestore, opKeysPurge, opKeysDeliveryURL, opOpenAPI}
+		opKeysImport, opKeysExport, opKeysDelete, opKeysRestore, opKeysPurge, opKeysDeliveryURL, opOpenAPI,
+		opKeySeedsCreate, opKeySeedsList, opKeySeedsGet,
+		opAMSCreate, opAMSList, opAMSGet, opAMSAssetList, opAMSDelete, opAMSDeliveryURL,
+		opAMSProtectionKeyID, opAMSProtectionKey}
 )
+
+// permAdminOnly is the permission only RoleAdmin holds: purge, and the
+// creation of key seeds.
+const permAdminOnly = permPurge
 
 // opAuthenticate names refusals that happen before the operation is known.
 const opAuthenticate = "authenticate"

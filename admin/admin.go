@@ -3,18 +3,22 @@ package admin
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -34,6 +38,12 @@ type keyManager interface {
 	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
 	Purge(ctx context.Context, id keystore.KeyID) error
 	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
+	// CreateKeySeed seals and stores a key seed; ErrExists if the ID is taken.
+	CreateKeySeed(ctx context.Context, seed keystore.KeySeed) (keystore.KeySeed, error)
+	// KeySeed returns a stored key seed, unsealed; ErrNotFound when absent.
+	KeySeed(ctx context.Context, id keystore.KeyID) (keystore.KeySeed, error)
+	// KeySeeds lists the stored key seeds without the seeds.
+	KeySeeds(ctx context.Context) ([]keystore.KeySeed, error)
 }
 
 // Check is one readiness check run by GET /readyz. Its error text is shown
@@ -85,6 +95,15 @@ type Options struct {
 	PublicURL string
 	// MaxImportBytes caps an import body (default 16 MiB).
 	MaxImportBytes int64
+	// ProtectionCert and ProtectionKey are the server's RSA protection
+	// certificate and its private key, for the Azure Media Services v2
+	// routes: clients encrypt EncryptedContentKey to the certificate (see
+	// package ams). Both or neither must be set, and the key must belong to
+	// the certificate. Default nil: POST /api/ContentKeys,
+	// GET /api/GetProtectionKeyId and GET /api/GetProtectionKey answer 501
+	// not_configured.
+	ProtectionCert *x509.Certificate
+	ProtectionKey  *rsa.PrivateKey
 }
 
 // Handler is the admin plane's http.Handler.
@@ -111,6 +130,15 @@ type server struct {
 
 	publicURL      string
 	maxImportBytes int64
+
+	protectionCert *x509.Certificate
+	protectionKey  *rsa.PrivateKey
+	protectionID   string // ams.ProtectionKeyID(protectionCert); "" when not configured
+
+	// staticAPI holds the paths of the static /api/ routes, so that a
+	// method they do not serve is 405 although /api/{contentKeySegment}
+	// matches every path of one segment.
+	staticAPI map[string]bool
 }
 
 // New builds the admin plane.
@@ -130,6 +158,15 @@ func New(o Options) (*Handler, error) {
 			return nil, fmt.Errorf("admin: readiness check %q appears twice", c.Name)
 		}
 		seen[c.Name] = true
+	}
+	if (o.ProtectionCert == nil) != (o.ProtectionKey == nil) {
+		return nil, errors.New("admin: ProtectionCert and ProtectionKey go together: set both or neither")
+	}
+	if o.ProtectionCert != nil {
+		pub, ok := o.ProtectionCert.PublicKey.(*rsa.PublicKey)
+		if !ok || !pub.Equal(&o.ProtectionKey.PublicKey) {
+			return nil, errors.New("admin: ProtectionKey does not belong to ProtectionCert")
+		}
 	}
 	if o.Certificates == nil {
 		o.Certificates = func() []auth.Certificate { return nil }
@@ -161,6 +198,10 @@ func New(o Options) (*Handler, error) {
 
 		publicURL:      o.PublicURL,
 		maxImportBytes: o.MaxImportBytes,
+
+		protectionCert: o.ProtectionCert,
+		protectionKey:  o.ProtectionKey,
+		protectionID:   ams.ProtectionKeyID(o.ProtectionCert),
 	}
 	if s.maxImportBytes <= 0 {
 		s.maxImportBytes = 16 << 20
@@ -171,6 +212,8 @@ func New(o Options) (*Handler, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
 
+	// Before routing: /API/ (the AMS documentation's spelling) is /api/.
+	e.Pre(upperAPIPrefix)
 	// Order: recover, request ID, metrics and log, no-store, then routes.
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(requestID)
@@ -198,6 +241,29 @@ func New(o Options) (*Handler, error) {
 	api.GET("/assets/:asset/keys", s.listAssetKeys, s.allow(opAssetKeysList))
 	api.GET("/token-certificates", s.tokenCertificates, s.allow(opCertificatesList))
 	api.GET("/openapi.json", s.openAPIDoc, s.allow(opOpenAPI))
+	api.POST("/keyseeds", s.createKeySeed, s.allow(opKeySeedsCreate))
+	api.GET("/keyseeds", s.listKeySeeds, s.allow(opKeySeedsList))
+	api.GET("/keyseeds/:id", s.getKeySeed, s.allow(opKeySeedsGet))
+
+	// Azure Media Services v2 compatibility (ams.go). OData key segments
+	// such as ContentKeys('nb:kid:UUID:...') arrive raw or percent-encoded
+	// and are parsed by the handlers, not by the router; a segment of one
+	// path element that is not theirs is answered as an unknown route.
+	api.POST("/ContentKeys", s.amsCreate, s.allow(opAMSCreate))
+	api.GET("/ContentKeys", s.amsList, s.allow(opAMSList))
+	api.GET("/GetProtectionKeyId", s.amsProtectionKeyID, s.allow(opAMSProtectionKeyID))
+	api.GET("/GetProtectionKey", s.amsProtectionKey, s.allow(opAMSProtectionKey))
+	api.GET("/:contentKeySegment", s.amsContentKeyRoute(opAMSGet, s.amsGet))
+	api.DELETE("/:contentKeySegment", s.amsContentKeyRoute(opAMSDelete, s.amsDelete))
+	api.POST("/:contentKeySegment/GetKeyDeliveryUrl", s.amsContentKeyRoute(opAMSDeliveryURL, s.amsDeliveryURL))
+	api.GET("/:assetSegment/ContentKeys", s.amsAssetRoute(s.amsAssetList))
+
+	s.staticAPI = map[string]bool{}
+	for _, r := range e.Routes() {
+		if rest, ok := strings.CutPrefix(r.Path, "/api/"); ok && !strings.ContainsAny(rest, "/:*") {
+			s.staticAPI[rest] = true
+		}
+	}
 	return &Handler{e: e}, nil
 }
 

@@ -366,7 +366,7 @@ func TestCreateKeyRefusesBadInput(t *testing.T) {
 	}{
 		{"unknown field", `{"kid":"` + kid1 + `"}`, "", 400, "unknown_field"},
 		{"field in the wrong case", `{"Key":"` + keyB64 + `"}`, "", 400, "unknown_field"},
-		{"future field", `{"keySeed":"abc"}`, "", 400, "unknown_field"},
+		{"short inline key seed", `{"keySeed":"abc"}`, "", 400, "invalid_keySeed"},
 		{"bad kid", `{"id":"not-a-kid"}`, "", 400, reasonInvalidKID},
 		{"kid as number", `{"id":5}`, "", 400, "invalid_id"},
 		{"unknown type number", `{"type":3}`, "", 400, "invalid_type"},

@@ -20,6 +20,27 @@
 //	GET    /api/assets/{assetId}/keys    an asset's keys (reader)
 //	GET    /api/token-certificates       the trusted token-signing certificates (reader)
 //	GET    /api/openapi.json             this API's OpenAPI document (reader)
+//	POST   /api/keyseeds                 store a PlayReady key seed (admin)
+//	GET    /api/keyseeds                 list key seeds, metadata only (reader)
+//	GET    /api/keyseeds/{id}            one key seed's metadata (reader)
+//
+// Azure Media Services v2 compatibility (ams.go), in the AMS REST shapes
+// (plain JSON, or the OData verbose {"d": ...} wrapper when the request
+// asks for odata=verbose), also reachable under /API/:
+//
+//	POST   /api/ContentKeys                               create from EncryptedContentKey (writer)
+//	GET    /api/ContentKeys                               list, $top/$skip (reader)
+//	GET    /api/ContentKeys('ID')                         one key (reader)
+//	DELETE /api/ContentKeys('ID')                         soft delete (writer)
+//	POST   /api/ContentKeys('ID')/GetKeyDeliveryUrl       the URL a player uses (reader)
+//	GET    /api/Assets('ASSETID')/ContentKeys             an asset's keys (reader)
+//	GET    /api/GetProtectionKeyId?contentKeyType=N       the protection certificate's thumbprint (reader)
+//	GET    /api/GetProtectionKey?ProtectionKeyId='T'      the protection certificate (reader)
+//
+// The OData key segments (ContentKeys('...'), Assets('...')) are matched by
+// one-segment route parameters and parsed by the handlers, so they are
+// accepted raw or percent-encoded; a one-segment path that is not such a
+// segment answers as an unknown route.
 //
 // Every answer carries Cache-Control: no-store and an X-Request-ID. Every
 // error is an RFC 9457 problem (application/problem+json) with a stable
@@ -41,12 +62,17 @@
 // is recorded as "started" before it is done, and is refused with 503 if
 // that record cannot be written: nothing unaudited ever changes the store.
 // Answers never carry key material, except the export, which exists to
-// hand keys to packagers and needs the exporter role.
+// hand keys to packagers and needs the exporter role. Key seeds, from which
+// keys can be derived, are never answered at all, and only an admin stores
+// one. The AMS routes never answer EncryptedContentKey either: the content
+// key only travels inwards, encrypted to the server's RSA protection
+// certificate (Options.ProtectionCert).
 //
 // # Dependencies
 //
 // echo (github.com/labstack/echo/v4) is used inside this package only; no
 // echo type appears in its exported API, so replacing echo touches nothing
-// outside it. admin imports keystore, auth (for certificate descriptions) and
-// metrics, and never a concrete store.
+// outside it. admin imports keystore, auth (for certificate descriptions),
+// metrics, cpix and ams (the AMS and PlayReady codecs), and never a
+// concrete store.
 package admin

@@ -22,6 +22,7 @@ const (
 	codeUnsupported    = "unsupported_media_type"
 	codeConflict       = "conflict"
 	codeUnavailable    = "unavailable"
+	codeNotConfigured  = "not_configured"
 	codeInternal       = "internal"
 )
 
@@ -40,6 +41,7 @@ const (
 	reasonBodyTooLarge      = "body_too_large"
 	reasonNotDeleted        = "not_deleted"
 	reasonInvalidAsset      = "invalid_asset"
+	reasonUnknownKeySeed    = "unknown_key_seed"
 )
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
@@ -61,8 +63,8 @@ func (e *authError) Error() string {
 	return fmt.Sprintf("admin: %s (%d)", e.reason, e.status)
 }
 
-// requestError is a 400 (or 413, 415) with a reason and a detail written for
-// a person. The detail never quotes key material.
+// requestError is a 400 (or 404, 409, 413, 415, 501) with a reason and a
+// detail written for a person. The detail never quotes key material.
 type requestError struct {
 	status int // 0 means 400
 	reason string
@@ -153,7 +155,11 @@ func classify(err error) problem {
 		case http.StatusUnsupportedMediaType:
 			p.Code = codeUnsupported
 		case http.StatusNotImplemented:
-			p.Code = "not_configured"
+			p.Code = codeNotConfigured
+		case http.StatusNotFound:
+			p.Code = codeNotFound
+		case http.StatusConflict:
+			p.Code = codeConflict
 		default:
 			p.Code = codeInvalidRequest
 		}

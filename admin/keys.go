@@ -28,7 +28,7 @@ const maxKeyBody = 64 << 10
 const maxNameBytes = 256
 
 // keyFields are the fields POST /api/keys accepts; any other is refused.
-var keyFields = []string{"id", "name", "type", "key", "iv", "assets"}
+var keyFields = []string{"id", "name", "type", "key", "keySeedId", "keySeed", "iv", "assets"}
 
 // keyMetadata is how the API shows a key: never its material.
 type keyMetadata struct {
@@ -61,13 +61,15 @@ func metadataOf(k *keystore.Key) keyMetadata {
 	return m
 }
 
-// createKey serves POST /api/keys: it creates a key with a random value, or
-// imports the one given, and answers 201 with its metadata. A stored key is
+// createKey serves POST /api/keys: it creates a key with a random value,
+// imports the one given, or derives it from a key seed (stored, keySeedId,
+// or inline, keySeed), and answers 201 with its metadata. A stored key is
 // never overwritten: a taken ID is 409, whatever value is stored under it,
 // so the answer says nothing about the stored value.
 func (s *server) createKey(c echo.Context) error {
 	k, err := s.parseCreate(c)
 	if err != nil {
+		clear(k.Value[:])
 		return s.conclude(c, nil, err, false)
 	}
 	defer clear(k.Value[:]) // best effort: Go may have copied it
@@ -88,8 +90,10 @@ func (s *server) createKey(c echo.Context) error {
 }
 
 // parseCreate reads and checks the body of POST /api/keys. Every field is
-// optional; a missing or empty one takes its default. Error details never
-// quote the key or IV.
+// optional; a missing or empty one takes its default. At most one of key,
+// keySeedId and keySeed is given; the KID is settled first, since a key
+// seed derivation needs it. Error details never quote the key, the seed or
+// the IV.
 func (s *server) parseCreate(c echo.Context) (keystore.Key, error) {
 	fields, err := readObject(c, maxKeyBody)
 	if err != nil {
@@ -133,17 +137,30 @@ func (s *server) parseCreate(c echo.Context) (keystore.Key, error) {
 	if k.Type, err = parseType(fields["type"]); err != nil {
 		return k, err
 	}
-	// Key: imported when given, else random.
+	// Key: imported when given, derived from a key seed when one is named
+	// or given, else random.
 	b64, err := str("key")
 	if err != nil {
 		return k, err
 	}
-	if b64 == "" {
-		if _, err := io.ReadFull(s.rand, k.Value[:]); err != nil {
-			return k, fmt.Errorf("admin: generate key: %w", err)
+	seedID, err := str("keySeedId")
+	if err != nil {
+		return k, err
+	}
+	inlineSeed, err := str("keySeed")
+	if err != nil {
+		return k, err
+	}
+	given := 0
+	for _, v := range []string{b64, seedID, inlineSeed} {
+		if v != "" {
+			given++
 		}
-		k.Method = keystore.CreatedRandom
-	} else {
+	}
+	switch {
+	case given > 1:
+		return k, badRequest("conflicting_fields", "give at most one of \"key\", \"keySeedId\" and \"keySeed\"")
+	case b64 != "":
 		if err := decode16(k.Value[:], "key", b64); err != nil {
 			return k, err
 		}
@@ -151,6 +168,16 @@ func (s *server) parseCreate(c echo.Context) (keystore.Key, error) {
 			return k, badRequest("invalid_key", "an all-zero key is refused: it is not a key")
 		}
 		k.Method = keystore.CreatedImport
+	case seedID != "" || inlineSeed != "":
+		if k.Value, err = s.keyFromSeed(c.Request().Context(), k.ID, seedID, inlineSeed); err != nil {
+			return k, err
+		}
+		k.Method = keystore.CreatedKeySeed
+	default:
+		if _, err := io.ReadFull(s.rand, k.Value[:]); err != nil {
+			return k, fmt.Errorf("admin: generate key: %w", err)
+		}
+		k.Method = keystore.CreatedRandom
 	}
 	if b64, err = str("iv"); err != nil {
 		return k, err

@@ -7,7 +7,7 @@
 //
 //	kdctl [--server URL] [--admin-token-file FILE] [--timeout D] COMMAND [flags] [args]
 //
-//	kdctl keys create [--id KID] [--name N] [--type T] [--key-file F] [--iv B64] [--quiet]
+//	kdctl keys create [--id KID] [--name N] [--type T] [--key-file F | --key-seed-id ID] [--iv B64] [--quiet]
 //	kdctl keys get KID
 //	kdctl keys import FILE|- [--format json|cpix] [--type T]
 //	kdctl keys list [--limit N] [--cursor C] [--all] [--asset ID]
@@ -16,6 +16,8 @@
 //	kdctl keys restore KID
 //	kdctl keys purge KID
 //	kdctl keys delivery-url KID [--type envelope|clearkey|playready|widevine|fairplay]
+//	kdctl keyseeds create [--id ID] [--name N] [--seed-file F]
+//	kdctl keyseeds list
 //	kdctl hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
@@ -53,6 +55,15 @@
 // keys delete is a soft delete (the key is no longer delivered but is kept
 // for the server's retention period); keys restore brings it back; keys
 // purge destroys a deleted key for good (role admin).
+//
+// # Key seeds
+//
+// keyseeds create stores a PlayReady key seed on the server (role admin):
+// the 30 bytes of --seed-file (raw, 60 hex digits or standard base64), or a
+// random seed the server makes. It prints the seed's metadata; the seed is
+// never printed, and never taken from a flag value. keys create
+// --key-seed-id ID then derives a key from that seed and the KID (creation
+// method KeySeed), as PlayReady license servers holding the same seed do.
 //
 // # HLS
 //

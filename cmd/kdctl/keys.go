@@ -14,13 +14,14 @@ import (
 )
 
 // keysCreate: kdctl keys create [--id KID] [--name N] [--type T]
-// [--key-file F] [--iv B64] [--quiet]
+// [--key-file F | --key-seed-id ID] [--iv B64] [--quiet]
 func (e *env) keysCreate(args []string) error {
-	fs := e.subFlags("keys create", "[--id KID] [--name N] [--type T] [--key-file F] [--iv B64] [--quiet]")
+	fs := e.subFlags("keys create", "[--id KID] [--name N] [--type T] [--key-file F | --key-seed-id ID] [--iv B64] [--quiet]")
 	id := fs.String("id", "", "the key's KID (default: a random UUID chosen by the server)")
 	name := fs.String("name", "", "the key's name")
 	typ := fs.String("type", "", "content key type, number or name (default 4, EnvelopeEncryption)")
 	keyFile := fs.String("key-file", "", "file holding the 16-byte key: raw, 32 hex digits or base64 (default: random)")
+	keySeedID := fs.String("key-seed-id", "", "derive the key from this stored key seed and the KID (see keyseeds create)")
 	iv := fs.String("iv", "", "16-byte IV in standard base64")
 	quiet := fs.Bool("quiet", false, "print only the KID")
 	if _, err := parseInterleaved(fs, args); err != nil {
@@ -29,7 +30,17 @@ func (e *env) keysCreate(args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	if *keyFile != "" && *keySeedID != "" {
+		return usageError("keys create: give --key-file or --key-seed-id, not both")
+	}
 	body := map[string]string{}
+	if *keySeedID != "" {
+		sid, err := keystore.ParseKeyID(*keySeedID)
+		if err != nil {
+			return usageError("--key-seed-id: %v", err)
+		}
+		body["keySeedId"] = sid.String()
+	}
 	if *id != "" {
 		kid, err := keystore.ParseKeyID(*id)
 		if err != nil {

@@ -50,9 +50,11 @@ Usage:
   kdctl [global flags] COMMAND [flags] [args]
 
 Commands:
-  keys create [--id KID] [--name N] [--type T] [--key-file F] [--iv B64] [--quiet]
-        create a key (random value), or import the 16-byte key in F (raw, hex
-        or base64); prints the key's metadata, or only its KID with --quiet
+  keys create [--id KID] [--name N] [--type T] [--key-file F | --key-seed-id ID]
+              [--iv B64] [--quiet]
+        create a key (random value), import the 16-byte key in F (raw, hex
+        or base64), or derive it from a stored key seed and the KID; prints
+        the key's metadata, or only its KID with --quiet
   keys get KID
         print a key's metadata (never its material)
   keys import FILE|- [--format json|cpix] [--type T]
@@ -71,6 +73,11 @@ Commands:
         period), bring it back, or destroy a deleted key (role admin)
   keys delivery-url KID [--type envelope|clearkey|playready|widevine|fairplay]
         print the URL a player uses for the key
+  keyseeds create [--id ID] [--name N] [--seed-file F]
+        store a PlayReady key seed (role admin): the 30 bytes in F (raw, hex
+        or base64), or a random one; prints its metadata, never the seed
+  keyseeds list
+        print the key seeds' metadata, one JSON object per line
   hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX]
               [--token-file F | --token TOKEN] [--force]
         export the key (role exporter) into a new 0600 key file (default
@@ -198,6 +205,10 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return e.keysPurge(rest[2:])
 	case cmd == "keys" && sub == "delivery-url":
 		return e.keysDeliveryURL(rest[2:])
+	case cmd == "keyseeds" && sub == "create":
+		return e.keyseedsCreate(rest[2:])
+	case cmd == "keyseeds" && sub == "list":
+		return e.keyseedsList(rest[2:])
 	case cmd == "hls" && sub == "keyinfo":
 		return e.hlsKeyinfo(rest[2:])
 	case cmd == "token" && sub == "mint":
@@ -206,7 +217,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return e.kekGenerate(rest[2:])
 	case cmd == "adminkey" && sub == "generate":
 		return e.adminkeyGenerate(rest[2:])
-	case cmd == "keys" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
+	case cmd == "keys" || cmd == "keyseeds" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
 		if sub == "" {
 			return usageError("%s: missing subcommand", cmd)
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -109,6 +112,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	var protCert *x509.Certificate
+	var protKey *rsa.PrivateKey
+	if cfg.ProtectionCert != "" {
+		if protCert, protKey, err = ams.LoadProtectionKeyPair(cfg.ProtectionCert, cfg.ProtectionKey); err != nil {
+			return fmt.Errorf("protection certificate: %w", err)
+		}
+	}
 	var creds *admin.Credentials
 	if cfg.AdminCredentialsFile != "" {
 		if creds, err = admin.LoadCredentials(cfg.AdminCredentialsFile); err != nil {
@@ -180,6 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Keys: keys, Credentials: creds, Audit: audit, Certificates: trust.Certificates,
 		TokenLeeway: cfg.TokenLeeway, PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes,
+		ProtectionCert: protCert, ProtectionKey: protKey,
 	})
 	if err != nil {
 		dl.Close()

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/redistest"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -407,5 +410,72 @@ func TestPlanesDoNotShareCredentials(t *testing.T) {
 	}
 	if a := do(t, "GET", s.adminURL+"/keys/"+kid, bearer(m.token(t, kid))); a.status != 404 {
 		t.Fatalf("key route on the admin plane: %d", a.status)
+	}
+}
+
+// TestAMSContentKeyEndToEnd drives the AMS v2 path through the real server
+// in dev mode (which generates the protection certificate): fetch the
+// protection certificate, encrypt a content key to it as the AMS SDK did,
+// create the key with its checksum, then fetch it as a player.
+func TestAMSContentKeyEndToEnd(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := start(t, []string{"keydelivery", "--dev", "--data-dir", dir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--audit-log", filepath.Join(dir, "audit.log")}, nil)
+	m := devPaths(dir)
+	secret, err := os.ReadFile(m.AdminTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := bearer(strings.TrimSpace(string(secret)))
+	get := func(path string) string {
+		a := do(t, "GET", s.adminURL+path, admin)
+		var v struct {
+			Value string `json:"value"`
+		}
+		if a.status != 200 || json.Unmarshal(a.body, &v) != nil || v.Value == "" {
+			t.Fatalf("GET %s: %d %s", path, a.status, a.body)
+		}
+		return v.Value
+	}
+	thumb := get("/api/GetProtectionKeyId?contentKeyType=1")
+	der, err := base64.StdEncoding.DecodeString(get("/api/GetProtectionKey?ProtectionKeyId='" + thumb + "'"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := randomKey(t)
+	id, _ := keystore.ParseKeyID("316d14d4-b603-4d90-b8db-0fede8aa48f8")
+	enc, err := ams.EncryptContentKey(nil, cert.PublicKey.(*rsa.PublicKey), value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"Id": "nb:kid:UUID:" + id.String(), "ContentKeyType": 4, "EncryptedContentKey": enc,
+		"ProtectionKeyId": thumb, "ProtectionKeyType": 0, "Checksum": ams.Checksum(value, id), "Name": "from the AMS SDK"})
+	req, _ := http.NewRequest("POST", s.adminURL+"/api/ContentKeys", bytes.NewReader(body))
+	req.Header = admin.Clone()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || bytes.Contains(out, []byte(enc)) {
+		t.Fatalf("POST /api/ContentKeys: %d %s", resp.StatusCode, out)
+	}
+	signer, err := auth.LoadSigner(m.KeyFile, m.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := signer.Sign(auth.TokenClaims{Issuer: devIssuer, Audience: devAudience, ContentKeyID: id.String(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := do(t, "GET", s.deliveryURL+"/?kid=nb:kid:UUID:"+id.String(), http.Header{"Authorization": {"Bearer=" + tok}})
+	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
+		t.Fatalf("delivery of the AMS key: %d %s", a.status, a.body)
 	}
 }
