@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -320,15 +319,7 @@ func truncate(s string, n int) string {
 // getKey serves GET /api/keys/{kid}: the key's metadata, deleted keys
 // included (with deletedAt), never its material.
 func (s *server) getKey(c echo.Context) error {
-	raw := c.Param("kid")
-	// echo hands over the raw path segment; a KID in braces may arrive
-	// percent-encoded.
-	if strings.IndexByte(raw, '%') >= 0 {
-		if u, err := url.PathUnescape(raw); err == nil {
-			raw = u
-		}
-	}
-	id, err := keystore.ParseKeyID(raw)
+	id, err := kidParam(c)
 	if err != nil {
 		return s.conclude(c, nil, err, false)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -200,13 +199,7 @@ func (s *server) listKeySeeds(c echo.Context) error {
 
 // getKeySeed serves GET /api/keyseeds/{id}: one key seed's metadata.
 func (s *server) getKeySeed(c echo.Context) error {
-	raw := c.Param("id")
-	if strings.IndexByte(raw, '%') >= 0 {
-		if u, err := url.PathUnescape(raw); err == nil {
-			raw = u
-		}
-	}
-	id, err := keystore.ParseKeyID(raw)
+	id, err := idParam(c, "id")
 	if err != nil {
 		return s.conclude(c, nil, err, false)
 	}

@@ -120,8 +120,12 @@ func (s *server) listAssetKeys(c echo.Context) error {
 }
 
 // kidParam parses the {kid} path parameter, percent-encoded or not.
-func kidParam(c echo.Context) (keystore.KeyID, error) {
-	raw := c.Param("kid")
+func kidParam(c echo.Context) (keystore.KeyID, error) { return idParam(c, "kid") }
+
+// idParam parses a UUID path parameter, percent-encoded or not (a KID in
+// braces may arrive encoded).
+func idParam(c echo.Context, name string) (keystore.KeyID, error) {
+	raw := c.Param(name)
 	if strings.IndexByte(raw, '%') >= 0 {
 		if u, err := url.PathUnescape(raw); err == nil {
 			raw = u
