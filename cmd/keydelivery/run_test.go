@@ -78,6 +78,7 @@ func TestDeliveryEndToEndBolt(t *testing.T) {
 	value := randomKey(t)
 	kid := s.createKey(t, value, map[string]any{"name": "bolt e2e"})
 	exerciseDelivery(t, s, m, kid, value)
+	exerciseImport(t, s, m)
 
 	// Restart on the same file: the key is still there.
 	s.stop(t)
@@ -126,6 +127,7 @@ func TestDeliveryEndToEndRedis(t *testing.T) {
 	value := randomKey(t)
 	kid := s.createKey(t, value, nil)
 	exerciseDelivery(t, s, m, kid, value)
+	exerciseImport(t, s, m)
 
 	tok := m.token(t, kid)
 	rs.Stop(t)
