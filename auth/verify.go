@@ -156,9 +156,16 @@ type tokenClaims struct {
 // window; the signature; then, only once the signature has verified, exp,
 // nbf, iat, aud, iss, lifetime and the granted key IDs.
 func (v *Verifier) Verify(raw string) (Claims, error) {
+	c, _, _, err := v.verify(raw)
+	return c, err
+}
+
+// verify is Verify that also says which trust set and certificate verified
+// the token, for the cache.
+func (v *Verifier) verify(raw string) (Claims, *trustSet, *trusted, error) {
 	// Security invariant: nothing is parsed before this check.
 	if len(raw) > MaxTokenSize {
-		return Claims{}, refuse(ReasonTooLarge, fmt.Sprintf("token is %d bytes, limit %d", len(raw), MaxTokenSize))
+		return Claims{}, nil, nil, refuse(ReasonTooLarge, fmt.Sprintf("token is %d bytes, limit %d", len(raw), MaxTokenSize))
 	}
 	set := v.trust.set.Load() // one snapshot for the whole verification
 	now := v.now()
@@ -176,15 +183,15 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 		return c.cert.PublicKey, nil
 	})
 	if err != nil {
-		return Claims{}, classify(raw, tok, &tc, err)
+		return Claims{}, nil, nil, classify(raw, tok, &tc, err)
 	}
 
 	// The signature has verified and exp, nbf, iat and aud are valid.
 	if !slices.Contains(v.issuers, tc.Issuer) {
 		if tc.Issuer == "" {
-			return Claims{}, refuse(ReasonWrongIssuer, "iss claim is missing")
+			return Claims{}, nil, nil, refuse(ReasonWrongIssuer, "iss claim is missing")
 		}
-		return Claims{}, refuse(ReasonWrongIssuer, "iss claim is not a configured issuer")
+		return Claims{}, nil, nil, refuse(ReasonWrongIssuer, "iss claim is not a configured issuer")
 	}
 	c := Claims{
 		Subject:    tc.Subject,
@@ -197,16 +204,16 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	}
 	if v.maxLifetime > 0 {
 		if tc.IssuedAt == nil {
-			return Claims{}, refuse(ReasonMissingClaim, "iat claim is required when a maximum lifetime is set")
+			return Claims{}, nil, nil, refuse(ReasonMissingClaim, "iat claim is required when a maximum lifetime is set")
 		}
 		if life := c.ExpiresAt.Sub(c.IssuedAt); life > v.maxLifetime {
-			return Claims{}, refuse(ReasonLifetimeTooLong, fmt.Sprintf("exp - iat is %v, limit %v", life, v.maxLifetime))
+			return Claims{}, nil, nil, refuse(ReasonLifetimeTooLong, fmt.Sprintf("exp - iat is %v, limit %v", life, v.maxLifetime))
 		}
 	}
 	if err := v.grants(&c, &tc); err != nil {
-		return Claims{}, err
+		return Claims{}, nil, nil, err
 	}
-	return c, nil
+	return c, set, used, nil
 }
 
 // grants fills in KeyIDs and Unbound.

@@ -123,7 +123,7 @@ func (s *server) handleError(err error, c echo.Context) {
 		return
 	}
 	status, code, reason, detail := classify(err)
-	rid := c.Response().Header().Get(echo.HeaderXRequestID)
+	rid := requestID(c)
 	setOutcome(c, reason, err)
 	h := c.Response().Header()
 	switch status {

@@ -2,7 +2,10 @@ package delivery
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -67,14 +70,18 @@ func setOutcome(c echo.Context, reason string, err error) {
 	c.Set(outcomeKey, outcome{reason: reason, err: err})
 }
 
-// observe records RED metrics by route template and, when enabled, writes
-// one access-log line per request. The logged URI never holds a token.
-func (s *server) observe(accessLog bool) echo.MiddlewareFunc {
+// edge is the one middleware every request passes, errors and unknown
+// routes included: it sets Cache-Control: no-store,
+// turns a panic into a 500, renders errors, records RED metrics by route
+// template and, when enabled, writes one access-log line (never a token).
+// It is one middleware rather than five because echo builds the
+// middleware chain anew for every request, one allocation per middleware.
+func (s *server) edge(accessLog bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
-			err := next(c)
-			if err != nil {
+			c.Response().Header()["Cache-Control"] = noStoreValue
+			if err := s.safely(next, c); err != nil {
 				c.Error(err)
 			}
 			d := time.Since(start)
@@ -92,10 +99,25 @@ func (s *server) observe(accessLog bool) echo.MiddlewareFunc {
 	}
 }
 
+// safely runs next, turning a panic into an error (logged with its stack).
+func (s *server) safely(next echo.HandlerFunc, c echo.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			err = fmt.Errorf("delivery: panic: %v", r)
+			s.log.Error("panic serving request", "request_id", requestID(c),
+				"err", err, "stack", string(debug.Stack()))
+		}
+	}()
+	return next(c)
+}
+
 func (s *server) logRequest(c echo.Context, route string, status int, d time.Duration) {
 	r := c.Request()
 	attrs := []slog.Attr{
-		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+		slog.String("request_id", requestID(c)),
 		slog.String("method", r.Method),
 		slog.String("route", route),
 		slog.String("uri", httplog.RedactedURI(r.URL)),
@@ -118,16 +140,16 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
-func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
-	s.log.Error("panic serving request", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err, "stack", string(stack))
-	return err
-}
-
-// requestID sets X-Request-ID on the response: the caller's when it is a
-// plain short token, else a new one.
-func requestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Response().Header().Set(echo.HeaderXRequestID, httplog.RequestID(c.Request().Header.Get(echo.HeaderXRequestID)))
-		return next(c)
+// requestID returns the request's ID, setting X-Request-ID on the response
+// the first time: the caller's when it is a plain short token, else a new
+// one. Only answers that are logged or are errors get one, so a key served
+// from the caches costs no ID (it is never logged unless --access-log).
+func requestID(c echo.Context) string {
+	h := c.Response().Header()
+	if v := h[echo.HeaderXRequestID]; len(v) > 0 {
+		return v[0]
 	}
+	rid := httplog.RequestID(c.Request().Header.Get(echo.HeaderXRequestID))
+	h[echo.HeaderXRequestID] = []string{rid}
+	return rid
 }

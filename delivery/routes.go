@@ -87,12 +87,10 @@ func New(o Options) (*Handler, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
 
-	// Order: recover, request ID, RED metrics and access log, no-store,
-	// CORS (so errors carry CORS headers too), body limit, then routes.
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(requestID)
-	e.Use(s.observe(o.AccessLog))
-	e.Use(noStore)
+	// Order: the edge (request ID, no-store, recover, RED metrics, access
+	// log), then CORS (so errors carry CORS headers too), then routes. The
+	// body limit applies to the one route that takes a body.
+	e.Use(s.edge(o.AccessLog))
 	if allow != nil {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOriginFunc:  func(origin string) (bool, error) { return allow(origin), nil },
@@ -103,11 +101,10 @@ func New(o Options) (*Handler, error) {
 			MaxAge:           600,
 		}))
 	}
-	e.Use(middleware.BodyLimit(bodyLimitString(o.BodyLimit)))
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/keys/:kid", s.keyByPath)
 	e.GET("/", s.keyByQuery)
-	e.POST("/", s.keyByQuery)
+	e.POST("/", s.keyByQuery, bodyLimit(o.BodyLimit))
 	return &Handler{e: e}, nil
 }

@@ -23,22 +23,37 @@ type Options struct {
 	// Rand supplies generated key material (default: none; Create then
 	// requires the caller to set Key.Value). Use crypto/rand.Reader.
 	Rand io.Reader
+	// OnChange, when set, is called with the ID of every key this Keys
+	// creates, deletes, restores or purges (for cache invalidation).
+	OnChange func(KeyID)
+}
+
+// Notifier is an optional Store capability: a store shared by several
+// servers tells all of them when a key is deleted, restored or purged, so
+// their caches drop it at once.
+type Notifier interface {
+	// Notify announces that ids changed.
+	Notify(ctx context.Context, ids []KeyID) error
+	// Listen calls fn for every announced change until ctx ends; fn(id,
+	// true) means "anything may have changed" (after a lost connection).
+	Listen(ctx context.Context, fn func(id KeyID, all bool)) error
 }
 
 // Keys is the barrier between callers and a Store: it seals key material on
 // the way in, opens it on the way out, and puts a deadline on every call.
 // It is safe for concurrent use.
 type Keys struct {
-	store   Store
-	ring    *Keyring
-	timeout time.Duration
-	now     func() time.Time
-	rand    io.Reader
+	store    Store
+	ring     *Keyring
+	timeout  time.Duration
+	now      func() time.Time
+	rand     io.Reader
+	onChange func(KeyID)
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
 func NewKeys(store Store, ring *Keyring, o Options) *Keys {
-	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand}
+	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand, onChange: o.OnChange}
 	if k.timeout <= 0 {
 		k.timeout = DefaultTimeout
 	}
@@ -139,6 +154,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
+	k.changed(ctx, false, key.ID)
 	return key, nil
 }
 
@@ -211,6 +227,20 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 		// Another instance wrote it first: read it back and check it.
 	}
 	return fmt.Errorf("keystore: check kek %q: check value keeps changing", id)
+}
+
+// changed tells the local listener, and with announce the other servers
+// through the store, that ids changed. Announcing is best effort: a lost
+// announcement is bounded by the caches' TTL.
+func (k *Keys) changed(ctx context.Context, announce bool, ids ...KeyID) {
+	if k.onChange != nil {
+		for _, id := range ids {
+			k.onChange(id)
+		}
+	}
+	if n, ok := k.store.(Notifier); ok && announce && len(ids) > 0 {
+		_ = k.call(ctx, func(ctx context.Context) error { return n.Notify(ctx, ids) })
+	}
 }
 
 // Ping reports whether the store answers within the deadline.
@@ -318,7 +348,7 @@ func (k *Keys) Restore(ctx context.Context, id KeyID) (Key, error) {
 // Purge destroys a soft-deleted key for good; ErrNotDeleted if it is not
 // deleted (a live key is never destroyed in one step).
 func (k *Keys) Purge(ctx context.Context, id KeyID) error {
-	return k.call(ctx, func(ctx context.Context) error {
+	err := k.call(ctx, func(ctx context.Context) error {
 		return k.store.Delete(ctx, id, func(r *Record) error {
 			if r.DeletedAt.IsZero() {
 				return fmt.Errorf("%w: %s: delete it first", ErrNotDeleted, id)
@@ -326,6 +356,10 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 			return nil
 		})
 	})
+	if err == nil {
+		k.changed(ctx, true, id)
+	}
+	return err
 }
 
 func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Key, error) {
@@ -337,6 +371,7 @@ func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Ke
 	if err != nil {
 		return Key{}, err
 	}
+	k.changed(ctx, true, id)
 	return metadata(r), nil
 }
 
@@ -418,6 +453,13 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 			return nil, fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
 		}
 	}
+	if k.onChange != nil {
+		for _, r := range out {
+			if r.Status == Created {
+				k.onChange(r.Key.ID)
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -452,6 +494,7 @@ func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, err
 			switch {
 			case err == nil:
 				purged = append(purged, r.ID)
+				k.changed(ctx, true, r.ID)
 			case errors.Is(err, ErrNotDeleted), errors.Is(err, ErrNotFound):
 			default:
 				return purged, err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,21 @@ func Handler(reg *prometheus.Registry) http.Handler {
 type HTTP struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// series caches the children by route and status class, so the hot
+	// path neither builds a label slice nor hashes label values.
+	mu     sync.RWMutex
+	series map[seriesKey]httpSeries
+}
+
+type seriesKey struct {
+	route string
+	class int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewHTTP registers the request metrics on reg.
@@ -76,6 +92,7 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 			Buckets: LatencyBuckets,
 		}, []string{"route", "class"}),
 	}
+	h.series = map[seriesKey]httpSeries{}
 	reg.MustRegister(h.requests, h.duration)
 	return h
 }
@@ -92,7 +109,17 @@ func StatusClass(status int) string {
 
 // Observe records one request. route must be a route template, never a raw path.
 func (h *HTTP) Observe(route string, status int, d time.Duration) {
-	c := StatusClass(status)
-	h.requests.WithLabelValues(route, c).Inc()
-	h.duration.WithLabelValues(route, c).Observe(d.Seconds())
+	k := seriesKey{route, status / 100}
+	h.mu.RLock()
+	s, ok := h.series[k]
+	h.mu.RUnlock()
+	if !ok {
+		c := StatusClass(status)
+		s = httpSeries{h.requests.WithLabelValues(route, c), h.duration.WithLabelValues(route, c)}
+		h.mu.Lock()
+		h.series[k] = s
+		h.mu.Unlock()
+	}
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 }

@@ -37,6 +37,9 @@ type config struct {
 	AllowUnboundTokens bool
 
 	CORSOrigins          []string
+	TokenCacheSize       int
+	KeyCacheTTL          time.Duration
+	KeyCacheSize         int
 	PublicURL            string
 	MaxImportBytes       int64
 	DeletedRetention     time.Duration
@@ -106,6 +109,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "clock skew allowed on exp, nbf, iat and certificate validity (at most 5m)")
 	fs.DurationVar(&c.TokenMaxLifetime, "token-max-lifetime", 0, "refuse tokens whose exp - iat is longer than this (0: no limit)")
 	fs.BoolVar(&c.AllowUnboundTokens, "allow-unbound-tokens", false, "let a token that names no key (no kids or contentkeyidentifier claim) fetch any key")
+	fs.IntVar(&c.TokenCacheSize, "token-cache-size", 100000, "verified tokens remembered so a repeated token skips the ES256 check (0: verify every request)")
+	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an unsealed key is served from memory (0: read the store on every request); deletes through any instance take effect at once")
+	fs.IntVar(&c.KeyCacheSize, "key-cache-size", 100000, "most keys held in the key cache")
 	fs.Var(listFlag{&c.CORSOrigins}, "cors-origins", "origins browser players may call from: exact origins, patterns such as https://*.example.com, or * (comma-separated)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the delivery plane's base URL as players see it (e.g. https://keys.example.com), for the admin API's delivery URLs; --dev defaults it to the local listener")
 	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 16<<20, "largest key import (JSON or CPIX) the admin API accepts, in bytes")
@@ -215,6 +221,9 @@ func (c *config) validate() error {
 	}
 	if (c.ProtectionCert == "") != (c.ProtectionKey == "") {
 		errs = append(errs, errors.New("--protection-cert and --protection-key go together"))
+	}
+	if c.TokenCacheSize < 0 || c.KeyCacheTTL < 0 || (c.KeyCacheTTL > 0 && c.KeyCacheSize <= 0) {
+		errs = append(errs, errors.New("--token-cache-size and --key-cache-ttl must not be negative, and --key-cache-size must be positive when the key cache is on"))
 	}
 	if c.DeletedRetention < 0 {
 		errs = append(errs, errors.New("--deleted-retention must not be negative"))

@@ -136,7 +136,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
-	keys := keystore.NewKeys(store, ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader})
+	var cache *keystore.Cache // set below when on; invalidated on every local change
+	keys := keystore.NewKeys(store, ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
+		OnChange: func(id keystore.KeyID) {
+			if cache != nil {
+				cache.Invalidate(id)
+			}
+		}})
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = keys.CheckKEKs(startCtx)
 	cancel()
@@ -151,9 +157,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer auditCloser.Close()
 
 	reg := metrics.NewRegistry(buildInfo())
+	var keySource interface {
+		Get(context.Context, keystore.KeyID) (keystore.Key, error)
+	} = keys
+	if cfg.KeyCacheTTL > 0 {
+		if cache, err = keystore.NewCache(keys, keystore.CacheOptions{TTL: cfg.KeyCacheTTL, Size: cfg.KeyCacheSize, Registerer: reg}); err != nil {
+			return err
+		}
+		keySource = cache
+	}
+	var tokens interface {
+		Verify(string) (auth.Claims, error)
+	} = verifier
+	if cfg.TokenCacheSize > 0 {
+		if tokens, err = auth.NewCachedVerifier(verifier, cfg.TokenCacheSize); err != nil {
+			return err
+		}
+	}
 	var serving atomic.Bool
 	deliveryHandler, err := delivery.New(delivery.Options{
-		Log: log, Verifier: verifier, Keys: keys, Registerer: reg,
+		Log: log, Verifier: tokens, Keys: keySource, Registerer: reg,
 		CORSOrigins: cfg.CORSOrigins, Serving: serving.Load, AccessLog: cfg.AccessLog,
 	})
 	if err != nil {
@@ -205,6 +228,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { return serve(adminSrv, al) })
 	if cfg.TokenCertsReload > 0 {
 		g.Go(func() error { trust.Watch(gctx, cfg.TokenCertsReload); return nil })
+	}
+	if n, ok := store.(keystore.Notifier); ok && cache != nil {
+		g.Go(func() error {
+			return n.Listen(gctx, func(id keystore.KeyID, all bool) {
+				if all {
+					cache.InvalidateAll()
+				} else {
+					cache.Invalidate(id)
+				}
+			})
+		})
 	}
 	if cfg.DeletedRetention > 0 {
 		g.Go(func() error { sweepDeleted(gctx, keys, cfg.DeletedRetention, time.Hour, log); return nil })

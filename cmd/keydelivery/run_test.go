@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -123,7 +124,8 @@ func TestDeliveryEndToEndRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	storeURL := "redis://" + rs.Addr + "/0"
-	s := start(t, m.args(storeURL, "--redis-password-file", pwFile, "--store-timeout", "300ms"), nil)
+	// The key cache is off, so the outage below reaches the store.
+	s := start(t, m.args(storeURL, "--redis-password-file", pwFile, "--store-timeout", "300ms", "--key-cache-ttl", "0"), nil)
 	value := randomKey(t)
 	kid := s.createKey(t, value, nil)
 	exerciseDelivery(t, s, m, kid, value)
@@ -480,4 +482,54 @@ func TestAMSContentKeyEndToEnd(t *testing.T) {
 	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
 		t.Fatalf("delivery of the AMS key: %d %s", a.status, a.body)
 	}
+}
+
+// TestKeyCacheInvalidatedAcrossInstances: two servers share one Redis, each
+// with a long key cache. A key cached by the second is deleted through the
+// first's admin API: the second stops delivering it at once (pub/sub), not
+// after the TTL; restored, it is delivered again.
+func TestKeyCacheInvalidatedAcrossInstances(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	m := newMaterial(t)
+	store := "redis://" + rs.Addr + "/0"
+	a := start(t, m.args(store, "--key-cache-ttl", "1h"), nil)
+	b := start(t, m.args(store, "--key-cache-ttl", "1h"), nil)
+	value := randomKey(t)
+	kid := a.createKey(t, value, nil)
+	tok := m.token(t, kid)
+	for range 2 {
+		if r := do(t, "GET", b.deliveryURL+"/keys/"+kid, bearer(tok)); r.status != 200 {
+			t.Fatalf("b before delete: %d", r.status)
+		}
+	}
+	// The second fetch was a cache hit: the test below is about invalidation.
+	if mt := do(t, "GET", b.adminURL+"/metrics", nil); !regexp.MustCompile(`(?m)^keydelivery_key_cache_hits_total [1-9]`).Match(mt.body) {
+		t.Fatalf("no key cache hit on b:\n%s", mt.body)
+	}
+	adminDo := func(method, path string) {
+		req, _ := http.NewRequest(method, a.adminURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
+		}
+	}
+	waitStatus := func(want int) {
+		t.Helper()
+		var got int
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if got = do(t, "GET", b.deliveryURL+"/keys/"+kid, bearer(tok)).status; got == want {
+				return
+			}
+		}
+		t.Fatalf("b answers %d, want %d", got, want)
+	}
+	adminDo("DELETE", "/api/keys/"+kid)
+	waitStatus(404)
+	adminDo("POST", "/api/keys/"+kid+"/restore")
+	waitStatus(200)
 }

@@ -1,0 +1,210 @@
+package keystore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/keystore/boltstore"
+	"github.com/keydelivery/keydelivery/keystore/storetest"
+)
+
+// countingKeys counts the reads that reach the real Keys, and can slow
+// them down.
+type countingKeys struct {
+	keys  *keystore.Keys
+	reads atomic.Int64
+	delay time.Duration
+}
+
+func (c *countingKeys) Get(ctx context.Context, id keystore.KeyID) (keystore.Key, error) {
+	c.reads.Add(1)
+	time.Sleep(c.delay)
+	return c.keys.Get(ctx, id)
+}
+
+func newCacheFixture(t *testing.T, o keystore.CacheOptions) (*keystore.Cache, *countingKeys, *keystore.Keys) {
+	t.Helper()
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "keys.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var cache *keystore.Cache
+	keys := keystore.NewKeys(store, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader,
+		OnChange: func(id keystore.KeyID) { cache.Invalidate(id) }})
+	src := &countingKeys{keys: keys}
+	if cache, err = keystore.NewCache(src, o); err != nil {
+		t.Fatal(err)
+	}
+	return cache, src, keys
+}
+
+func TestCacheHitsMissesAndTTL(t *testing.T) {
+	now := time.Now()
+	reg := prometheus.NewRegistry()
+	cache, src, keys := newCacheFixture(t, keystore.CacheOptions{TTL: time.Minute, NegativeTTL: time.Second, Size: 10,
+		Now: func() time.Time { return now }, Registerer: reg})
+	ctx := context.Background()
+	k, err := keys.Create(ctx, keystore.Key{ID: storetest.RandomID(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		got, err := cache.Get(ctx, k.ID)
+		if err != nil || got.Value != k.Value {
+			t.Fatalf("Get = %v", err)
+		}
+	}
+	if n := src.reads.Load(); n != 1 {
+		t.Fatalf("%d store reads for 5 gets, want 1", n)
+	}
+	now = now.Add(time.Minute + time.Second)
+	if _, err := cache.Get(ctx, k.ID); err != nil || src.reads.Load() != 2 {
+		t.Fatalf("after TTL: %v, reads %d", err, src.reads.Load())
+	}
+	// Negative caching: a missing KID is read once per NegativeTTL.
+	missing := storetest.RandomID(t)
+	for range 3 {
+		if _, err := cache.Get(ctx, missing); !errors.Is(err, keystore.ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+	}
+	if n := src.reads.Load(); n != 3 {
+		t.Fatalf("%d reads, want 3 (one for the missing KID)", n)
+	}
+	// Creating it invalidates the negative entry at once (same process).
+	if _, err := keys.Create(ctx, keystore.Key{ID: missing}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Get(ctx, missing); err != nil {
+		t.Fatalf("created key still cached as missing: %v", err)
+	}
+	// A soft delete takes effect at once, though the TTL has not passed.
+	if _, err := keys.Delete(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cache.Get(ctx, k.ID); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("deleted key served from the cache: %v", err)
+	}
+	mfs, _ := reg.Gather()
+	if len(mfs) != 4 {
+		t.Fatalf("%d cache metric families, want 4", len(mfs))
+	}
+}
+
+// TestCacheCoalesces: a burst for one KID makes one store read.
+func TestCacheCoalesces(t *testing.T) {
+	cache, src, keys := newCacheFixture(t, keystore.CacheOptions{TTL: time.Minute, Size: 10})
+	src.delay = 50 * time.Millisecond
+	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := cache.Get(context.Background(), k.ID)
+			if err == nil && got.Value != k.Value {
+				err = errors.New("wrong value")
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.reads.Load(); n != 1 {
+		t.Fatalf("%d store reads for a burst of 50, want 1", n)
+	}
+}
+
+// TestCacheInvalidatedWhileReading: an invalidation during a read keeps
+// the (maybe stale) result out of the cache.
+func TestCacheInvalidatedWhileReading(t *testing.T) {
+	cache, src, keys := newCacheFixture(t, keystore.CacheOptions{TTL: time.Minute, Size: 10})
+	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.delay = 100 * time.Millisecond
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = cache.Get(context.Background(), k.ID)
+	}()
+	time.Sleep(30 * time.Millisecond)
+	cache.Invalidate(k.ID)
+	<-done
+	src.delay = 0
+	if _, err := cache.Get(context.Background(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.reads.Load(); n != 2 {
+		t.Fatalf("%d reads, want 2: the read overlapping the invalidation must not be cached", n)
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	cache, src, keys := newCacheFixture(t, keystore.CacheOptions{TTL: time.Minute, Size: 2})
+	var ids []keystore.KeyID
+	for range 3 {
+		k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, k.ID)
+		if _, err := cache.Get(context.Background(), k.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first was evicted: reading it again goes to the store.
+	if _, err := cache.Get(context.Background(), ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := src.reads.Load(); n != 4 {
+		t.Fatalf("%d reads, want 4", n)
+	}
+	if _, err := keystore.NewCache(src, keystore.CacheOptions{TTL: 0, Size: 1}); err == nil {
+		t.Fatal("TTL 0 accepted")
+	}
+}
+
+func BenchmarkCacheHit(b *testing.B) {
+	store, err := boltstore.Open(filepath.Join(b.TempDir(), "keys.db"), time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	keys := keystore.NewKeys(store, storetest.NewKeyring(b, "k1"), keystore.Options{Rand: rand.Reader})
+	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := keystore.NewCache(keys, keystore.CacheOptions{TTL: time.Hour, Size: 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cache.Get(ctx, k.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
