@@ -79,34 +79,19 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *server) logRequest(c echo.Context, route string, status int, d time.Duration) {
 	r := c.Request()
-	attrs := []slog.Attr{
-		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
-		slog.String("method", r.Method),
-		slog.String("route", route),
-		slog.String("uri", httplog.RedactedURI(r.URL)),
-		slog.Int("status", status),
-		slog.Duration("duration", d),
-		slog.String("remote", c.RealIP()),
-	}
+	req := httplog.Request{ID: c.Response().Header().Get(echo.HeaderXRequestID), Method: r.Method, Route: route, URL: r.URL,
+		Status: status, Duration: d, Remote: c.RealIP()}
+	var extra []slog.Attr
 	if cr, ok := c.Get(credentialKey).(credential); ok {
-		attrs = append(attrs, slog.String("credential", cr.name))
+		extra = append(extra, slog.String("credential", cr.name))
 	}
 	if op, ok := c.Get(operationKey).(operation); ok {
-		attrs = append(attrs, slog.String("operation", op.name))
+		extra = append(extra, slog.String("operation", op.name))
 	}
 	if o, ok := c.Get(outcomeKey).(outcome); ok {
-		if o.reason != "" {
-			attrs = append(attrs, slog.String("reason", o.reason))
-		}
-		if o.err != nil {
-			attrs = append(attrs, slog.String("err", o.err.Error()))
-		}
+		req.Reason, req.Err = o.reason, o.err
 	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelWarn
-	}
-	s.log.LogAttrs(r.Context(), level, "admin request", attrs...)
+	httplog.Log(r.Context(), s.log, "admin request", req, extra...)
 }
 
 func (s *server) logPanic(c echo.Context, err error, stack []byte) error {

@@ -3,7 +3,6 @@ package delivery
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -116,28 +115,11 @@ func (s *server) safely(next echo.HandlerFunc, c echo.Context) (err error) {
 
 func (s *server) logRequest(c echo.Context, route string, status int, d time.Duration) {
 	r := c.Request()
-	attrs := []slog.Attr{
-		slog.String("request_id", requestID(c)),
-		slog.String("method", r.Method),
-		slog.String("route", route),
-		slog.String("uri", httplog.RedactedURI(r.URL)),
-		slog.Int("status", status),
-		slog.Duration("duration", d),
-		slog.String("remote", c.RealIP()),
-	}
+	req := httplog.Request{ID: requestID(c), Method: r.Method, Route: route, URL: r.URL, Status: status, Duration: d, Remote: c.RealIP()}
 	if o, ok := c.Get(outcomeKey).(outcome); ok {
-		if o.reason != "" {
-			attrs = append(attrs, slog.String("reason", o.reason))
-		}
-		if o.err != nil {
-			attrs = append(attrs, slog.String("err", o.err.Error()))
-		}
+		req.Reason, req.Err = o.reason, o.err
 	}
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelWarn
-	}
-	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	httplog.Log(r.Context(), s.log, "request", req)
 }
 
 // requestID returns the request's ID, setting X-Request-ID on the response

@@ -98,6 +98,7 @@ func (m material) args(store string, extra ...string) []string {
 		"--kek-file", m.kekFile, "--admin-credentials-file", m.credsFile,
 		"--audit-log", filepath.Join(m.dir, "audit.log"),
 		"--cors-origins", "https://player.example.com,https://*.cdn.example.net",
+		"--access-log", // so the checks that no token reaches the log have lines to read
 	}, extra...)
 }
 

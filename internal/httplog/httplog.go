@@ -4,10 +4,13 @@
 package httplog
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // NewRequestID returns a random 24-hex-digit request ID.
@@ -63,4 +66,42 @@ func RedactedURI(u *url.URL) string {
 		}
 	}
 	return u.EscapedPath() + "?" + strings.Join(parts, "&")
+}
+
+// Request is what an access-log line says about one request.
+type Request struct {
+	ID       string
+	Method   string
+	Route    string // the route template, never the raw path
+	URL      *url.URL
+	Status   int
+	Duration time.Duration
+	Remote   string
+	Reason   string // the refusal reason, if any
+	Err      error  // the internal error, if any (never holds a token)
+}
+
+// Log writes one access-log line for r, at Warn for 5xx and Info
+// otherwise, with extra attributes appended. The URI is redacted.
+func Log(ctx context.Context, log *slog.Logger, msg string, r Request, extra ...slog.Attr) {
+	attrs := append([]slog.Attr{
+		slog.String("request_id", r.ID),
+		slog.String("method", r.Method),
+		slog.String("route", r.Route),
+		slog.String("uri", RedactedURI(r.URL)),
+		slog.Int("status", r.Status),
+		slog.Duration("duration", r.Duration),
+		slog.String("remote", r.Remote),
+	}, extra...)
+	if r.Reason != "" {
+		attrs = append(attrs, slog.String("reason", r.Reason))
+	}
+	if r.Err != nil {
+		attrs = append(attrs, slog.String("err", r.Err.Error()))
+	}
+	level := slog.LevelInfo
+	if r.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	log.LogAttrs(ctx, level, msg, attrs...)
 }
