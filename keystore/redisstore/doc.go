@@ -73,8 +73,10 @@
 //   - Redis 6.2 or later (ZRANGE ... BYLEX LIMIT).
 //   - Authentication (requirepass or an ACL user) and, across untrusted
 //     networks, TLS (rediss://). An ACL user needs these commands on the
-//     keys under its prefix: "~kd:* +get +set +del +zadd +zrem +zrange
-//     +watch +unwatch +multi +exec +ping"; on Redis Cluster also
+//     keys under its prefix: "~kd:* &kd:* +get +set +del +zadd +zrem
+//     +zrange +watch +unwatch +multi +exec +ping +publish +subscribe"
+//     (publish and subscribe carry the key cache invalidations on the
+//     channel <prefix>changes); on Redis Cluster also
 //     "+cluster|slots", and "+command" to spare the log a go-redis
 //     warning. A user without +zadd can still store records, but every
 //     create then answers keystore.ErrUnavailable (index not written).

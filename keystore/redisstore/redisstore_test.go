@@ -732,13 +732,13 @@ func TestGetErrorMessage(t *testing.T) {
 func tlsConfig() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS12} }
 
 // aclCommands are the commands the package doc says an ACL user needs.
-const aclCommands = "+get +set +del +zadd +zrem +zrange +watch +unwatch +multi +exec +ping"
+const aclCommands = "+get +set +del +zadd +zrem +zrange +watch +unwatch +multi +exec +ping +publish +subscribe"
 
 // TestACLUser: the permissions the package doc asks for are enough.
 func TestACLUser(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := ctxT(t, 10*time.Second)
-	acl := []any{"ACL", "SETUSER", "kd", "on", ">kd-pass", "~kd:*"}
+	acl := []any{"ACL", "SETUSER", "kd", "on", ">kd-pass", "~kd:*", "&kd:*"}
 	for _, c := range strings.Fields(aclCommands) {
 		acl = append(acl, c)
 	}
@@ -783,6 +783,26 @@ func TestACLUser(t *testing.T) {
 	if ids, err := keys.ListAsset(ctx, "film", keystore.KeyID{}, 10); err != nil || len(ids) != 0 {
 		t.Fatalf("ListAsset after Purge = %v, %v", ids, err)
 	}
+	// Cache invalidations: publish and subscribe on the changes channel.
+	if err := s.Notify(ctx, []keystore.KeyID{k.ID}); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	subscribed := make(chan struct{}, 1)
+	go s.Listen(lctx, func(_ keystore.KeyID, all bool) {
+		if all {
+			select {
+			case subscribed <- struct{}{}:
+			default:
+			}
+		}
+	})
+	select {
+	case <-subscribed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Listen did not subscribe with the documented permissions")
+	}
+	cancel()
 	// Outside its prefix the user is refused: the error is not ErrNotFound.
 	other := mustNew(t, Options{URL: "redis://" + srv.Addr, Username: "kd", Password: "kd-pass", Prefix: "other:"})
 	if _, err := other.Get(ctx, k.ID); err == nil || errors.Is(err, keystore.ErrNotFound) {
