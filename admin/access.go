@@ -141,6 +141,7 @@ func (s *server) record(c echo.Context, kids []keystore.KeyID, result string) er
 	}
 	err := s.audit.write(r)
 	if err != nil {
+		s.metrics.auditFailures.Inc()
 		s.log.Error("audit record not written", "request_id", r.RequestID, "operation", op.name, "result", result, "err", err)
 	}
 	return err

@@ -14,8 +14,9 @@ import (
 )
 
 type adminMetrics struct {
-	http       *metrics.HTTP
-	operations *prometheus.CounterVec
+	http          *metrics.HTTP
+	operations    *prometheus.CounterVec
+	auditFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *adminMetrics {
@@ -26,7 +27,11 @@ func newMetrics(reg prometheus.Registerer) *adminMetrics {
 			Help: "Admin operations by operation and result (ok, conflict, not_found, invalid, forbidden, unauthorized, unavailable, error).",
 		}, []string{"operation", "result"}),
 	}
-	reg.MustRegister(m.operations)
+	m.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Subsystem: "audit", Name: "write_failures_total",
+		Help: "Audit records that could not be written (the admin writes they were for were refused).",
+	})
+	reg.MustRegister(m.operations, m.auditFailures)
 	// The ok series exist from the start, so rates work at once.
 	for _, op := range operations {
 		m.operations.WithLabelValues(op.name, resultOK)

@@ -110,7 +110,9 @@ func (s *server) authenticate(c echo.Context) (auth.Claims, error) {
 		s.metrics.verification(err)
 		return auth.Claims{}, err
 	}
+	start := time.Now()
 	claims, err := s.verify.Verify(raw)
+	s.metrics.verifyDuration.Observe(time.Since(start).Seconds())
 	s.metrics.verification(err)
 	return claims, err
 }

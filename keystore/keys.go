@@ -8,6 +8,8 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultTimeout bounds every store call when Options.Timeout is zero.
@@ -26,6 +28,11 @@ type Options struct {
 	// OnChange, when set, is called with the ID of every key this Keys
 	// creates, deletes, restores or purges (for cache invalidation).
 	OnChange func(KeyID)
+	// Registerer, when set, receives keydelivery_store_operations_total
+	// and keydelivery_store_operation_duration_seconds, labelled with
+	// Backend ("bolt", "redis").
+	Registerer prometheus.Registerer
+	Backend    string
 }
 
 // Notifier is an optional Store capability: a store shared by several
@@ -49,11 +56,13 @@ type Keys struct {
 	now      func() time.Time
 	rand     io.Reader
 	onChange func(KeyID)
+	metrics  *storeMetrics
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
 func NewKeys(store Store, ring *Keyring, o Options) *Keys {
-	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand, onChange: o.OnChange}
+	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand, onChange: o.OnChange,
+		metrics: newStoreMetrics(o.Registerer, o.Backend)}
 	if k.timeout <= 0 {
 		k.timeout = DefaultTimeout
 	}
@@ -65,19 +74,21 @@ func NewKeys(store Store, ring *Keyring, o Options) *Keys {
 
 // call runs f with the store deadline and turns a missed deadline into
 // ErrUnavailable, so a slow store never looks like a missing key.
-func (k *Keys) call(ctx context.Context, f func(ctx context.Context) error) error {
+func (k *Keys) call(ctx context.Context, op storeOp, f func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
+	start := time.Now()
 	err := f(ctx)
 	if err != nil && !errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	k.metrics.observe(op, err, time.Since(start))
 	return err
 }
 
 // record reads the stored record of id within the store deadline.
 func (k *Keys) record(ctx context.Context, id KeyID) (r Record, err error) {
-	err = k.call(ctx, func(ctx context.Context) error {
+	err = k.call(ctx, opGet, func(ctx context.Context) error {
 		r, err = k.store.Get(ctx, id)
 		return err
 	})
@@ -147,7 +158,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 	}
 	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
 		Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
-	err = k.call(ctx, func(ctx context.Context) error { return k.store.Create(ctx, r) })
+	err = k.call(ctx, opCreate, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
 		return Key{}, k.existsError(ctx, key)
 	}
@@ -196,7 +207,7 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 	label := []byte(name)
 	for attempt := 0; attempt < 2; attempt++ {
 		var v []byte
-		err := k.call(ctx, func(ctx context.Context) (err error) {
+		err := k.call(ctx, opGetMeta, func(ctx context.Context) (err error) {
 			v, err = k.store.GetMeta(ctx, name)
 			return err
 		})
@@ -217,7 +228,7 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		err = k.call(ctx, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, sealed) })
+		err = k.call(ctx, opCreateMeta, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, sealed) })
 		if err == nil {
 			return nil
 		}
@@ -239,13 +250,13 @@ func (k *Keys) changed(ctx context.Context, announce bool, ids ...KeyID) {
 		}
 	}
 	if n, ok := k.store.(Notifier); ok && announce && len(ids) > 0 {
-		_ = k.call(ctx, func(ctx context.Context) error { return n.Notify(ctx, ids) })
+		_ = k.call(ctx, opNotify, func(ctx context.Context) error { return n.Notify(ctx, ids) })
 	}
 }
 
 // Ping reports whether the store answers within the deadline.
 func (k *Keys) Ping(ctx context.Context) error {
-	return k.call(ctx, k.store.Ping)
+	return k.call(ctx, opPing, k.store.Ping)
 }
 
 // Metadata returns what is stored about id without its material (Value is
@@ -295,7 +306,7 @@ func ValidateAsset(a string) error {
 // from, in ID order, deleted ones included.
 func (k *Keys) List(ctx context.Context, from KeyID, limit int) ([]Key, error) {
 	var rs []Record
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+	err := k.call(ctx, opList, func(ctx context.Context) (err error) {
 		rs, err = k.store.List(ctx, from, limit)
 		return err
 	})
@@ -315,7 +326,7 @@ func (k *Keys) ListAsset(ctx context.Context, asset string, from KeyID, limit in
 		return nil, err
 	}
 	var ids []KeyID
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+	err := k.call(ctx, opListAsset, func(ctx context.Context) (err error) {
 		ids, err = k.store.ListAsset(ctx, asset, from, limit)
 		return err
 	})
@@ -348,7 +359,7 @@ func (k *Keys) Restore(ctx context.Context, id KeyID) (Key, error) {
 // Purge destroys a soft-deleted key for good; ErrNotDeleted if it is not
 // deleted (a live key is never destroyed in one step).
 func (k *Keys) Purge(ctx context.Context, id KeyID) error {
-	err := k.call(ctx, func(ctx context.Context) error {
+	err := k.call(ctx, opDelete, func(ctx context.Context) error {
 		return k.store.Delete(ctx, id, func(r *Record) error {
 			if r.DeletedAt.IsZero() {
 				return fmt.Errorf("%w: %s: delete it first", ErrNotDeleted, id)
@@ -364,7 +375,7 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 
 func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Key, error) {
 	var r Record
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+	err := k.call(ctx, opUpdate, func(ctx context.Context) (err error) {
 		r, err = k.store.Update(ctx, id, fn)
 		return err
 	})
@@ -428,7 +439,7 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
 	}
 	var errs []error
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+	err := k.call(ctx, opCreateBatch, func(ctx context.Context) (err error) {
 		errs, err = k.store.CreateBatch(ctx, rs)
 		return err
 	})
@@ -472,7 +483,7 @@ func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, err
 	const page = 500
 	for {
 		var rs []Record
-		err := k.call(ctx, func(ctx context.Context) (err error) {
+		err := k.call(ctx, opList, func(ctx context.Context) (err error) {
 			rs, err = k.store.List(ctx, from, page)
 			return err
 		})
@@ -483,7 +494,7 @@ func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, err
 			if r.DeletedAt.IsZero() || !r.DeletedAt.Before(cutoff) {
 				continue
 			}
-			err := k.call(ctx, func(ctx context.Context) error {
+			err := k.call(ctx, opDelete, func(ctx context.Context) error {
 				return k.store.Delete(ctx, r.ID, func(cur *Record) error {
 					if cur.DeletedAt.IsZero() || !cur.DeletedAt.Before(cutoff) {
 						return ErrNotDeleted // restored meanwhile

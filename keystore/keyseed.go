@@ -55,7 +55,7 @@ func (k *Keys) CreateKeySeed(ctx context.Context, seed KeySeed) (KeySeed, error)
 	if err != nil {
 		return KeySeed{}, err
 	}
-	err = k.call(ctx, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, b) })
+	err = k.call(ctx, opCreateMeta, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, b) })
 	if err != nil {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: %w", seed.ID, err)
 	}
@@ -66,7 +66,7 @@ func (k *Keys) CreateKeySeed(ctx context.Context, seed KeySeed) (KeySeed, error)
 func (k *Keys) KeySeed(ctx context.Context, id KeyID) (KeySeed, error) {
 	name := keySeedPrefix + id.String()
 	var b []byte
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+	err := k.call(ctx, opGetMeta, func(ctx context.Context) (err error) {
 		b, err = k.store.GetMeta(ctx, name)
 		return err
 	})
@@ -87,7 +87,7 @@ func (k *Keys) KeySeed(ctx context.Context, id KeyID) (KeySeed, error) {
 // KeySeeds lists the stored key seeds, metadata only (Seed is nil).
 func (k *Keys) KeySeeds(ctx context.Context) ([]KeySeed, error) {
 	var names []string
-	err := k.call(ctx, func(ctx context.Context) (err error) {
+	err := k.call(ctx, opListMeta, func(ctx context.Context) (err error) {
 		names, err = k.store.ListMeta(ctx, keySeedPrefix)
 		return err
 	})

@@ -13,11 +13,13 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# System packages the tests drive for real: redis-server (the Redis store)
-# and ffmpeg (HLS packaging with kdctl's key info files).
+# System packages the tests drive for real: redis-server (the Redis store),
+# ffmpeg (HLS packaging with kdctl's key info files) and prometheus (its
+# promtool checks the /metrics exposition and the alert rules).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} (Debian packages)"
@@ -31,6 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 say "redis-server: $(redis-server --version | head -n1)"
 say "ffmpeg: $(ffmpeg -version | head -n1)"
+say "promtool: $(promtool --version 2>&1 | head -n1)"
 
 say "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

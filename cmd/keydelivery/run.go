@@ -136,8 +136,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
+	reg := metrics.NewRegistry(buildInfo())
+	backend := "bolt"
+	if rs, ok := store.(*redisstore.Store); ok {
+		backend = "redis"
+		reg.MustRegister(metrics.NewRedisPoolCollector(func() metrics.RedisPoolStats {
+			p := rs.PoolStats()
+			return metrics.RedisPoolStats{Hits: uint64(p.Hits), Misses: uint64(p.Misses), Timeouts: uint64(p.Timeouts),
+				TotalConns: uint64(p.TotalConns), IdleConns: uint64(p.IdleConns), StaleConns: uint64(p.StaleConns)}
+		}))
+	}
+	reg.MustRegister(metrics.NewCertificateCollector(func() []metrics.Certificate {
+		certs := trust.Certificates()
+		out := make([]metrics.Certificate, len(certs))
+		for i, c := range certs {
+			out[i] = metrics.Certificate{Thumbprint: c.X5T(), Subject: c.Subject, NotAfter: c.NotAfter}
+		}
+		return out
+	}))
 	var cache *keystore.Cache // set below when on; invalidated on every local change
 	keys := keystore.NewKeys(store, ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
+		Registerer: reg, Backend: backend,
 		OnChange: func(id keystore.KeyID) {
 			if cache != nil {
 				cache.Invalidate(id)
@@ -156,7 +175,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer auditCloser.Close()
 
-	reg := metrics.NewRegistry(buildInfo())
 	var keySource interface {
 		Get(context.Context, keystore.KeyID) (keystore.Key, error)
 	} = keys
