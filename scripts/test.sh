@@ -14,12 +14,17 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 # System packages the tests drive for real: redis-server (the Redis store),
-# ffmpeg (HLS packaging with kdctl's key info files) and prometheus (its
+# ffmpeg (HLS packaging with kdctl's key info files), prometheus (its
 # promtool checks the /metrics exposition and the alert rules).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# deploy/'s tests validate the Compose file and the systemd unit with the
+# real tools (kubectl, for the kustomize rendering, comes with the image).
+command -v docker-compose >/dev/null 2>&1 || { command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; } || missing+=(docker-compose)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v kubectl >/dev/null 2>&1 || { echo "test.sh: kubectl is required by deploy/'s tests (kustomize rendering); install it: https://kubernetes.io/docs/tasks/tools/" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} (Debian packages)"
