@@ -1,8 +1,12 @@
 package auth
 
 import (
+	"fmt"
+
 	"errors"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -24,6 +28,8 @@ import (
 type CachedVerifier struct {
 	v     *Verifier
 	cache *lru.Cache[string, cachedClaims]
+
+	hits, misses, evictions prometheus.Counter
 }
 
 type cachedClaims struct {
@@ -33,16 +39,36 @@ type cachedClaims struct {
 }
 
 // NewCachedVerifier wraps v with a cache of at most size verified tokens
-// (least recently used evicted first).
-func NewCachedVerifier(v *Verifier, size int) (*CachedVerifier, error) {
+// (least recently used evicted first). When reg is not nil it receives
+// keydelivery_token_cache_{hits,misses,evictions}_total and
+// keydelivery_token_cache_entries.
+func NewCachedVerifier(v *Verifier, size int, reg prometheus.Registerer) (*CachedVerifier, error) {
 	if size <= 0 {
 		return nil, errors.New("auth: token cache size must be positive")
 	}
-	c, err := lru.New[string, cachedClaims](size)
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keydelivery", Subsystem: "token_cache", Name: name, Help: help})
+	}
+	cv := &CachedVerifier{v: v,
+		hits:      counter("hits_total", "Token verifications answered from the verified-token cache."),
+		misses:    counter("misses_total", "Token verifications that paid the full ES256 check."),
+		evictions: counter("evictions_total", "Verified tokens dropped from the cache (size limit, expiry or trust reload)."),
+	}
+	c, err := lru.NewWithEvict(size, func(string, cachedClaims) { cv.evictions.Inc() })
 	if err != nil {
 		return nil, err
 	}
-	return &CachedVerifier{v: v, cache: c}, nil
+	cv.cache = c
+	if reg != nil {
+		entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "keydelivery", Subsystem: "token_cache", Name: "entries",
+			Help: "Verified tokens in the cache."}, func() float64 { return float64(c.Len()) })
+		for _, m := range []prometheus.Collector{cv.hits, cv.misses, cv.evictions, entries} {
+			if err := reg.Register(m); err != nil {
+				return nil, fmt.Errorf("auth: register token cache metrics: %w", err)
+			}
+		}
+	}
+	return cv, nil
 }
 
 // Verify is Verifier.Verify, answered from the cache when the same token
@@ -53,10 +79,12 @@ func (c *CachedVerifier) Verify(raw string) (Claims, error) {
 	}
 	if e, ok := c.cache.Get(raw); ok {
 		if e.set == c.v.trust.set.Load() && c.v.now().Before(e.until) {
+			c.hits.Inc()
 			return e.claims, nil
 		}
 		c.cache.Remove(raw)
 	}
+	c.misses.Inc()
 	claims, set, used, err := c.v.verify(raw)
 	if err != nil {
 		return claims, err

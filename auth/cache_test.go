@@ -12,7 +12,7 @@ func TestCachedVerifier(t *testing.T) {
 	f := newFixture(t)
 	now := testNow
 	v := f.verifier(t, func(o *Options) { o.Now = func() time.Time { return now } })
-	c, err := NewCachedVerifier(v, 8)
+	c, err := NewCachedVerifier(v, 8, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCachedVerifier(t *testing.T) {
 // stops its cached tokens at once.
 func TestCachedVerifierTrustReload(t *testing.T) {
 	f := newFixture(t)
-	c, err := NewCachedVerifier(f.verifier(t, nil), 8)
+	c, err := NewCachedVerifier(f.verifier(t, nil), 8, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestCachedVerifierTrustReload(t *testing.T) {
 // TestCachedVerifierBounded: the cache never holds more than its size.
 func TestCachedVerifierBounded(t *testing.T) {
 	f := newFixture(t)
-	c, err := NewCachedVerifier(f.verifier(t, nil), 4)
+	c, err := NewCachedVerifier(f.verifier(t, nil), 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +100,14 @@ func TestCachedVerifierBounded(t *testing.T) {
 	if c.Len() != 4 {
 		t.Fatalf("cache holds %d, want 4", c.Len())
 	}
-	if _, err := NewCachedVerifier(f.verifier(t, nil), 0); err == nil {
+	if _, err := NewCachedVerifier(f.verifier(t, nil), 0, nil); err == nil {
 		t.Fatal("size 0 accepted")
 	}
 }
 
 func BenchmarkCachedVerify(b *testing.B) {
 	f := newFixture(b)
-	c, err := NewCachedVerifier(f.verifier(b, nil), 1024)
+	c, err := NewCachedVerifier(f.verifier(b, nil), 1024, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func benchKeyEndpoint(b *testing.B, cached bool) {
 		keys keySource = mapKeys{id: {ID: id}}
 	)
 	if cached {
-		if ver, err = auth.NewCachedVerifier(v, 1024); err != nil {
+		if ver, err = auth.NewCachedVerifier(v, 1024, nil); err != nil {
 			b.Fatal(err)
 		}
 		if keys, err = keystore.NewCache(keys, keystore.CacheOptions{TTL: time.Hour, Size: 1024}); err != nil {

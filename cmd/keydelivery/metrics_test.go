@@ -69,6 +69,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`keydelivery_token_verifications_total\{result="expired"\}`:                                          1,
 		`keydelivery_token_verification_duration_seconds_count`:                                              5,
 		`keydelivery_keys_delivered_total\{type="envelope"\}`:                                                3,
+		`keydelivery_token_cache_hits_total`:                                                                 3,
+		`keydelivery_token_cache_misses_total`:                                                               2,
 		`keydelivery_key_cache_hits_total`:                                                                   2,
 		`keydelivery_key_cache_misses_total`:                                                                 1,
 		`keydelivery_store_operations_total\{backend="redis",operation="get",result="ok"\}`:                  1,

@@ -188,7 +188,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Verify(string) (auth.Claims, error)
 	} = verifier
 	if cfg.TokenCacheSize > 0 {
-		if tokens, err = auth.NewCachedVerifier(verifier, cfg.TokenCacheSize); err != nil {
+		if tokens, err = auth.NewCachedVerifier(verifier, cfg.TokenCacheSize, reg); err != nil {
 			return err
 		}
 	}
