@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/ams"
+	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
-	"github.com/keydelivery/keydelivery/keystore/boltstore"
 )
 
 // protectionPair is a test protection certificate and key, generated once:
@@ -660,20 +659,7 @@ func FuzzAMSCreateBody(f *testing.F) {
 // newRealKeys is a keystore.Keys over a real bbolt file.
 func newRealKeys(tb testing.TB) *keystore.Keys {
 	tb.Helper()
-	store, err := boltstore.Open(filepath.Join(tb.TempDir(), "keys.db"), time.Second)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { store.Close() })
-	line, err := keystore.GenerateKEKLine(rand.Reader, "kek-test")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ring, err := keystore.ParseKeyring([]byte(line), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return keystore.NewKeys(store, ring, keystore.Options{Rand: rand.Reader})
+	return keystest.New(tb, keystore.Options{})
 }
 
 // newEnvWith is newEnv over keys with a protection pair.

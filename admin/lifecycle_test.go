@@ -2,35 +2,19 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
-	"github.com/keydelivery/keydelivery/keystore/boltstore"
 )
 
 // newRealEnv is newEnv over the real keystore on a real bbolt file.
 func newRealEnv(t *testing.T, mod func(*Options)) (*testEnv, *keystore.Keys) {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "keys.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	line, err := keystore.GenerateKEKLine(rand.Reader, "kek-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keystore.ParseKeyring([]byte(line), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := keystore.NewKeys(store, ring, keystore.Options{Rand: rand.Reader})
+	keys := keystest.New(t, keystore.Options{})
 	env := newEnv(t, func(o *Options) {
 		o.Keys = keys
 		o.PublicURL = "https://keys.example.com/"

@@ -10,38 +10,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
-	"github.com/keydelivery/keydelivery/keystore/boltstore"
 )
 
 // TestCreateOnBoltStore creates keys through POST /api/keys over a real
 // boltstore and reads them back through keystore.Keys.
 func TestCreateOnBoltStore(t *testing.T) {
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "keys.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	line, err := keystore.GenerateKEKLine(rand.Reader, "kek-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keystore.ParseKeyring([]byte(line), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := keystore.NewKeys(store, ring, keystore.Options{Rand: rand.Reader})
-	if err := keys.CheckKEKs(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	keys := keystest.New(t, keystore.Options{})
 	secret, err := admin.GenerateSecret(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

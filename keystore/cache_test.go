@@ -2,9 +2,7 @@ package keystore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
-	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
 )
 
@@ -33,15 +31,10 @@ func (c *countingKeys) Get(ctx context.Context, id keystore.KeyID) (keystore.Key
 
 func newCacheFixture(t *testing.T, o keystore.CacheOptions) (*keystore.Cache, *countingKeys, *keystore.Keys) {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "keys.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	var cache *keystore.Cache
-	keys := keystore.NewKeys(store, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader,
-		OnChange: func(id keystore.KeyID) { cache.Invalidate(id) }})
+	keys := keystest.New(t, keystore.Options{OnChange: func(id keystore.KeyID) { cache.Invalidate(id) }})
 	src := &countingKeys{keys: keys}
+	var err error
 	if cache, err = keystore.NewCache(src, o); err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +179,7 @@ func TestCacheBounded(t *testing.T) {
 }
 
 func BenchmarkCacheHit(b *testing.B) {
-	store, err := boltstore.Open(filepath.Join(b.TempDir(), "keys.db"), time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	keys := keystore.NewKeys(store, storetest.NewKeyring(b, "k1"), keystore.Options{Rand: rand.Reader})
+	keys := keystest.New(b, keystore.Options{})
 	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(b)})
 	if err != nil {
 		b.Fatal(err)

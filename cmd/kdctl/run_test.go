@@ -22,8 +22,8 @@ import (
 
 	"github.com/keydelivery/keydelivery/admin"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
-	"github.com/keydelivery/keydelivery/keystore/boltstore"
 )
 
 // testServer is a real admin plane over a real boltstore, on loopback.
@@ -36,20 +36,7 @@ type testServer struct {
 // newTestServer serves the admin plane with the credentials in credsFile.
 func newTestServer(t *testing.T, credsFile string) *testServer {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "keys.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	line, err := keystore.GenerateKEKLine(rand.Reader, "kek-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keystore.ParseKeyring([]byte(line), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := keystore.NewKeys(store, ring, keystore.Options{Rand: rand.Reader})
+	keys := keystest.New(t, keystore.Options{})
 	creds, err := admin.LoadCredentials(credsFile)
 	if err != nil {
 		t.Fatal(err)
