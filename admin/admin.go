@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httplog"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -193,7 +193,7 @@ func New(o Options) (*Handler, error) {
 		now:     o.Now,
 		leeway:  o.TokenLeeway,
 		rand:    o.Rand,
-		retry:   strconv.Itoa(max(int((o.RetryAfter+time.Second-1)/time.Second), 1)),
+		retry:   httplog.RetryAfter(o.RetryAfter),
 		metrics: newMetrics(o.Registerer),
 
 		publicURL:      o.PublicURL,

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,11 +22,6 @@ type server struct {
 	serving func() bool
 	metrics *deliveryMetrics
 	retry   string
-}
-
-func retryAfter(d time.Duration) string {
-	s := int((d + time.Second - 1) / time.Second)
-	return strconv.Itoa(max(s, 1))
 }
 
 func (s *server) healthz(c echo.Context) error {

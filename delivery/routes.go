@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httplog"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -79,7 +80,7 @@ func New(o Options) (*Handler, error) {
 		keys:    o.Keys,
 		serving: o.Serving,
 		metrics: newMetrics(o.Registerer),
-		retry:   retryAfter(o.RetryAfter),
+		retry:   httplog.RetryAfter(o.RetryAfter),
 	}
 
 	e := echo.New()

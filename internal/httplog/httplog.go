@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -104,4 +105,10 @@ func Log(ctx context.Context, log *slog.Logger, msg string, r Request, extra ...
 		level = slog.LevelWarn
 	}
 	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// RetryAfter is the Retry-After header value for d: whole seconds,
+// rounded up, at least 1.
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1))
 }

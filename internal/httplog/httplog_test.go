@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRedactedURI(t *testing.T) {
@@ -42,5 +43,13 @@ func TestRequestID(t *testing.T) {
 	}
 	if NewRequestID() == NewRequestID() {
 		t.Error("two request IDs are equal")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", 1500 * time.Millisecond: "2", 30 * time.Second: "30"} {
+		if got := RetryAfter(d); got != want {
+			t.Errorf("RetryAfter(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
