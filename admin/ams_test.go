@@ -504,8 +504,8 @@ func TestAMSRoutes(t *testing.T) {
 	}{
 		{`{"keyDeliveryType":1}`, "https://keys.example.com/playready/license"},
 		{`{"keyDeliveryType":2}`, "https://keys.example.com/keys/" + kid1},
-		{`{"keyDeliveryType":"3"}`, "https://keys.example.com/widevine/license"},
-		{`{"keyDeliveryType":4}`, "https://keys.example.com/fairplay/license"},
+		{`{"keyDeliveryType":"3"}`, "https://keys.example.com/widevine/license?kid=" + kid1},
+		{`{"keyDeliveryType":4}`, "https://keys.example.com/fairplay/license?kid=" + kid1},
 	} {
 		r := env.do(t, "POST", "/api/ContentKeys('nb:kid:UUID:"+kid1+"')/GetKeyDeliveryUrl", secretReader, c.body)
 		if got := strings.TrimSpace(string(r.body)); r.status != 200 || got != `{"value":"`+c.want+`"}` {

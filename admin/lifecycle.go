@@ -218,9 +218,15 @@ func DeliveryURL(publicURL, typ string, kid keystore.KeyID) (string, bool) {
 		return "", false
 	}
 	base := strings.TrimRight(publicURL, "/")
-	if typ == "envelope" {
+	switch typ {
+	case "envelope":
 		return base + p + kid.String(), true
+	case "widevine", "fairplay":
+		// Their challenges do not name the key in a form the server reads:
+		// the KID goes in the URL (the AMS /Widevine/?kid= form).
+		return base + p + "?kid=" + kid.String(), true
 	}
+	// ClearKey and PlayReady requests name their keys themselves.
 	return base + p, true
 }
 

@@ -101,7 +101,7 @@ func (f *fakeKeys) Get(_ context.Context, id keystore.KeyID) (keystore.Key, erro
 	return k, nil
 }
 
-func newTestHandler(t *testing.T, keys *fakeKeys, grant keystore.KeyID) (*Handler, *prometheus.Registry) {
+func newTestHandler(t testing.TB, keys *fakeKeys, grant keystore.KeyID) (*Handler, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	h, err := New(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Verifier: fakeVerifier{grant: grant}, Keys: keys, Registerer: reg})

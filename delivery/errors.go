@@ -21,6 +21,7 @@ const (
 	codeMethod         = "method_not_allowed"
 	codeTooLarge       = "too_large"
 	codeUnavailable    = "unavailable"
+	codeIssuerFailed   = "license_issuer_failed"
 	codeInternal       = "internal"
 )
 
@@ -31,12 +32,56 @@ const (
 	reasonMissingKID    = "missing_kid"
 	reasonUnknownKey    = "unknown_key"
 	reasonStore         = "store_unavailable"
+	// license requests
+	reasonInvalidBody      = "invalid_body"
+	reasonSessionType      = "invalid_session_type"
+	reasonPersistent       = "persistent_license_disabled"
+	reasonTooManyKIDs      = "too_many_kids"
+	reasonInvalidChallenge = "invalid_challenge"
 )
 
 var (
-	errNotGranted = errors.New("delivery: the token does not grant this key")
-	errMissingKID = errors.New("delivery: missing kid query parameter")
+	errNotGranted         = errors.New("delivery: the token does not grant this key")
+	errMissingKID         = errors.New("delivery: missing kid query parameter")
+	errPersistentDisabled = errors.New("delivery: persistent-license sessions are disabled")
 )
+
+// requestError is a malformed request: 400 with a reason and a detail
+// written for the player's developer.
+type requestError struct {
+	reason, detail string
+	err            error
+}
+
+func (e *requestError) Error() string {
+	if e.err != nil {
+		return "delivery: " + e.reason + ": " + e.err.Error()
+	}
+	return "delivery: " + e.reason
+}
+
+func (e *requestError) Unwrap() error { return e.err }
+
+// kidsError refuses a request for several keys, naming the ones at fault
+// (the requester named them itself, so nothing is disclosed).
+type kidsError struct {
+	err  error // errNotGranted or keystore.ErrNotFound
+	kids []keystore.KeyID
+}
+
+func (e *kidsError) Error() string { return fmt.Sprintf("%v: %v", e.err, e.kids) }
+func (e *kidsError) Unwrap() error { return e.err }
+
+// issuerError is a LicenseIssuer's failure: 502, logged, its text never sent.
+type issuerError struct {
+	system System
+	err    error
+}
+
+func (e *issuerError) Error() string {
+	return fmt.Sprintf("delivery: %s license issuer: %v", e.system, e.err)
+}
+func (e *issuerError) Unwrap() error { return e.err }
 
 // problem is an RFC 9457 problem detail with our extension members.
 type problem struct {
@@ -47,6 +92,9 @@ type problem struct {
 	Code      string `json:"code"`
 	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// KIDs names the keys at fault when a license request for several
+	// keys is refused.
+	KIDs []string `json:"kids,omitempty"`
 }
 
 // classify is the single mapping from errors to HTTP answers. The detail is
@@ -54,9 +102,25 @@ type problem struct {
 func classify(err error) (status int, code, reason, detail string) {
 	var ae *auth.Error
 	var he *echo.HTTPError
+	var re *requestError
+	var le *LicenseError
+	var ie *issuerError
+	var ke *kidsError
 	switch {
 	case errors.As(err, &ae):
 		return http.StatusUnauthorized, codeInvalidToken, string(ae.Reason), authDetail(ae.Reason)
+	case errors.As(err, &re):
+		return http.StatusBadRequest, codeInvalidRequest, re.reason, re.detail
+	case errors.As(err, &ie):
+		return http.StatusBadGateway, codeIssuerFailed, codeIssuerFailed, fmt.Sprintf("the %s license issuer failed; the request ID links this answer to the server's log", ie.system)
+	case errors.As(err, &le):
+		return le.Status, statusCode(le.Status), le.Reason, le.Detail
+	case errors.Is(err, errPersistentDisabled):
+		return http.StatusForbidden, codeForbidden, reasonPersistent, `persistent-license sessions are not enabled on this server (--clearkey-persistent-license); request "type":"temporary"`
+	case errors.As(err, &ke) && errors.Is(err, errNotGranted):
+		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant the keys listed in kids: add them to the token's kids claim; no license is issued for part of a request"
+	case errors.As(err, &ke) && errors.Is(err, keystore.ErrNotFound):
+		return http.StatusNotFound, codeNotFound, reasonUnknownKey, "no key is stored for the key IDs listed in kids; no license is issued for part of a request"
 	case errors.Is(err, errNotGranted):
 		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant this key: add its KID to the token's kids claim or urn:microsoft:azure:mediaservices:contentkeyidentifier"
 	case errors.Is(err, errMissingKID):
@@ -71,7 +135,7 @@ func classify(err error) (status int, code, reason, detail string) {
 	case errors.As(err, &he):
 		switch he.Code {
 		case http.StatusNotFound:
-			return he.Code, codeNotFound, "no_route", "no such endpoint: keys are served at /keys/{kid} and /?kid={kid}"
+			return he.Code, codeNotFound, "no_route", "no such endpoint: keys are served at /keys/{kid} and /?kid={kid}, ClearKey licenses at POST /clearkey/license"
 		case http.StatusMethodNotAllowed:
 			return he.Code, codeMethod, "", "method not allowed on this endpoint"
 		case http.StatusRequestEntityTooLarge:
@@ -82,6 +146,19 @@ func classify(err error) (status int, code, reason, detail string) {
 		}
 	}
 	return http.StatusInternalServerError, codeInternal, "", "internal error; the request ID links this answer to the server's log"
+}
+
+// statusCode is the public code of a 4xx status an issuer chose.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusForbidden:
+		return codeForbidden
+	case http.StatusNotFound:
+		return codeNotFound
+	case http.StatusRequestEntityTooLarge:
+		return codeTooLarge
+	}
+	return codeInvalidRequest
 }
 
 func authDetail(r auth.Reason) string {
@@ -139,7 +216,17 @@ func (s *server) handleError(err error, c echo.Context) {
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "request_id", rid, "err", err)
 	}
+	if status == http.StatusBadGateway {
+		s.log.Warn("license issuer failed", "request_id", rid, "err", err)
+	}
 	p := problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Reason: reason, RequestID: rid}
+	var ke *kidsError
+	if errors.As(err, &ke) {
+		p.KIDs = make([]string, len(ke.kids))
+		for i, id := range ke.kids {
+			p.KIDs[i] = id.String()
+		}
+	}
 	h.Set(echo.HeaderContentType, "application/problem+json")
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

@@ -22,6 +22,11 @@ type server struct {
 	serving func() bool
 	metrics *deliveryMetrics
 	retry   string
+
+	issuers      map[System]LicenseIssuer
+	issueTimeout time.Duration
+	maxKIDs      int
+	persistent   bool
 }
 
 func (s *server) healthz(c echo.Context) error {

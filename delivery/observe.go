@@ -18,7 +18,9 @@ import (
 type deliveryMetrics struct {
 	http      *metrics.HTTP
 	verified  *prometheus.CounterVec
-	delivered prometheus.Counter
+	delivered prometheus.Counter // type="envelope", the hot path's child
+	byType    *prometheus.CounterVec
+	licenses  *prometheus.CounterVec
 	ok        prometheus.Counter
 	// verifyDuration includes verified-token cache hits, so its low
 	// buckets show the cache at work.
@@ -33,10 +35,14 @@ func newMetrics(reg prometheus.Registerer) *deliveryMetrics {
 			Namespace: metrics.Namespace, Subsystem: "token", Name: "verifications_total",
 			Help: "Token verifications by result: ok, or the refusal reason.",
 		}, []string{"result"}),
-		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+		byType: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "keys_delivered_total",
-			Help: "Content keys delivered, by delivery type.", ConstLabels: prometheus.Labels{"type": "envelope"},
-		}),
+			Help: "Content keys delivered, by delivery type: envelope (HLS AES-128 key), clearkey, or the DRM system whose issuer got them.",
+		}, []string{"type"}),
+		licenses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "licenses_total",
+			Help: "License requests that passed the token and key checks, by system and result: issued, stub (no issuer configured), failed (the issuer erred).",
+		}, []string{"system", "result"}),
 		reasons: map[auth.Reason]prometheus.Counter{},
 	}
 	m.verifyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -44,7 +50,17 @@ func newMetrics(reg prometheus.Registerer) *deliveryMetrics {
 		Help:    "Time to verify a token (a cache hit, or the full ES256 check).",
 		Buckets: []float64{0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025},
 	})
-	reg.MustRegister(m.verified, m.delivered, m.verifyDuration)
+	reg.MustRegister(m.verified, m.byType, m.licenses, m.verifyDuration)
+	m.delivered = m.byType.WithLabelValues("envelope")
+	m.byType.WithLabelValues("clearkey")
+	for _, result := range []string{"issued", "failed"} {
+		m.licenses.WithLabelValues("clearkey", result)
+	}
+	for _, sys := range Systems() {
+		for _, result := range []string{"issued", "stub", "failed"} {
+			m.licenses.WithLabelValues(string(sys), result)
+		}
+	}
 	// Every series exists from the start, so rates and alerts work at once.
 	m.ok = m.verified.WithLabelValues("ok")
 	for _, r := range auth.Reasons() {
@@ -64,6 +80,14 @@ func (m *deliveryMetrics) verification(err error) {
 			c.Inc()
 		}
 	}
+}
+
+func (m *deliveryMetrics) keysDelivered(typ string, n int) {
+	m.byType.WithLabelValues(typ).Add(float64(n))
+}
+
+func (m *deliveryMetrics) license(system, result string) {
+	m.licenses.WithLabelValues(system, result).Inc()
 }
 
 const outcomeKey = "kd.outcome"

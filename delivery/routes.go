@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -46,7 +47,20 @@ type Options struct {
 	BodyLimit int64
 	// AccessLog logs one line per request at Info (default off).
 	AccessLog bool
+	// LicenseIssuers issues the licenses of PlayReady, Widevine and
+	// FairPlay. A system without an entry gets StubIssuer.
+	LicenseIssuers map[System]LicenseIssuer
+	// LicenseTimeout bounds the key lookups and the issuer of one license
+	// request (default 10s).
+	LicenseTimeout time.Duration
+	// MaxLicenseKIDs caps the key IDs of one license request (default 32).
+	MaxLicenseKIDs int
+	// PersistentLicenses lets ClearKey answer "persistent-license" session
+	// requests (default: refused, 403 persistent_license_disabled).
+	PersistentLicenses bool
 }
+
+var amsName = map[System]string{PlayReady: "PlayReady", Widevine: "Widevine", FairPlay: "FairPlay"}
 
 // Handler is the delivery plane's http.Handler.
 type Handler struct {
@@ -74,6 +88,24 @@ func New(o Options) (*Handler, error) {
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = 64 << 10
 	}
+	if o.LicenseTimeout <= 0 {
+		o.LicenseTimeout = defaultIssueTimeout
+	}
+	if o.MaxLicenseKIDs <= 0 {
+		o.MaxLicenseKIDs = 32
+	}
+	issuers := map[System]LicenseIssuer{}
+	for _, sys := range Systems() {
+		issuers[sys] = StubIssuer{}
+	}
+	for sys, is := range o.LicenseIssuers {
+		if _, ok := issuers[sys]; !ok {
+			return nil, fmt.Errorf("delivery: no license endpoint for system %q (known: playready, widevine, fairplay)", sys)
+		}
+		if is != nil {
+			issuers[sys] = is
+		}
+	}
 	s := &server{
 		log:     o.Log,
 		verify:  o.Verifier,
@@ -81,6 +113,11 @@ func New(o Options) (*Handler, error) {
 		serving: o.Serving,
 		metrics: newMetrics(o.Registerer),
 		retry:   httplog.RetryAfter(o.RetryAfter),
+
+		issuers:      issuers,
+		issueTimeout: o.LicenseTimeout,
+		maxKIDs:      o.MaxLicenseKIDs,
+		persistent:   o.PersistentLicenses,
 	}
 
 	e := echo.New()
@@ -90,7 +127,7 @@ func New(o Options) (*Handler, error) {
 
 	// Order: the edge (request ID, no-store, recover, RED metrics, access
 	// log), then CORS (so errors carry CORS headers too), then routes. The
-	// body limit applies to the one route that takes a body.
+	// body limit applies to the routes that take a body.
 	e.Use(s.edge(o.AccessLog))
 	if allow != nil {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -98,7 +135,7 @@ func New(o Options) (*Handler, error) {
 			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 			AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType},
 			AllowCredentials: true,
-			ExposeHeaders:    []string{echo.HeaderXRequestID, "Retry-After", "WWW-Authenticate"},
+			ExposeHeaders:    []string{echo.HeaderXRequestID, "Retry-After", "WWW-Authenticate", StubHeader},
 			MaxAge:           600,
 		}))
 	}
@@ -106,6 +143,17 @@ func New(o Options) (*Handler, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/keys/:kid", s.keyByPath)
 	e.GET("/", s.keyByQuery)
-	e.POST("/", s.keyByQuery, bodyLimit(o.BodyLimit))
+	limit := bodyLimit(o.BodyLimit)
+	e.POST("/", s.keyByQuery, limit)
+	e.POST("/clearkey/license", s.clearKey, limit)
+	// The license endpoints, and the Azure Media Services forms
+	// (/PlayReady/, /Widevine/?kid=, /FairPlay/?kid=).
+	for _, sys := range Systems() {
+		h := s.license(sys)
+		e.POST("/"+string(sys)+"/license", h, limit)
+		ams := "/" + amsName[sys]
+		e.POST(ams, h, limit)
+		e.POST(ams+"/", h, limit)
+	}
 	return &Handler{e: e}, nil
 }

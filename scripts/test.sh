@@ -56,7 +56,7 @@ go test -race -count=1 -timeout 15m ./...
 
 # Short fuzzing runs of every parser of attacker input.
 FUZZTIME=${FUZZTIME:-10s}
-for target in "FuzzParseKeyID ./keystore" "FuzzVerify ./auth" "FuzzRead ./cpix" "FuzzCreateKeyBody ./admin" "FuzzParseCredentials ./admin" "FuzzAMSCreateBody ./admin"; do
+for target in "FuzzParseKeyID ./keystore" "FuzzVerify ./auth" "FuzzRead ./cpix" "FuzzCreateKeyBody ./admin" "FuzzParseCredentials ./admin" "FuzzAMSCreateBody ./admin" "FuzzClearKeyBody ./delivery" "FuzzPlayReadyKIDs ./delivery"; do
   set -- $target
   say "fuzz $1 for $FUZZTIME"
   go test -run='^$' -fuzz="^$1\$" -fuzztime="$FUZZTIME" "$2"

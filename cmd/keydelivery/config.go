@@ -40,6 +40,9 @@ type config struct {
 	TokenCacheSize       int
 	KeyCacheTTL          time.Duration
 	KeyCacheSize         int
+	LicenseMaxKIDs       int
+	LicenseTimeout       time.Duration
+	ClearKeyPersistent   bool
 	PublicURL            string
 	MaxImportBytes       int64
 	DeletedRetention     time.Duration
@@ -112,6 +115,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.TokenCacheSize, "token-cache-size", 100000, "verified tokens remembered so a repeated token skips the ES256 check (0: verify every request)")
 	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an unsealed key is served from memory (0: read the store on every request); deletes through any instance take effect at once")
 	fs.IntVar(&c.KeyCacheSize, "key-cache-size", 100000, "most keys held in the key cache")
+	fs.IntVar(&c.LicenseMaxKIDs, "license-max-kids", 32, "most key IDs one license request (ClearKey, PlayReady, Widevine, FairPlay) may ask for; more is refused with 400 too_many_kids")
+	fs.DurationVar(&c.LicenseTimeout, "license-timeout", 10*time.Second, "deadline for the key lookups and the license issuer of one license request")
+	fs.BoolVar(&c.ClearKeyPersistent, "clearkey-persistent-license", false, "let ClearKey answer \"persistent-license\" session requests (refused with 403 persistent_license_disabled otherwise)")
 	fs.Var(listFlag{&c.CORSOrigins}, "cors-origins", "origins browser players may call from: exact origins, patterns such as https://*.example.com, or * (comma-separated)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the delivery plane's base URL as players see it (e.g. https://keys.example.com), for the admin API's delivery URLs; --dev defaults it to the local listener")
 	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 16<<20, "largest key import (JSON or CPIX) the admin API accepts, in bytes")
@@ -221,6 +227,12 @@ func (c *config) validate() error {
 	}
 	if (c.ProtectionCert == "") != (c.ProtectionKey == "") {
 		errs = append(errs, errors.New("--protection-cert and --protection-key go together"))
+	}
+	if c.LicenseMaxKIDs < 1 || c.LicenseMaxKIDs > 1024 {
+		errs = append(errs, fmt.Errorf("--license-max-kids %d: must be between 1 and 1024", c.LicenseMaxKIDs))
+	}
+	if c.LicenseTimeout <= 0 {
+		errs = append(errs, errors.New("--license-timeout must be positive"))
 	}
 	if c.TokenCacheSize < 0 || c.KeyCacheTTL < 0 || (c.KeyCacheTTL > 0 && c.KeyCacheSize <= 0) {
 		errs = append(errs, errors.New("--token-cache-size and --key-cache-ttl must not be negative, and --key-cache-size must be positive when the key cache is on"))

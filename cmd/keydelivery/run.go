@@ -196,6 +196,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	deliveryHandler, err := delivery.New(delivery.Options{
 		Log: log, Verifier: tokens, Keys: keySource, Registerer: reg,
 		CORSOrigins: cfg.CORSOrigins, Serving: serving.Load, AccessLog: cfg.AccessLog,
+		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
+		PersistentLicenses: cfg.ClearKeyPersistent,
 	})
 	if err != nil {
 		return err

@@ -80,6 +80,7 @@ func TestDeliveryEndToEndBolt(t *testing.T) {
 	kid := s.createKey(t, value, map[string]any{"name": "bolt e2e"})
 	exerciseDelivery(t, s, m, kid, value)
 	exerciseImport(t, s, m)
+	exerciseLicenses(t, s, m)
 
 	// Restart on the same file: the key is still there.
 	s.stop(t)
@@ -130,6 +131,7 @@ func TestDeliveryEndToEndRedis(t *testing.T) {
 	kid := s.createKey(t, value, nil)
 	exerciseDelivery(t, s, m, kid, value)
 	exerciseImport(t, s, m)
+	exerciseLicenses(t, s, m)
 
 	tok := m.token(t, kid)
 	rs.Stop(t)
