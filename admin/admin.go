@@ -139,6 +139,9 @@ type server struct {
 	// method they do not serve is 405 although /api/{contentKeySegment}
 	// matches every path of one segment.
 	staticAPI map[string]bool
+	// router finds which methods a path has, for 405 under /api/ (whose
+	// catch-all route answers every unknown path and method).
+	router *echo.Echo
 }
 
 // New builds the admin plane.
@@ -258,6 +261,7 @@ func New(o Options) (*Handler, error) {
 	api.POST("/:contentKeySegment/GetKeyDeliveryUrl", s.amsContentKeyRoute(opAMSDeliveryURL, s.amsDeliveryURL))
 	api.GET("/:assetSegment/ContentKeys", s.amsAssetRoute(s.amsAssetList))
 
+	s.router = e
 	s.staticAPI = map[string]bool{}
 	for _, r := range e.Routes() {
 		if rest, ok := strings.CutPrefix(r.Path, "/api/"); ok && !strings.ContainsAny(rest, "/:*") {

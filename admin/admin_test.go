@@ -596,10 +596,31 @@ func TestNotFoundAndMethod(t *testing.T) {
 		t.Errorf("%d %+v", r.status, p)
 	}
 	r = env.do(t, "PUT", "/api/keys/"+kid1, secretAdmin, "")
-	if r.status != 404 && r.status != 405 {
-		t.Errorf("PUT: %d %s", r.status, r.body)
+	if p := r.problem(t); r.status != 405 || p.Code != "method_not_allowed" || r.header.Get("Allow") != "GET, DELETE" {
+		t.Errorf("PUT /api/keys/{kid}: %d %v %s", r.status, r.header, r.body)
 	}
 	if r.header.Get("Content-Type") != "application/problem+json" || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("headers %v", r.header)
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"PATCH", "/api/keys", 405, "GET, POST"},
+		{"GET", "/api/keys/" + kid1 + "/restore", 405, "POST"},
+		{"POST", "/api/keys/" + kid1 + "/delivery-url", 405, "GET"},
+		{"GET", "/api/keys/" + kid1 + "/nothing", 404, ""},
+		{"GET", "/api/nothing/at/all", 404, ""},
+	} {
+		r := env.do(t, c.method, c.path, secretAdmin, "")
+		if r.status != c.status || r.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d %q", c.method, c.path, r.status, r.header.Get("Allow"), c.status, c.allow)
+		}
+	}
+	// Without a credential, the answer is 401 whatever the route: an
+	// anonymous caller learns nothing about the API.
+	if r := env.do(t, "PUT", "/api/keys/"+kid1, "", ""); r.status != 401 {
+		t.Errorf("anonymous PUT: %d", r.status)
 	}
 }

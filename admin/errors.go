@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -233,6 +234,13 @@ func (s *server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code == http.StatusNotFound {
+		if allow := s.methodsOf(c.Request().URL.Path); len(allow) > 0 {
+			err = echo.ErrMethodNotAllowed
+			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+		}
+	}
 	p := classify(err)
 	p.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
 	setOutcome(c, p.Reason, err)
@@ -253,4 +261,22 @@ func (s *server) handleError(err error, c echo.Context) {
 	if err := c.JSON(p.Status, p); err != nil {
 		s.log.Warn("writing admin error response", "request_id", p.RequestID, "err", err)
 	}
+}
+
+// methodsOf lists the methods routed for an /api/ path other than the
+// group's catch-all: a path the API serves under another method is 405
+// with Allow, not 404. Paths outside /api/ are echo's to answer.
+func (s *server) methodsOf(path string) []string {
+	if s.router == nil || !strings.HasPrefix(path, "/api/") {
+		return nil
+	}
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		c := s.router.NewContext(nil, nil)
+		s.router.Router().Find(m, path, c)
+		if r := c.Path(); r != "" && r != "/api/*" && r != "/api" && r != "/api/:contentKeySegment" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
