@@ -106,3 +106,10 @@ func (a *Audit) write(r auditRecord) error {
 	}
 	return nil
 }
+
+// Record writes a record of something the server did by itself (no
+// credential): credential "system", source naming the mechanism (for
+// example "retention"), the operation, the keys and the result.
+func (a *Audit) Record(source, operation string, kids []string, result string) error {
+	return a.write(auditRecord{Credential: "system", Source: source, Operation: operation, KIDs: kids, Result: result})
+}

@@ -261,7 +261,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})
 	}
 	if cfg.DeletedRetention > 0 {
-		g.Go(func() error { sweepDeleted(gctx, keys, cfg.DeletedRetention, time.Hour, log); return nil })
+		g.Go(func() error { sweepDeleted(gctx, keys, audit, cfg.DeletedRetention, time.Hour, log); return nil })
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -312,13 +312,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // sweepDeleted purges, now and then every interval, the keys soft-deleted
-// longer than retention ago. Several instances on one Redis may sweep at
-// once: each purge is an atomic check-and-delete, so a key is purged once.
-func sweepDeleted(ctx context.Context, keys *keystore.Keys, retention, interval time.Duration, log *slog.Logger) {
+// longer than retention ago, and writes the purged KIDs to the audit log
+// (operation keys.purge, credential system, source retention). Several
+// instances on one Redis may sweep at once: each purge is an atomic
+// check-and-delete, so a key is purged, and audited, once.
+func sweepDeleted(ctx context.Context, keys *keystore.Keys, audit *admin.Audit, retention, interval time.Duration, log *slog.Logger) {
 	for {
 		purged, err := keys.PurgeDeleted(ctx, time.Now().Add(-retention))
-		for _, id := range purged {
-			log.Info("deleted key purged after the retention period", "kid", id.String(), "retention", retention.String())
+		kids := make([]string, len(purged))
+		for i, id := range purged {
+			kids[i] = id.String()
+			log.Info("deleted key purged after the retention period", "kid", kids[i], "retention", retention.String())
+		}
+		if len(kids) > 0 {
+			if aerr := audit.Record("retention", "keys.purge", kids, "ok"); aerr != nil {
+				log.Error("writing the audit record of a retention purge failed", "kids", kids, "err", aerr)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purging deleted keys failed; will retry", "err", err)
