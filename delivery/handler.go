@@ -121,7 +121,10 @@ func (s *server) authenticate(c echo.Context) (auth.Claims, error) {
 // parameter token=<jwt> (itself optionally prefixed "Bearer=" or "Bearer "),
 // which Safari's native HLS player needs because it cannot send headers.
 func bearerToken(c echo.Context) (string, error) {
-	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
+	// Direct map access: net/http canonicalizes header names as it reads
+	// them, and Header.Get would canonicalize the name again per request.
+	if hs := c.Request().Header[echo.HeaderAuthorization]; len(hs) > 0 && hs[0] != "" {
+		h := hs[0]
 		if t, ok := stripBearer(h); ok && t != "" {
 			return t, nil
 		}

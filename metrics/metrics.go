@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,9 +65,12 @@ type HTTP struct {
 	duration *prometheus.HistogramVec
 
 	// series caches the children by route and status class, so the hot
-	// path neither builds a label slice nor hashes label values.
-	mu     sync.RWMutex
-	series map[seriesKey]httpSeries
+	// path neither builds a label slice nor hashes label values. The map is
+	// copied on write (a new route or class, a handful in a process's
+	// life), so reads take no lock: a read lock's shared counter is a
+	// cache line every core would fight over.
+	mu     sync.Mutex
+	series atomic.Pointer[map[seriesKey]httpSeries]
 }
 
 type seriesKey struct {
@@ -92,7 +96,7 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 			Buckets: LatencyBuckets,
 		}, []string{"route", "class"}),
 	}
-	h.series = map[seriesKey]httpSeries{}
+	h.series.Store(&map[seriesKey]httpSeries{})
 	reg.MustRegister(h.requests, h.duration)
 	return h
 }
@@ -110,16 +114,28 @@ func StatusClass(status int) string {
 // Observe records one request. route must be a route template, never a raw path.
 func (h *HTTP) Observe(route string, status int, d time.Duration) {
 	k := seriesKey{route, status / 100}
-	h.mu.RLock()
-	s, ok := h.series[k]
-	h.mu.RUnlock()
+	s, ok := (*h.series.Load())[k]
 	if !ok {
-		c := StatusClass(status)
-		s = httpSeries{h.requests.WithLabelValues(route, c), h.duration.WithLabelValues(route, c)}
-		h.mu.Lock()
-		h.series[k] = s
-		h.mu.Unlock()
+		s = h.add(k, status)
 	}
 	s.requests.Inc()
 	s.duration.Observe(d.Seconds())
+}
+
+func (h *HTTP) add(k seriesKey, status int) httpSeries {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := *h.series.Load()
+	if s, ok := old[k]; ok {
+		return s
+	}
+	c := StatusClass(status)
+	s := httpSeries{h.requests.WithLabelValues(k.route, c), h.duration.WithLabelValues(k.route, c)}
+	m := make(map[seriesKey]httpSeries, len(old)+1)
+	for key, v := range old {
+		m[key] = v
+	}
+	m[k] = s
+	h.series.Store(&m)
+	return s
 }
