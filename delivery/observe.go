@@ -22,9 +22,6 @@ type deliveryMetrics struct {
 	byType    *prometheus.CounterVec
 	licenses  *prometheus.CounterVec
 	ok        prometheus.Counter
-	// verifyDuration includes verified-token cache hits, so its low
-	// buckets show the cache at work.
-	verifyDuration prometheus.Histogram
 	reasons        map[auth.Reason]prometheus.Counter
 }
 
@@ -45,12 +42,7 @@ func newMetrics(reg prometheus.Registerer) *deliveryMetrics {
 		}, []string{"system", "result"}),
 		reasons: map[auth.Reason]prometheus.Counter{},
 	}
-	m.verifyDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: metrics.Namespace, Subsystem: "token", Name: "verification_duration_seconds",
-		Help:    "Time to verify a token (a cache hit, or the full ES256 check).",
-		Buckets: []float64{0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025},
-	})
-	reg.MustRegister(m.verified, m.byType, m.licenses, m.verifyDuration)
+	reg.MustRegister(m.verified, m.byType, m.licenses)
 	m.delivered = m.byType.WithLabelValues("envelope")
 	m.byType.WithLabelValues("clearkey")
 	for _, result := range []string{"issued", "failed"} {

@@ -67,7 +67,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`keydelivery_http_request_duration_seconds_count\{class="2xx",plane="delivery",route="/keys/:kid"\}`: 3,
 		`keydelivery_token_verifications_total\{result="ok"\}`:                                               4,
 		`keydelivery_token_verifications_total\{result="expired"\}`:                                          1,
-		`keydelivery_token_verification_duration_seconds_count`:                                              5,
+		`keydelivery_token_verification_duration_seconds_count`:                                              2,
 		`keydelivery_keys_delivered_total\{type="envelope"\}`:                                                3,
 		`keydelivery_token_cache_hits_total`:                                                                 3,
 		`keydelivery_token_cache_misses_total`:                                                               2,
@@ -85,6 +85,11 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		if !ok || v < min {
 			t.Errorf("%s = %v (present %v), want at least %v", series, v, ok, min)
 		}
+	}
+	// Only full verifications are timed: one per cache miss, none per hit.
+	timed, _ := sample(t, body, `keydelivery_token_verification_duration_seconds_count`)
+	if misses, _ := sample(t, body, `keydelivery_token_cache_misses_total`); timed != misses {
+		t.Errorf("timed verifications %v, want one per token cache miss (%v)", timed, misses)
 	}
 	if v, ok := sample(t, body, `keydelivery_audit_write_failures_total`); !ok || v != 0 {
 		t.Errorf("audit write failures = %v, %v", v, ok)

@@ -104,10 +104,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	reg := metrics.NewRegistry(buildInfo())
 	verifier, err := auth.NewVerifier(trust, auth.Options{
 		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
 		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
 		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -136,7 +138,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
-	reg := metrics.NewRegistry(buildInfo())
 	backend := "bolt"
 	if rs, ok := store.(*redisstore.Store); ok {
 		backend = "redis"
