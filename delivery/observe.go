@@ -22,7 +22,7 @@ type deliveryMetrics struct {
 	byType    *prometheus.CounterVec
 	licenses  *prometheus.CounterVec
 	ok        prometheus.Counter
-	reasons        map[auth.Reason]prometheus.Counter
+	reasons   map[auth.Reason]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *deliveryMetrics {
