@@ -1,5 +1,5 @@
 # Conveniences; the README's commands work without make.
-.PHONY: run test build
+.PHONY: run test build e2e
 
 run:
 	go run ./cmd/keydelivery --dev
@@ -9,3 +9,6 @@ test:
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
+
+e2e:
+	./scripts/e2e.sh
