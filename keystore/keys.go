@@ -1,15 +1,19 @@
 package keystore
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultTimeout bounds every store call when Options.Timeout is zero.
@@ -160,7 +164,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
 	err = k.call(ctx, opCreate, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
-		return Key{}, k.existsError(ctx, key)
+		return Key{}, k.existsError(ctx, key, err)
 	}
 	if err != nil {
 		return Key{}, err
@@ -173,13 +177,20 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 // the same value as the one offered.
 var ErrSameKey = errors.New("keystore: same key already stored")
 
-func (k *Keys) existsError(ctx context.Context, key Key) error {
-	r, err := k.record(ctx, key.ID)
-	if err != nil {
-		return fmt.Errorf("%w: %s", ErrExists, key.ID)
+// existsError is Create's answer for a taken ID; createErr is the store's
+// error, which may carry the stored record (ExistsError), else it is read.
+func (k *Keys) existsError(ctx context.Context, key Key, createErr error) error {
+	var ee *ExistsError
+	r := Record{}
+	if errors.As(createErr, &ee) {
+		r = ee.Stored
+	} else {
+		var err error
+		if r, err = k.record(ctx, key.ID); err != nil {
+			return fmt.Errorf("%w: %s", ErrExists, key.ID)
+		}
 	}
-	stored, err := k.open(key.ID, r)
-	if err == nil && subtle.ConstantTimeCompare(stored.Value[:], key.Value[:]) == 1 {
+	if k.sameValue(key.ID, r, &key.Value) {
 		return fmt.Errorf("%w: %w: %s", ErrExists, ErrSameKey, key.ID)
 	}
 	return fmt.Errorf("%w: %s holds a different key", ErrExists, key.ID)
@@ -414,15 +425,30 @@ type ImportResult struct {
 	Status ImportStatus
 }
 
-// Import stores keys whose values are given, in one batch. Each key is
+// importChunk is how many keys Import hands the store per CreateBatch
+// call. Each call gets its own store deadline (Options.Timeout), so a large
+// import is bounded per chunk rather than failing as a whole against a
+// deadline meant for one request; within a call the store pipelines (or
+// commits one transaction). importWorkers chunks are in flight at once, so
+// that the store works on one while the next is encoded and sent (with
+// Redis, the server's CPU and ours overlap instead of taking turns).
+const (
+	importChunk   = 5000
+	importWorkers = 2
+)
+
+// Import stores keys whose values are given, in batches. Each key is
 // created, or found Unchanged (the same value was stored before), or a
 // Conflict (a different value is stored: it is never overwritten). The
-// caller validates the batch first. A store failure part-way returns an
-// error; sending the same batch again completes it.
+// caller validates the batch first; a KID given twice is created once, and
+// the second is Unchanged or a Conflict. Keys are sealed, sorted by ID and
+// handed to the store importChunk at a time, each chunk one CreateBatch
+// with its own deadline, importWorkers at once; the stored records of
+// taken IDs come back from CreateBatch itself (ExistsError), so a repeated
+// import costs no read per key. A store failure part-way returns an error
+// (other chunks may be stored); sending the same batch again completes it.
 func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
-	now := k.now().UTC()
-	rs := make([]Record, len(keys))
-	for i, key := range keys {
+	for _, key := range keys {
 		if key.IV != nil && len(key.IV) != 16 {
 			return nil, fmt.Errorf("keystore: key %s: iv must be 16 bytes, got %d", key.ID, len(key.IV))
 		}
@@ -431,47 +457,126 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 				return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 			}
 		}
-		sealed, err := k.ring.seal(key.ID[:], key.Value[:])
-		if err != nil {
-			return nil, err
-		}
-		rs[i] = Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
+	}
+	now := k.now().UTC()
+	sealed, err := k.ring.sealKeys(keys)
+	if err != nil {
+		return nil, err
+	}
+	// The chunks go in ID order, so that each chunk is a range of IDs: an
+	// ordered store (bbolt) then rewrites only the pages of that range per
+	// transaction, not pages all over its tree. The sort is stable, and a
+	// chunk never splits the copies of one KID: the first one given is the
+	// one created, whatever runs in parallel.
+	order := idOrder(keys)
+	rs := make([]Record, len(keys))
+	for j, i := range order {
+		key := &keys[i]
+		rs[j] = Record{ID: key.ID, Sealed: sealed[i], IV: key.IV, Name: key.Name, Type: key.Type,
 			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
 	}
+	out := make([]ImportResult, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(importWorkers)
+	for start := 0; start < len(rs) && gctx.Err() == nil; {
+		end := min(start+importChunk, len(rs))
+		for end < len(rs) && rs[end].ID == rs[end-1].ID {
+			end++
+		}
+		chunk, pos := rs[start:end], order[start:end]
+		g.Go(func() error { return k.importChunk(gctx, keys, chunk, pos, out) })
+		start = end
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// idOrder returns the positions of keys in ascending order of ID, equal
+// IDs in the order given.
+func idOrder(keys []Key) []int {
+	type idPos struct {
+		hi, lo uint64 // the ID, big-endian: their order is the IDs' byte order
+		pos    int
+	}
+	ps := make([]idPos, len(keys))
+	for i := range keys {
+		id := keys[i].ID[:]
+		ps[i] = idPos{binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:]), i}
+	}
+	slices.SortFunc(ps, func(a, b idPos) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.pos, b.pos)
+	})
+	order := make([]int, len(ps))
+	for j, p := range ps {
+		order[j] = p.pos
+	}
+	return order
+}
+
+// importChunk stores one chunk of an import: rs[j] is keys[pos[j]] sealed,
+// and out[pos[j]] receives its result. The keys it created are passed to
+// OnChange even when it fails part-way, so no cache keeps "not found" for
+// them.
+func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []int, out []ImportResult) error {
 	var errs []error
 	err := k.call(ctx, opCreateBatch, func(ctx context.Context) (err error) {
 		errs, err = k.store.CreateBatch(ctx, rs)
 		return err
 	})
 	if err != nil {
-		return nil, err
-	}
-	out := make([]ImportResult, len(keys))
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			out[i] = ImportResult{Key: metadata(rs[i]), Status: Created}
-		case errors.Is(err, ErrExists):
-			r, err := k.record(ctx, keys[i].ID)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = ImportResult{Key: metadata(r), Status: Conflict}
-			if stored, err := k.open(keys[i].ID, r); err == nil && subtle.ConstantTimeCompare(stored.Value[:], keys[i].Value[:]) == 1 {
-				out[i].Status = Unchanged
-			}
-		default:
-			return nil, fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
-		}
+		return err
 	}
 	if k.onChange != nil {
-		for _, r := range out {
-			if r.Status == Created {
-				k.onChange(r.Key.ID)
+		defer func() {
+			for j, err := range errs {
+				if err == nil {
+					k.onChange(rs[j].ID)
+				}
 			}
+		}()
+	}
+	for j, err := range errs {
+		i := pos[j]
+		var stored *ExistsError
+		switch {
+		case err == nil:
+			out[i] = ImportResult{Key: metadata(rs[j]), Status: Created}
+			continue
+		case errors.As(err, &stored):
+		case errors.Is(err, ErrExists):
+			// The store did not hand back the stored record: read it.
+			r, err := k.record(ctx, keys[i].ID)
+			if err != nil {
+				return err
+			}
+			stored = &ExistsError{ID: keys[i].ID, Stored: r}
+		default:
+			return fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
+		}
+		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict}
+		if k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value) {
+			out[i].Status = Unchanged
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// sameValue reports whether the record r stored under id opens to value.
+// A record that does not open (another KEK, tampered, moved from another
+// KID) is not the same value.
+func (k *Keys) sameValue(id KeyID, r Record, value *[16]byte) bool {
+	stored, err := k.open(id, r)
+	same := err == nil && subtle.ConstantTimeCompare(stored.Value[:], value[:]) == 1
+	clear(stored.Value[:])
+	return same
 }
 
 // PurgeDeleted destroys the keys soft-deleted before cutoff (the

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 )
 
 // KEKSize is the size of a key-encryption key: AES-256.
@@ -151,16 +153,65 @@ func (kr *Keyring) seal(label, plaintext []byte) ([]byte, error) {
 }
 
 func (kr *Keyring) sealWith(k *kek, label, plaintext []byte) ([]byte, error) {
-	ns := k.aead.NonceSize()
-	out := make([]byte, 2+len(k.id)+ns, 2+len(k.id)+ns+len(plaintext)+k.aead.Overhead())
-	out[0] = sealVersion
-	out[1] = byte(len(k.id))
-	copy(out[2:], k.id)
-	nonce := out[2+len(k.id):]
+	nonce := make([]byte, k.aead.NonceSize())
 	if _, err := io.ReadFull(kr.rand, nonce); err != nil {
 		return nil, fmt.Errorf("keystore: seal: nonce: %w", err)
 	}
-	return k.aead.Seal(out, nonce, plaintext, aad(label, k.id)), nil
+	return sealTo(make([]byte, 0, sealedSize(k, len(plaintext))), k, nonce, label, plaintext, nil), nil
+}
+
+// sealedSize is the length of plaintextLen bytes sealed under k.
+func sealedSize(k *kek, plaintextLen int) int {
+	return 2 + len(k.id) + k.aead.NonceSize() + plaintextLen + k.aead.Overhead()
+}
+
+// sealTo writes the sealed form into dst, which must be empty with
+// sealedSize capacity: version, KEK ID length, KEK ID, nonce, then the
+// ciphertext of plaintext with the label and KEK ID as additional data
+// (built in adBuf, which it may reuse). The one writer of the format.
+func sealTo(dst []byte, k *kek, nonce, label, plaintext, adBuf []byte) []byte {
+	dst = append(dst, sealVersion, byte(len(k.id)))
+	dst = append(dst, k.id...)
+	dst = append(dst, nonce...)
+	return k.aead.Seal(dst, dst[len(dst)-len(nonce):], plaintext, appendAAD(adBuf[:0], label, k.id))
+}
+
+// sealParallelMin is the smallest batch sealKeys spreads over the CPUs.
+const sealParallelMin = 2048
+
+// sealKeys is seal for a batch: each key's value under the primary KEK,
+// bound to its ID, in the same layout. The nonces are read from the
+// keyring's random source in one read, in order, by the calling goroutine
+// (the source need not be safe for concurrent use); a large batch is then
+// sealed on every CPU. The results share one allocation.
+func (kr *Keyring) sealKeys(keys []Key) ([][]byte, error) {
+	k := kr.primary
+	ns := k.aead.NonceSize()
+	size := sealedSize(k, len(Key{}.Value))
+	nonces := make([]byte, len(keys)*ns)
+	if _, err := io.ReadFull(kr.rand, nonces); err != nil {
+		return nil, fmt.Errorf("keystore: seal: nonce: %w", err)
+	}
+	buf := make([]byte, len(keys)*size)
+	out := make([][]byte, len(keys))
+	sealRange := func(lo, hi int) {
+		ad := make([]byte, 0, 64) // reused: the additional data of every key fits
+		for i := lo; i < hi; i++ {
+			out[i] = sealTo(buf[i*size:i*size:(i+1)*size], k, nonces[i*ns:(i+1)*ns], keys[i].ID[:], keys[i].Value[:], ad)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(keys)/(sealParallelMin/2))
+	if workers <= 1 {
+		sealRange(0, len(keys))
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	per := (len(keys) + workers - 1) / workers
+	for lo := 0; lo < len(keys); lo += per {
+		wg.Go(func() { sealRange(lo, min(lo+per, len(keys))) })
+	}
+	wg.Wait()
+	return out, nil
 }
 
 // open decrypts what seal produced for the same label into dst (appending).
@@ -190,7 +241,10 @@ func (kr *Keyring) open(dst, label, sealed []byte) ([]byte, error) {
 }
 
 func aad(label []byte, kekID string) []byte {
-	b := make([]byte, 0, len(aadPrefix)+len(label)+1+len(kekID))
+	return appendAAD(make([]byte, 0, len(aadPrefix)+len(label)+1+len(kekID)), label, kekID)
+}
+
+func appendAAD(b, label []byte, kekID string) []byte {
 	b = append(b, aadPrefix...)
 	b = append(b, label...)
 	b = append(b, 0)

@@ -54,11 +54,17 @@ type Store interface {
 	// and leaves the stored record untouched.
 	Create(ctx context.Context, r Record) error
 	// CreateBatch is Create for many records in as few round trips as the
-	// backend allows. It returns one result per record (nil, ErrExists, or
-	// another error) when the batch was attempted, or a single error when
-	// it could not be. A batch cut off part-way leaves some records written
-	// and others not; sending the same batch again completes it (the
-	// written ones answer ErrExists).
+	// backend allows (pipelined, or one transaction per chunk). It returns
+	// one result per record (nil, ErrExists, or another error) when the
+	// batch was attempted, or a single error when it could not be. A KID
+	// repeated in the batch answers ErrExists the second time. A batch cut
+	// off part-way leaves some records written and others not; sending the
+	// same batch again completes it (the written ones answer ErrExists).
+	//
+	// A backend that reads the stored record of a taken ID anyway, in the
+	// same round trips, reports it as an *ExistsError (which matches
+	// ErrExists), so that an import can compare values without reading
+	// each key again; a plain ErrExists makes the caller read it with Get.
 	CreateBatch(ctx context.Context, rs []Record) ([]error, error)
 	// Update changes the stored record of id in one atomic
 	// read-modify-write: fn gets the current record and edits it. Only
@@ -88,6 +94,22 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// ExistsError is a CreateBatch (or Create) result for a record whose ID is
+// taken, carrying the record found stored under it. It matches ErrExists
+// with errors.Is; get it with errors.As. Its message names the ID only.
+type ExistsError struct {
+	// ID is the ID the record was to be created under.
+	ID KeyID
+	// Stored is the record stored under ID, as read in the same step: a
+	// stored record, untrusted like any other (Keys.open checks it).
+	Stored Record
+}
+
+func (e *ExistsError) Error() string { return fmt.Sprintf("%v: %s", ErrExists, e.ID) }
+
+// Is reports whether target is ErrExists.
+func (e *ExistsError) Is(target error) bool { return target == ErrExists }
 
 // ErrImmutable is returned by Update when fn changed a field that never
 // changes (the ID, the sealed key, the IV, the type, the creation method,

@@ -563,14 +563,14 @@ func (s *session) importScenario(ctx context.Context) error {
 				s.rep.RedisSET = append(s.rep.RedisSET, rb)
 				fmt.Fprintf(s.log, "  round %d redis-benchmark SET -P 16: %.0f/s\n", round, rb.RequestsPerSecond)
 			}
-			im, err := importBench(ctx, sv.admin, sv.ss.t.PID, cfg.ImportKeys)
+			im, err := importBench(ctx, sv.admin, sv.ss.t.PID, sv.ss.t.StorePID, cfg.ImportKeys)
 			if err != nil {
 				return fmt.Errorf("%s: %w", sv.ss.t.Name, err)
 			}
 			im.Store, im.Round = sv.store, round
 			s.rep.Imports = append(s.rep.Imports, im)
-			fmt.Fprintf(s.log, "  round %d import into %s: %d keys (%d bytes of CPIX) in %.2fs = %.0f keys/s, server CPU %.2fs\n",
-				round, sv.store, im.Keys, im.Bytes, im.Seconds, im.KeysPerSecond, im.ServerCPU)
+			fmt.Fprintf(s.log, "  round %d import into %s: %d keys (%d bytes of CPIX) in %.2fs = %.0f keys/s, server CPU %.2fs, redis CPU %.2fs\n",
+				round, sv.store, im.Keys, im.Bytes, im.Seconds, im.KeysPerSecond, im.ServerCPU, im.StoreCPU)
 		}
 	}
 	// Ratio: Redis import rate over the SET rate of the same round.

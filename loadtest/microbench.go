@@ -69,6 +69,7 @@ type importResult struct {
 	Seconds       float64 `json:"seconds"`
 	KeysPerSecond float64 `json:"keys_per_s"`
 	ServerCPU     float64 `json:"server_cpu_s"`
+	StoreCPU      float64 `json:"store_cpu_s,omitempty"` // the redis-server's, over the same window
 }
 
 // cpixDocument builds a CPIX document of n new random keys.
@@ -89,24 +90,32 @@ func cpixDocument(n int) ([]byte, error) {
 }
 
 // importBench posts one CPIX document of n new keys and times it, from the
-// first byte sent to the whole answer read.
-func importBench(ctx context.Context, a *adminClient, pid, n int) (importResult, error) {
+// first byte sent to the whole answer read (checking the answer is not
+// timed).
+func importBench(ctx context.Context, a *adminClient, pid, storePID, n int) (importResult, error) {
 	doc, err := cpixDocument(n)
 	if err != nil {
 		return importResult{}, err
 	}
 	cpu0, _ := treeCPU(pid)
-	start := time.Now()
-	got, err := a.importBody(ctx, "application/cpix+xml", doc)
-	el := time.Since(start)
+	var store0 time.Duration
+	if storePID > 0 {
+		store0, _ = treeCPU(storePID)
+	}
+	got, el, err := a.importTimed(ctx, "application/cpix+xml", doc)
 	cpu1, _ := treeCPU(pid)
+	var store1 time.Duration
+	if storePID > 0 {
+		store1, _ = treeCPU(storePID)
+	}
 	if err != nil {
 		return importResult{}, err
 	}
 	if got != n {
 		return importResult{}, fmt.Errorf("import: the answer lists %d keys, want %d", got, n)
 	}
-	return importResult{Keys: n, Bytes: len(doc), Seconds: el.Seconds(), KeysPerSecond: float64(n) / el.Seconds(), ServerCPU: (cpu1 - cpu0).Seconds()}, nil
+	return importResult{Keys: n, Bytes: len(doc), Seconds: el.Seconds(), KeysPerSecond: float64(n) / el.Seconds(),
+		ServerCPU: (cpu1 - cpu0).Seconds(), StoreCPU: (store1 - store0).Seconds()}, nil
 }
 
 // redisResult is one redis-benchmark run.

@@ -336,9 +336,9 @@ func printTables(w io.Writer, rep *report) {
 	if len(rep.Imports) > 0 {
 		fmt.Fprintf(w, "\nImports (one CPIX document per round)\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "store\tround\tkeys\tbytes\tseconds\tkeys/s\tserver CPU s\t")
+		fmt.Fprintln(tw, "store\tround\tkeys\tbytes\tseconds\tkeys/s\tserver CPU s\tredis CPU s\t")
 		for _, im := range rep.Imports {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.2f\t\n", im.Store, im.Round, im.Keys, im.Bytes, im.Seconds, im.KeysPerSecond, im.ServerCPU)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.0f\t%.2f\t%.2f\t\n", im.Store, im.Round, im.Keys, im.Bytes, im.Seconds, im.KeysPerSecond, im.ServerCPU, im.StoreCPU)
 		}
 		tw.Flush()
 	}

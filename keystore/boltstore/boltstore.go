@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,8 +91,26 @@ func (s *Store) Create(ctx context.Context, r keystore.Record) error {
 	return nil
 }
 
-// CreateBatch implements keystore.Store: the whole batch is one
-// transaction, committed with one fsync.
+// txMax is the most records one write transaction of CreateBatch
+// carries. Each transaction is committed with one fsync; bounding it keeps
+// the memory of a transaction's dirty pages, and the time other writers
+// wait for the file's single writer lock, small, while a 100,000-key
+// import still costs only a few fsyncs.
+const txMax = 10000
+
+// CreateBatch implements keystore.Store: the records are written in ID
+// order, txMax per write transaction, each committed with one fsync. A
+// record whose ID is taken answers a *keystore.ExistsError with the record
+// as stored (read in the same transaction); one that does not decode
+// answers a plain keystore.ErrExists. The context is checked before each
+// transaction: a batch cut off between two leaves the earlier ones written
+// and answers the context's error (as a single error when nothing was
+// written, else per record not attempted).
+//
+// Writing in ID order matters: bbolt splits a transaction's nodes only when
+// it commits, so keys inserted in random order into one transaction make
+// every insert move the rest of one growing node (quadratic), while keys in
+// order are appended.
 func (s *Store) CreateBatch(ctx context.Context, rs []keystore.Record) ([]error, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -109,27 +128,65 @@ func (s *Store) CreateBatch(ctx context.Context, rs []keystore.Record) ([]error,
 		}
 		encoded[i] = b
 	}
+	// Positions in ID order; a stable sort keeps a repeated KID's first
+	// occurrence first, so the later ones answer ErrExists.
+	order := make([]int, len(rs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := bytes.Compare(rs[a].ID[:], rs[b].ID[:]); c != 0 {
+			return c
+		}
+		return a - b // stable
+	})
+
 	errs := make([]error, len(rs))
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		keys, assets := tx.Bucket(keysBucket), tx.Bucket(assetsBucket)
-		for i, r := range rs {
-			if keys.Get(r.ID[:]) != nil {
-				errs[i] = keystore.ErrExists
-				continue
+	for start := 0; start < len(order); start += txMax {
+		chunk := order[start:min(start+txMax, len(order))]
+		if err := ctx.Err(); err != nil {
+			if start == 0 {
+				return nil, err
 			}
-			if err := keys.Put(r.ID[:], encoded[i]); err != nil {
-				return err
+			for _, i := range order[start:] {
+				errs[i] = fmt.Errorf("boltstore: create %s: not attempted: %w", rs[i].ID, err)
 			}
-			for _, a := range r.Assets {
-				if err := assets.Put(assetKey(a, r.ID), nil); err != nil {
+			break
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			keys, assets := tx.Bucket(keysBucket), tx.Bucket(assetsBucket)
+			for _, i := range chunk {
+				r := rs[i]
+				if v := keys.Get(r.ID[:]); v != nil {
+					// DecodeRecord copies what it keeps: v is only valid
+					// inside the transaction.
+					if stored, err := keystore.DecodeRecord(v); err == nil {
+						errs[i] = &keystore.ExistsError{ID: r.ID, Stored: stored}
+					} else {
+						errs[i] = keystore.ErrExists
+					}
+					continue
+				}
+				if err := keys.Put(r.ID[:], encoded[i]); err != nil {
 					return err
 				}
+				for _, a := range r.Assets {
+					if err := assets.Put(assetKey(a, r.ID), nil); err != nil {
+						return err
+					}
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			if start == 0 {
+				return nil, fmt.Errorf("boltstore: create batch: %w", err)
+			}
+			for _, i := range order[start:] {
+				errs[i] = fmt.Errorf("boltstore: create %s: %w", rs[i].ID, err)
+			}
+			break
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("boltstore: create batch: %w", err)
 	}
 	return errs, nil
 }

@@ -17,10 +17,13 @@ const (
 	// pipeMax is the most commands (for ZADD: members) sent in one
 	// pipeline. go-redis gives a whole pipeline one ReadTimeout for all its
 	// replies and one WriteTimeout for all its requests, so a pipeline must
-	// stay small enough to cross the network within them: 10,000 records
-	// are about 3 MB. A 100,000-key import is then ten pipelines of SET NX
-	// and about as many of ZADD.
-	pipeMax = 10000
+	// stay small enough to cross the network, and be answered by a busy
+	// (or fsyncing) Redis, well within them: 1,000 records are about 300
+	// KB. A 100,000-key import is then 100 pipelines of SET NX and about as
+	// many of ZADD, a few milliseconds of round trips in all on a local
+	// network; keystore.Keys.Import keeps two chunks in flight, so Redis
+	// is not idle meanwhile.
+	pipeMax = 1000
 	// zaddMax is the most members one ZADD carries, so that no single
 	// command blocks Redis for long.
 	zaddMax = 1000
@@ -135,6 +138,14 @@ func (s *Store) Create(ctx context.Context, r keystore.Record) error {
 // same holds when a lost reply made go-redis retry a SET NX that Redis had
 // applied.
 //
+// A record whose ID is taken answers a *keystore.ExistsError with the
+// record as stored, read by those same pipelined GETs, so that
+// keystore.Keys.Import tells "unchanged" from "conflict" without a GET per
+// key; one that is gone again or does not decode answers a plain
+// keystore.ErrExists. On Redis Cluster the keys of a batch lie in many
+// slots: go-redis splits each pipeline by node, and no command of a batch
+// touches two keys.
+//
 // When no record got an answer (Redis down, a canceled context, a refused
 // command on every record) CreateBatch returns that single error. After a
 // connection failure part-way the records not yet sent answer an error
@@ -225,7 +236,9 @@ func (s *Store) createBatch(ctx context.Context, rs []keystore.Record) ([]error,
 			existing = append(existing, i)
 		}
 	}
-	heal, err := s.storedEntries(ctx, rs, existing)
+	heal, err := s.storedEntries(ctx, rs, existing, func(i int, stored keystore.Record) {
+		errs[i] = &keystore.ExistsError{ID: rs[i].ID, Stored: stored}
+	})
 	for _, i := range existing {
 		if err != nil {
 			errs[i] = indexError(err)
@@ -246,11 +259,12 @@ func indexError(err error) error {
 }
 
 // storedEntries reads the stored records of rs[i] for i in which, pipelined,
-// and returns their index entries. A record that is gone again, does not
-// decode or names another KID gets none: there is nothing to list. The
-// error is that of the first failed read; the caller then treats every
-// record in which as not healed.
-func (s *Store) storedEntries(ctx context.Context, rs []keystore.Record, which []int) ([]indexEntry, error) {
+// hands each one that decodes to found, and returns their index entries. A
+// record that is gone again, does not decode or names another KID gets
+// none: there is nothing to list (and its result stays a plain
+// keystore.ErrExists). The error is that of the first failed read; the
+// caller then treats every record in which as not healed.
+func (s *Store) storedEntries(ctx context.Context, rs []keystore.Record, which []int, found func(i int, stored keystore.Record)) ([]indexEntry, error) {
 	var es []indexEntry
 	for start := 0; start < len(which); start += pipeMax {
 		chunk := which[start:min(start+pipeMax, len(which))]
@@ -271,6 +285,7 @@ func (s *Store) storedEntries(ctx context.Context, rs []keystore.Record, which [
 			}
 			if r, err := decodeAt(rs[i].ID, b); err == nil {
 				es = append(es, entries(r.ID, r.Assets, i)...)
+				found(i, r)
 			}
 		}
 	}

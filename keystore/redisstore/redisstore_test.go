@@ -124,6 +124,10 @@ func conformance(t *testing.T, start func(t *testing.T) (*redistest.Server, Opti
 	servers := map[keystore.Store]*redistest.Server{}
 	opts := map[keystore.Store]Options{}
 	open := func(t *testing.T, srv *redistest.Server, o Options) keystore.Store {
+		// As in mustNew: the servers fsync every write on a shared machine.
+		if o.ReadTimeout == 0 {
+			o.ReadTimeout, o.WriteTimeout = 2*time.Second, 2*time.Second
+		}
 		s, err := New(o)
 		if err != nil {
 			t.Fatal(err)
@@ -889,4 +893,22 @@ func writeTestCert(t *testing.T, dir string) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return pool
+}
+
+// BenchmarkImport100k: keystore.Keys.Import of 100,000 new keys, then of
+// the same keys again (all unchanged), into a redis-server without
+// persistence (as the load generator runs it), one database per store.
+func BenchmarkImport100k(b *testing.B) {
+	srv := redistest.Start(b, redistest.Options{})
+	n := 0
+	newStore := func(b *testing.B) keystore.Store {
+		n++
+		s, err := New(Options{URL: srv.URL(), Prefix: fmt.Sprintf("b%d:", n)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	b.Run("New", func(b *testing.B) { storetest.BenchmarkImport(b, newStore, 100_000, false) })
+	b.Run("Again", func(b *testing.B) { storetest.BenchmarkImport(b, newStore, 100_000, true) })
 }

@@ -15,6 +15,7 @@ import (
 
 func runLifecycle(t *testing.T, h Harness) {
 	t.Run("CreateBatch", func(t *testing.T) { testCreateBatch(t, h) })
+	t.Run("CreateBatchLarge", func(t *testing.T) { testCreateBatchLarge(t, h) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, h) })
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, h) })
 	t.Run("DeleteWithCheck", func(t *testing.T) { testDelete(t, h) })
@@ -22,6 +23,7 @@ func runLifecycle(t *testing.T, h Harness) {
 	t.Run("ListAsset", func(t *testing.T) { testListAsset(t, h) })
 	t.Run("SoftDeleteRestorePurge", func(t *testing.T) { testSoftDelete(t, h) })
 	t.Run("Import", func(t *testing.T) { testImport(t, h) })
+	t.Run("ImportLarge", func(t *testing.T) { testImportLarge(t, h) })
 	t.Run("MetaAndKeySeeds", func(t *testing.T) { testMetaAndKeySeeds(t, h) })
 	t.Run("PurgeDeleted", func(t *testing.T) { testPurgeDeleted(t, h) })
 }
