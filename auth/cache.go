@@ -1,9 +1,11 @@
 package auth
 
 import (
-	"fmt"
-
 	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,8 +21,18 @@ import (
 //   - Only tokens that verified are cached; a refusal is never cached, so
 //     garbage cannot fill the cache or evict good entries faster than good
 //     tokens arrive.
-//   - The cache key is the whole token, signature included, compared
-//     exactly: a token that differs in any byte is verified afresh.
+//   - An entry is found by the token's signature and used only when the
+//     signed part (header.payload) hashes to the value stored with it. The
+//     signature is itself the signer's commitment to the SHA-256 of the
+//     signed part: two different signed parts with one valid signature
+//     would be a SHA-256 collision. So a token with a cached header and
+//     payload and any other (forged) signature misses the entry and is
+//     verified afresh, and a token with a cached signature and another
+//     header or payload fails the hash check (a collision of a 64-bit hash
+//     under a random per-process seed the caller never sees) and is
+//     verified afresh too. The token itself is not kept: 86 bytes of
+//     signature and 8 of hash per entry instead of the token's hundreds of
+//     bytes, and a hit costs two short hashes, not a SHA-256 of the token.
 //   - An entry is used only while the trust set it was verified under is
 //     still the current one (a reload drops every entry's validity at
 //     once), and only until the token expires or its certificate does,
@@ -28,11 +40,13 @@ import (
 type CachedVerifier struct {
 	v     *Verifier
 	cache *lru.Cache[string, cachedClaims]
+	seed  maphash.Seed
 
 	hits, misses, evictions prometheus.Counter
 }
 
 type cachedClaims struct {
+	signed uint64 // maphash of the signed part under CachedVerifier.seed
 	claims Claims
 	set    *trustSet
 	until  time.Time
@@ -49,7 +63,7 @@ func NewCachedVerifier(v *Verifier, size int, reg prometheus.Registerer) (*Cache
 	counter := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "keydelivery", Subsystem: "token_cache", Name: name, Help: help})
 	}
-	cv := &CachedVerifier{v: v,
+	cv := &CachedVerifier{v: v, seed: maphash.MakeSeed(),
 		hits:      counter("hits_total", "Token verifications answered from the verified-token cache."),
 		misses:    counter("misses_total", "Token verifications that paid the full ES256 check."),
 		evictions: counter("evictions_total", "Verified tokens dropped from the cache (size limit, expiry or trust reload)."),
@@ -77,12 +91,20 @@ func (c *CachedVerifier) Verify(raw string) (Claims, error) {
 	if len(raw) > MaxTokenSize {
 		return c.v.Verify(raw) // refused before any lookup
 	}
-	if e, ok := c.cache.Get(raw); ok {
-		if e.set == c.v.trust.set.Load() && c.v.now().Before(e.until) {
+	dot := strings.LastIndexByte(raw, '.')
+	if dot < 0 {
+		c.misses.Inc()
+		return c.v.Verify(raw) // not a JWS: refused
+	}
+	sig, signed := raw[dot+1:], maphash.String(c.seed, raw[:dot])
+	if e, ok := c.cache.Get(sig); ok {
+		if e.signed == signed && e.set == c.v.trust.set.Load() && c.v.now().Before(e.until) {
 			c.hits.Inc()
 			return e.claims, nil
 		}
-		c.cache.Remove(raw)
+		if e.signed == signed {
+			c.cache.Remove(sig) // stale: expired, or verified under an older trust set
+		}
 	}
 	c.misses.Inc()
 	claims, set, used, err := c.v.verify(raw)
@@ -93,7 +115,13 @@ func (c *CachedVerifier) Verify(raw string) (Claims, error) {
 	if na := used.cert.NotAfter; na.Before(until) {
 		until = na
 	}
-	c.cache.Add(raw, cachedClaims{claims: claims, set: set, until: until.Add(c.v.leeway)})
+	// The issuer is one of the configured ones: keep that string rather
+	// than the copy decoded from this token.
+	if i := slices.Index(c.v.issuers, claims.Issuer); i >= 0 {
+		claims.Issuer = c.v.issuers[i]
+	}
+	// A copy of the signature: a substring would keep the whole token alive.
+	c.cache.Add(strings.Clone(sig), cachedClaims{signed: signed, claims: claims, set: set, until: until.Add(c.v.leeway)})
 	return claims, nil
 }
 
