@@ -93,7 +93,7 @@ type Options struct {
 	// GET /api/keys/{kid}/delivery-url (default: none; that route then
 	// answers 400 public_url_not_configured).
 	PublicURL string
-	// MaxImportBytes caps an import body (default 16 MiB).
+	// MaxImportBytes caps an import body (default 64 MiB).
 	MaxImportBytes int64
 	// ProtectionCert and ProtectionKey are the server's RSA protection
 	// certificate and its private key, for the Azure Media Services v2
@@ -207,7 +207,7 @@ func New(o Options) (*Handler, error) {
 		protectionID:   ams.ProtectionKeyID(o.ProtectionCert),
 	}
 	if s.maxImportBytes <= 0 {
-		s.maxImportBytes = 16 << 20
+		s.maxImportBytes = 64 << 20
 	}
 
 	e := echo.New()

@@ -15,7 +15,7 @@ import (
 )
 
 // maxImportFile bounds what kdctl reads for one import. The server has its
-// own, usually smaller, limit (--max-import-bytes, default 16 MiB) and
+// own, usually smaller, limit (--max-import-bytes, default 64 MiB) and
 // answers 413 above it.
 const maxImportFile = 256 << 20
 

@@ -120,7 +120,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.BoolVar(&c.ClearKeyPersistent, "clearkey-persistent-license", false, "let ClearKey answer \"persistent-license\" session requests (refused with 403 persistent_license_disabled otherwise)")
 	fs.Var(listFlag{&c.CORSOrigins}, "cors-origins", "origins browser players may call from: exact origins, patterns such as https://*.example.com, or * (comma-separated)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the delivery plane's base URL as players see it (e.g. https://keys.example.com), for the admin API's delivery URLs; --dev defaults it to the local listener")
-	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 16<<20, "largest key import (JSON or CPIX) the admin API accepts, in bytes")
+	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", 64<<20, "largest key import (JSON or CPIX) the admin API accepts, in bytes")
 	fs.DurationVar(&c.DeletedRetention, "deleted-retention", 90*24*time.Hour, "how long a soft-deleted key is kept (restorable) before it is purged for good; 0 keeps deleted keys until purged by hand")
 	fs.StringVar(&c.ProtectionCert, "protection-cert", "", "RSA certificate (PEM) that AMS-style clients encrypt content keys to (POST /api/ContentKeys); --dev generates one")
 	fs.StringVar(&c.ProtectionKey, "protection-key", "", "the protection certificate's RSA private key (PEM file)")

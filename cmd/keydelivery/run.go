@@ -241,8 +241,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		al.Close()
 		return err
 	}
-	deliverySrv := newHTTPServer(deliveryHandler, log)
-	adminSrv := newHTTPServer(adminHandler, log)
+	// Players' requests are small and quick; the admin plane's bulk
+	// imports and exports (tens of megabytes of CPIX) get minutes.
+	deliverySrv := newHTTPServer(deliveryHandler, log, 15*time.Second)
+	adminSrv := newHTTPServer(adminHandler, log, 5*time.Minute)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serve(deliverySrv, dl) })
@@ -348,14 +350,15 @@ func serve(srv *http.Server, l net.Listener) error {
 	return nil
 }
 
-// newHTTPServer bounds every phase of a connection. MaxHeaderBytes leaves
-// room for an 8 KiB token.
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// newHTTPServer bounds every phase of a connection; body is the time a
+// request may take to read and to answer (ReadTimeout and WriteTimeout).
+// MaxHeaderBytes leaves room for an 8 KiB token.
+func newHTTPServer(h http.Handler, log *slog.Logger, body time.Duration) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
+		ReadTimeout:       body,
+		WriteTimeout:      body,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
