@@ -128,7 +128,7 @@ func classify(err error) problem {
 		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.problems))
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.kids, ce.results
-		p.Detail = fmt.Sprintf("KIDs already stored with a different key were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.kids))
+		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.kids))
 	case errors.As(err, &ae):
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {

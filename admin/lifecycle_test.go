@@ -58,6 +58,15 @@ func TestImportJSON(t *testing.T) {
 	if r.status != 200 || !strings.Contains(string(r.body), `"Status":"unchanged"`) {
 		t.Fatalf("re-import: %d %s", r.status, r.body)
 	}
+	// The same key asking for another content key type: the type cannot
+	// change, so it is a conflict, not a silent "unchanged".
+	r = env.do(t, "POST", "/api/keys/import?type=0", secretWriter, `[{"Id":"`+seedKID1+`","Data":"`+k1+`"}]`)
+	if p := r.problem(t); r.status != 409 || len(p.Conflicts) != 1 || p.Conflicts[0] != seedKID1 || !strings.Contains(p.Detail, "type") {
+		t.Fatalf("re-import with another type: %d %s", r.status, r.body)
+	}
+	if got, _ := keys.Get(context.Background(), id); got.Type != keystore.EnvelopeEncryption {
+		t.Fatalf("the type changed to %v", got.Type)
+	}
 	// Another key under the same KID: 409 naming it, stored key untouched;
 	// the other key of the batch is imported.
 	other := base64.StdEncoding.EncodeToString([]byte("XXXXXXXXXXXXXXXX"))

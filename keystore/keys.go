@@ -403,8 +403,8 @@ type ImportStatus int
 // Import outcomes.
 const (
 	Created   ImportStatus = iota // stored now
-	Unchanged                     // the same key was already stored
-	Conflict                      // a different key is stored under this ID; it was left untouched
+	Unchanged                     // the same key, of the same type, was already stored
+	Conflict                      // a different key (or the same key with another type) is stored under this ID; it was left untouched
 )
 
 // String returns "created", "unchanged" or "conflict".
@@ -562,7 +562,10 @@ func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []i
 			return fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
 		}
 		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict}
-		if k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value) {
+		// Unchanged only when nothing would change: the same value and the
+		// same content key type (the type is immutable, so a re-import
+		// asking for another one is refused, not silently ignored).
+		if stored.Stored.Type == keys[i].Type && k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value) {
 			out[i].Status = Unchanged
 		}
 	}
