@@ -164,10 +164,10 @@ func TestImportCPIX(t *testing.T) {
 		t.Fatal(err)
 	}
 	noExt := writeFile(t, "seed", b)
-	if r := kdctl(t, env, "keys", "import", noExt); r.code != 0 || strings.Count(r.stdout, `"unchanged"`) != 2 {
+	if r := kdctl(t, env, "keys", "import", noExt, "--type", "CommonEncryption"); r.code != 0 || strings.Count(r.stdout, `"unchanged"`) != 2 {
 		t.Errorf("sniffed file: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	if r := kdctlStdin(t, env, string(b), "keys", "import", "-"); r.code != 0 || strings.Count(r.stdout, `"unchanged"`) != 2 {
+	if r := kdctlStdin(t, env, string(b), "keys", "import", "-", "--type", "0"); r.code != 0 || strings.Count(r.stdout, `"unchanged"`) != 2 {
 		t.Errorf("stdin: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// --format wins over the extension: a CPIX document sent as JSON.
