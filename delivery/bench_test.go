@@ -2,13 +2,10 @@ package delivery
 
 import (
 	"context"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/authtest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -40,36 +38,11 @@ func BenchmarkKeyEndpoint(b *testing.B) { benchKeyEndpoint(b, false) }
 func BenchmarkKeyEndpointCached(b *testing.B) { benchKeyEndpoint(b, true) }
 
 func benchKeyEndpoint(b *testing.B, cached bool) {
-	dir := b.TempDir()
-	certPEM, keyPEM, err := auth.GenerateDevCertificate(rand.Reader, "bench", time.Now(), time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	trust, err := auth.NewTrust([]string{certFile}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := auth.NewVerifier(trust, auth.Options{Issuers: []string{"i"}, Audience: "a",
-		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := auth.LoadSigner(keyFile, certFile)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := authtest.New(b, auth.Options{})
+	v := m.Verifier
 	id := keystore.KeyID{0x0a, 0x4f, 0x6e, 0x08}
-	tok, err := signer.Sign(auth.TokenClaims{Issuer: "i", Audience: "a", KeyIDs: []string{id.String()}, ExpiresAt: time.Now().Add(time.Hour)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := m.Token(b, id.String())
+	var err error
 	var (
 		ver  verifier  = v
 		keys keySource = mapKeys{id: {ID: id}}

@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
+	"github.com/keydelivery/keydelivery/internal/authtest"
 	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -38,31 +37,9 @@ type env struct {
 
 func newEnv(t *testing.T, o delivery.Options) *env {
 	t.Helper()
-	dir := t.TempDir()
-	certPEM, keyPEM, err := auth.GenerateDevCertificate(rand.Reader, "license test", time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := auth.NewTrust([]string{certFile}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(trust, auth.Options{Issuers: []string{"iss"}, Audience: "aud",
-		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := auth.LoadSigner(keyFile, certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := authtest.New(t, auth.Options{})
+	v, signer := m.Verifier, m.Signer
+	var err error
 	e := &env{v: v, keys: keystest.New(t, keystore.Options{}), signer: signer, reg: prometheus.NewRegistry()}
 	o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	o.Verifier, o.Keys, o.Registerer = v, e.keys, e.reg
