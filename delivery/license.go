@@ -44,8 +44,8 @@ type LicenseRequest struct {
 	RequestID string
 }
 
-// License is an issuer's answer, written to the player as is (the delivery
-// plane adds Cache-Control: no-store and, for browsers, CORS headers).
+// License is an issuer's answer, written to the player as is, but for
+// Cache-Control (always no-store) and CORS headers (the delivery plane's).
 type License struct {
 	// Status defaults to 200.
 	Status      int
@@ -68,8 +68,9 @@ type LicenseIssuer interface {
 
 // KeyIDReader is implemented by issuers that can read the requested key IDs
 // from a challenge (for a system whose players do not put ?kid= in the
-// license URL). The delivery plane calls it before any access check; the
-// IDs it returns still have to be granted by the token and stored.
+// license URL). The delivery plane calls it after the token has verified,
+// when the URL names no kid; the IDs it returns still have to be granted by
+// the token and stored before Issue is called.
 type KeyIDReader interface {
 	KeyIDs(challenge []byte) ([]keystore.KeyID, error)
 }

@@ -453,7 +453,8 @@ func (p vendorProxy) Issue(ctx context.Context, r *delivery.LicenseRequest) (*de
 	case resp.StatusCode != 200:
 		return nil, errors.New("vendor said " + resp.Status + ": " + string(b))
 	}
-	return &delivery.License{ContentType: "application/octet-stream", Header: http.Header{"X-Vendor": {"yes"}}, Body: b}, nil
+	return &delivery.License{ContentType: "application/octet-stream", Body: b, Header: http.Header{"X-Vendor": {"yes"},
+		"cache-control": {"max-age=3600"}, "Access-Control-Allow-Origin": {"*"}}}, nil
 }
 
 // TestLicenseIssuerPlugIn: an issuer written outside the package gets the
@@ -481,6 +482,11 @@ func TestLicenseIssuerPlugIn(t *testing.T) {
 	r := e.post("/widevine/license?kid="+k.ID.String(), tok, "CHALLENGE")
 	if r.status != 200 || string(r.body) != "LICENSE-BYTES" || r.header.Get("X-Vendor") != "yes" || r.header.Get(delivery.StubHeader) != "" {
 		t.Fatalf("issued: %d %v %q", r.status, r.header, r.body)
+	}
+	// The issuer's headers pass, but for caching and CORS, which stay the
+	// plane's: a license is never cached.
+	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("issuer headers overrode the plane's: %v", r.header)
 	}
 	if want := "widevine||" + hex.EncodeToString(k.ID[:]) + ":" + hex.EncodeToString(k.Value[:]) + ";CHALLENGE"; seen != want {
 		t.Errorf("the issuer got %q, want %q", seen, want)

@@ -182,7 +182,12 @@ func (s *server) license(sys System) echo.HandlerFunc {
 		}
 		h := c.Response().Header()
 		for k, vs := range lic.Header {
-			h[http.CanonicalHeaderKey(k)] = vs
+			k = http.CanonicalHeaderKey(k)
+			// A license is never cached, and CORS is this plane's to answer.
+			if k == "Cache-Control" || strings.HasPrefix(k, "Access-Control-") {
+				continue
+			}
+			h[k] = vs
 		}
 		status := lic.Status
 		if status == 0 {
