@@ -50,6 +50,7 @@ fi
 
 say "go vet"
 go vet ./...
+go vet -tags e2e ./e2e/   # the end-to-end suite's Go side (run by scripts/e2e.sh)
 
 say "go test -race"
 go test -race -count=1 -timeout 15m ./...
