@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -521,7 +522,8 @@ func runAndScrape(t *testing.T, store string) exposition {
 
 	// Traffic on both planes: a key created through the admin API, fetched
 	// with a valid token (twice: a cache miss, then a hit) on both key
-	// routes, and refused for each kind of client error.
+	// routes and as a ClearKey license, and refused for each kind of
+	// client error.
 	adminToken := "Bearer " + strings.TrimSpace(string(readFile(t, filepath.Join(dataDir, "dev-admin-token"))))
 	var created struct {
 		ID string `json:"id"`
@@ -539,6 +541,11 @@ func runAndScrape(t *testing.T, store string) exposition {
 		}
 	}
 	do("GET", delivery+"/?kid="+created.ID, token, "", http.StatusOK)
+	kid, err := hex.DecodeString(strings.ReplaceAll(created.ID, "-", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	do("POST", delivery+"/clearkey/license", token, `{"kids":["`+base64.RawURLEncoding.EncodeToString(kid)+`"],"type":"temporary"}`, http.StatusOK)
 	do("GET", delivery+"/keys/"+created.ID, "", "", http.StatusUnauthorized)
 	do("GET", delivery+"/keys/"+created.ID, "Bearer not.a.token", "", http.StatusUnauthorized)
 	do("GET", delivery+"/keys/0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f", token, "", http.StatusForbidden)
