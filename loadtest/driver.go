@@ -98,6 +98,44 @@ func (s *sample) merge(o *sample) {
 	s.ok += o.ok
 }
 
+// count records one answer inside the window: by status, or by error
+// class when there was no answer. A 200 must carry the 16 key bytes. It
+// reports whether there was an answer (whose latency counts).
+func (s *sample) count(status, n int, errc string) bool {
+	if errc != "" {
+		s.errs[errc]++
+		return false
+	}
+	s.status[status]++
+	if status == http.StatusOK && n == 16 {
+		s.ok++
+	} else if status == http.StatusOK {
+		s.errs["200 with "+strconv.Itoa(n)+" bytes"]++
+	}
+	return true
+}
+
+// mergeAll merges the workers' samples.
+func mergeAll(samples []*sample, open bool) *sample {
+	total := newSample(open)
+	for _, s := range samples {
+		total.merge(s)
+	}
+	return total
+}
+
+// sequencer numbers the requests, the warm-up's and the window's apart,
+// so that a source hands the window the same requests whatever the
+// warm-up took.
+type sequencer struct{ warm, meas atomic.Uint64 }
+
+func (q *sequencer) next(src requestSource, r *rand.Rand, measured bool) (request, bool) {
+	if measured {
+		return src.next(q.meas.Add(1)-1, r, true)
+	}
+	return src.next(q.warm.Add(1)-1, r, false)
+}
+
 func recordUS(h *hdrhistogram.Histogram, d time.Duration) {
 	us := d.Microseconds()
 	if us < histMinUS {
@@ -310,8 +348,7 @@ func driveClosed(spec runSpec) runResult {
 	doers, closeAll := workerDoers(spec)
 	w := &window{limit: spec.Requests, reached: make(chan struct{}), storePID: spec.StorePID}
 	var (
-		warmSeq   atomic.Uint64
-		measSeq   atomic.Uint64
+		seq       sequencer
 		stop      atomic.Bool
 		exhausted atomic.Bool
 		wg        sync.WaitGroup
@@ -327,13 +364,7 @@ func driveClosed(spec runSpec) runResult {
 			defer wg.Done()
 			for !stop.Load() {
 				startPhase := w.phase.Load()
-				var req request
-				var ok bool
-				if startPhase == 0 {
-					req, ok = spec.Source.next(warmSeq.Add(1)-1, r, false)
-				} else {
-					req, ok = spec.Source.next(measSeq.Add(1)-1, r, true)
-				}
+				req, ok := seq.next(spec.Source, r, startPhase != 0)
 				if !ok {
 					exhausted.Store(true)
 					return
@@ -346,17 +377,7 @@ func driveClosed(spec runSpec) runResult {
 				}
 				s.done++
 				w.completed()
-				if errc != "" {
-					s.errs[errc]++
-					continue
-				}
-				s.status[status]++
-				if status == http.StatusOK && n == 16 {
-					s.ok++
-				} else if status == http.StatusOK {
-					s.errs["200 with "+strconv.Itoa(n)+" bytes"]++
-				}
-				if startPhase == 1 {
+				if s.count(status, n, errc) && startPhase == 1 {
 					recordUS(s.latency, d)
 				}
 			}
@@ -386,11 +407,7 @@ func driveClosed(spec runSpec) runResult {
 	if note == "" {
 		closeAll()
 	}
-	total := newSample(false)
-	for _, s := range samples {
-		total.merge(s)
-	}
-	res := finish(spec, w, total)
+	res := finish(spec, w, mergeAll(samples, false))
 	res.Exhausted = exhausted.Load()
 	if note != "" {
 		res.Note = note
@@ -432,8 +449,7 @@ func driveOpen(spec runSpec) runResult {
 		exhausted    atomic.Bool
 		unsent       atomic.Int64
 		abandon      atomic.Bool
-		warmSeq      atomic.Uint64
-		measSeq      atomic.Uint64
+		seq          sequencer
 		wg           sync.WaitGroup
 	)
 	go func() {
@@ -469,13 +485,7 @@ func driveOpen(spec runSpec) runResult {
 					}
 					continue
 				}
-				var req request
-				var ok bool
-				if it.phase == 0 {
-					req, ok = spec.Source.next(warmSeq.Add(1)-1, r, false)
-				} else {
-					req, ok = spec.Source.next(measSeq.Add(1)-1, r, true)
-				}
+				req, ok := seq.next(spec.Source, r, it.phase != 0)
 				if !ok {
 					exhausted.Store(true)
 					stopDispatch.Store(true)
@@ -487,18 +497,8 @@ func driveOpen(spec runSpec) runResult {
 				if w.phase.Load() == 1 {
 					s.done++ // completed inside the window, whenever scheduled
 				}
-				if it.phase != 1 {
+				if it.phase != 1 || !s.count(status, n, errc) {
 					continue
-				}
-				if errc != "" {
-					s.errs[errc]++
-					continue
-				}
-				s.status[status]++
-				if status == http.StatusOK && n == 16 {
-					s.ok++
-				} else if status == http.StatusOK {
-					s.errs["200 with "+strconv.Itoa(n)+" bytes"]++
 				}
 				recordUS(s.latency, end.Sub(it.sched))
 				recordUS(s.service, end.Sub(sent))
@@ -532,10 +532,7 @@ func driveOpen(spec runSpec) runResult {
 	if note == "" {
 		closeAll()
 	}
-	total := newSample(true)
-	for _, s := range samples {
-		total.merge(s)
-	}
+	total := mergeAll(samples, true)
 	res := finish(spec, w, total)
 	res.Rate = spec.Rate
 	res.Unsent = unsent.Load()
