@@ -27,6 +27,7 @@ type config struct {
 	KEKFile           string
 	RedisPasswordFile string
 	RedisPoolSize     int
+	RedisAutoPipeline bool
 
 	TokenCerts         []string
 	TokenCertsReload   time.Duration
@@ -105,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.KEKFile, "kek-file", "", "key-encryption key file: lines \"ID BASE64\" (32 bytes), first line seals new keys (or set KD_KEK to the file's content); generate a line with: kdctl kek generate")
 	fs.StringVar(&c.RedisPasswordFile, "redis-password-file", "", "file holding the Redis password (or set KD_REDIS_PASSWORD)")
 	fs.IntVar(&c.RedisPoolSize, "redis-pool-size", 0, "Redis connection pool size (default 10 per CPU)")
+	fs.BoolVar(&c.RedisAutoPipeline, "redis-auto-pipeline", true, "send the key reads of concurrent requests to Redis together, in shared pipelines (go-redis auto-pipelining; --redis-auto-pipeline=false: one round trip per read)")
 	fs.Var(listFlag{&c.TokenCerts}, "token-certs", "trusted token-signing certificates: files or directories of PEM, DER or Azure Key Vault certificate JSON (comma-separated or repeated)")
 	fs.DurationVar(&c.TokenCertsReload, "token-certs-reload", 10*time.Second, "how often to check --token-certs for changes (0 disables; SIGHUP always reloads)")
 	fs.Var(listFlag{&c.TokenIssuers}, "token-issuer", "accepted token issuers (iss), comma-separated or repeated")

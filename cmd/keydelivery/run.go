@@ -405,7 +405,7 @@ func openStore(cfg *config, log *slog.Logger) (keystore.Store, error) {
 		password = p
 	}
 	redisstore.SetLogger(log)
-	return redisstore.New(redisstore.Options{URL: spec, Password: password, PoolSize: cfg.RedisPoolSize})
+	return redisstore.New(redisstore.Options{URL: spec, Password: password, PoolSize: cfg.RedisPoolSize, AutoPipeline: cfg.RedisAutoPipeline})
 }
 
 // redactStore hides a password in a store URL for logs.
