@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/internal/syncbuf"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/keystore"
@@ -88,23 +90,8 @@ func (f *fakeKeys) stored(id keystore.KeyID) (keystore.Key, bool) {
 	return k, ok
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by the server while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 // failWriter fails every write after the first ok ones.
 type failWriter struct {

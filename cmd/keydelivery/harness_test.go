@@ -13,9 +13,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/keydelivery/keydelivery/internal/syncbuf"
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -27,23 +28,8 @@ const (
 	adminSecret  = "kda_test-secret-for-the-e2e-suite"
 )
 
-// syncBuffer is an io.Writer the server logs to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by the server while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 // material is what a test server trusts and signs with.
 type material struct {

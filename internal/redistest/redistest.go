@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keydelivery/keydelivery/internal/syncbuf"
 )
 
 const (
@@ -72,8 +74,8 @@ type Server struct {
 // process is one run of redis-server.
 type process struct {
 	cmd    *exec.Cmd
-	done   chan struct{} // closed when the process has exited
-	output *syncBuffer   // stdout and stderr, for errors before the log file opens
+	done   chan struct{}   // closed when the process has exited
+	output *syncbuf.Buffer // stdout and stderr, for errors before the log file opens
 }
 
 // Start starts a redis-server for t and registers a cleanup that kills it.
@@ -228,7 +230,7 @@ func (s *Server) start() error {
 	args := append([]string{filepath.Join(s.Dir, confFile)}, s.opts.ExtraArgs...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = s.Dir
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("exec redis-server: %w", err)
@@ -349,23 +351,4 @@ func freePort() (int, error) {
 			return port, nil
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a
-// process's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
