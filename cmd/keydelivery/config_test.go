@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,28 @@ func TestWrongKEKRefused(t *testing.T) {
 	err := run(t.Context(), m.args(db), func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "kek") {
 		t.Fatalf("start with the wrong KEK: %v", err)
+	}
+}
+
+// TestTuneGC: without GOGC in the environment the server sets the
+// collector's target to defaultGCPercent; with GOGC set it leaves the
+// runtime's value alone.
+func TestTuneGC(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	current := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+
+	if got := tuneGC(func(string) string { return "" }); got != defaultGCPercent || current() != defaultGCPercent {
+		t.Fatalf("without GOGC: tuneGC = %d, GC percent %d, want %d", got, current(), defaultGCPercent)
+	}
+	debug.SetGCPercent(150) // what the runtime would have applied for GOGC=150
+	env := func(k string) string {
+		if k == "GOGC" {
+			return "150"
+		}
+		return ""
+	}
+	if got := tuneGC(env); got != 150 || current() != 150 {
+		t.Fatalf("with GOGC=150: tuneGC = %d, GC percent %d, want 150", got, current())
 	}
 }
