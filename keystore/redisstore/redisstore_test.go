@@ -172,9 +172,9 @@ func TestConformance(t *testing.T) {
 	}, func(*testing.T, *redistest.Server) {})
 }
 
-// TestConformanceCluster runs the suite through the cluster client against
-// a one-node Redis Cluster that owns every slot, so the key layout is shown
-// to work without multi-key commands. A cluster master waits two seconds
+// TestConformanceCluster runs the suite through the cluster client (key
+// reads auto-pipelined) against a one-node Redis Cluster that owns every
+// slot, so the key layout is shown to work without multi-key commands. A cluster master waits two seconds
 // after each start before it serves, so the stores share one node and are
 // kept apart by their prefixes.
 func TestConformanceCluster(t *testing.T) {
@@ -185,7 +185,8 @@ func TestConformanceCluster(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		n++
-		return srv, Options{URL: "redis+cluster://" + srv.Addr, Prefix: fmt.Sprintf("c%d:", n)}
+		// Key reads auto-pipelined, as the server runs by default.
+		return srv, Options{URL: "redis+cluster://" + srv.Addr, Prefix: fmt.Sprintf("c%d:", n), AutoPipeline: true}
 	}, waitClusterOK)
 }
 
@@ -228,7 +229,7 @@ func TestSentinel(t *testing.T) {
 	sent := redistest.Start(t, redistest.Options{ExtraArgs: []string{"--sentinel", "monitor", "mymaster", host, port, "1"}})
 	// The first sentinel listed is down: the client must move on to the next.
 	down := freeAddr(t)
-	s := mustNew(t, Options{URL: "redis+sentinel://" + down + "," + sent.Addr + "/mymaster?db=2"})
+	s := mustNew(t, Options{URL: "redis+sentinel://" + down + "," + sent.Addr + "/mymaster?db=2", AutoPipeline: true})
 	id := storetest.RandomID(t)
 	r := keystore.Record{ID: id, Sealed: []byte("sealed"), Created: time.Now(), Updated: time.Now()}
 	if err := s.Create(ctxT(t, 10*time.Second), r); err != nil {
