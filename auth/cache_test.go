@@ -69,17 +69,7 @@ func TestCachedVerifier(t *testing.T) {
 func TestCachedVerifierForgedSignature(t *testing.T) {
 	f := newFixture(t)
 	reg := prometheus.NewRegistry()
-	c, err := NewCachedVerifier(f.verifier(t, nil), 8, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := f.a.signer().Sign(validClaims())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Verify(tok); err != nil {
-		t.Fatal(err)
-	}
+	c, tok := cachedAndVerified(t, f, reg)
 	other := validClaims()
 	other.Subject = "someone else"
 	otherTok, err := f.a.signer().Sign(other)
@@ -139,17 +129,7 @@ func count(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // stops its cached tokens at once.
 func TestCachedVerifierTrustReload(t *testing.T) {
 	f := newFixture(t)
-	c, err := NewCachedVerifier(f.verifier(t, nil), 8, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := f.a.signer().Sign(validClaims())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Verify(tok); err != nil {
-		t.Fatal(err)
-	}
+	c, tok := cachedAndVerified(t, f, nil)
 	if err := os.Remove(filepath.Join(f.dir, "a.pem")); err != nil {
 		t.Fatal(err)
 	}
@@ -258,4 +238,23 @@ func liveHeap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// cachedAndVerified is a CachedVerifier of 8 tokens over f's verifier,
+// counting into reg (nil: none), with one valid token verified through it
+// (so it is cached).
+func cachedAndVerified(t *testing.T, f *fixture, reg prometheus.Registerer) (*CachedVerifier, string) {
+	t.Helper()
+	c, err := NewCachedVerifier(f.verifier(t, nil), 8, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.a.signer().Sign(validClaims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	return c, tok
 }
