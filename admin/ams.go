@@ -19,6 +19,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 // This file is the Azure Media Services (AMS) v2 compatibility surface: the
@@ -92,7 +93,7 @@ type odataMetadata struct {
 }
 
 // amsID is a KID as AMS spelled a ContentKey Id.
-func amsID(id keystore.KeyID) string { return "nb:kid:UUID:" + id.String() }
+func amsID(id keystore.KeyID) string { return keystore.AMSKeyIDPrefix + id.String() }
 
 // amsEntityPath is the path of a ContentKey entity, percent-encoded as AMS
 // wrote its Location headers.
@@ -380,7 +381,7 @@ func (s *server) amsCreate(c echo.Context) error {
 		err = badRequest("cannot_decrypt", "EncryptedContentKey cannot be decrypted with the protection key: encrypt the content key with RSA-OAEP (SHA-1 for the hash and MGF1, empty label) to the certificate of GET /api/GetProtectionKey")
 	case value == [16]byte{}:
 		err = badRequest("invalid_key", "an all-zero key is refused: it is not a key")
-	case ams.VerifyChecksum(value, r.id, r.checksum) != nil:
+	case playready.VerifyChecksum(value, r.id, r.checksum) != nil:
 		err = badRequest("checksum_mismatch", "Checksum does not match the decrypted content key and Id: it must be the base64 of the first 8 bytes of AES-128-ECB(content key, KID in Guid.ToByteArray() byte order); nothing was stored")
 	}
 	if err != nil {
@@ -397,7 +398,7 @@ func (s *server) amsCreate(c echo.Context) error {
 	if err := s.conclude(c, kids, err, true); err != nil {
 		return err
 	}
-	e := s.amsEntity(c, &stored, ams.Checksum(value, r.id))
+	e := s.amsEntity(c, &stored, playready.Checksum(value, r.id))
 	e.AuthorizationPolicyID = r.authPolicyID
 	c.Response().Header().Set(echo.HeaderLocation, amsEntityPath(r.id))
 	return odataAnswer(c, http.StatusCreated, e)
@@ -411,7 +412,7 @@ func (s *server) amsLiveEntity(c echo.Context, id keystore.KeyID) (amsContentKey
 	if err != nil {
 		return amsContentKey{}, &keyError{id: id, err: err}
 	}
-	return s.amsEntity(c, &k, ams.Checksum(k.Value, k.ID)), nil
+	return s.amsEntity(c, &k, playready.Checksum(k.Value, k.ID)), nil
 }
 
 // amsGet serves GET /api/ContentKeys('ID').
@@ -650,10 +651,7 @@ func (s *server) amsProtectionKeyID(c echo.Context) error {
 		return s.conclude(c, nil, badRequest("missing_parameter", "the query parameter contentKeyType is required: 0 CommonEncryption, 1 StorageEncryption, 2 ConfigurationEncryption, 4 EnvelopeEncryption"), false)
 	}
 	n, err := strconv.Atoi(v)
-	if err == nil {
-		_, err = ams.ParseContentKeyType(n)
-	}
-	if err != nil {
+	if err != nil || !keystore.ContentKeyType(n).Defined() {
 		return s.conclude(c, nil, badRequest("invalid_contentKeyType", "contentKeyType must be an AMS content key type number: 0 CommonEncryption, 1 StorageEncryption, 2 ConfigurationEncryption, 4 EnvelopeEncryption"), false)
 	}
 	if s.protectionCert == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 // protectionPair is a test protection certificate and key, generated once:
@@ -65,7 +66,7 @@ func amsBody(t *testing.T, pub *rsa.PublicKey, thumbprint string, kid keystore.K
 	}
 	m := map[string]any{
 		"Id": "nb:kid:UUID:" + kid.String(), "ContentKeyType": 4, "EncryptedContentKey": enc,
-		"ProtectionKeyId": thumbprint, "ProtectionKeyType": 0, "Checksum": ams.Checksum(key, kid), "Name": "movie-1080p",
+		"ProtectionKeyId": thumbprint, "ProtectionKeyType": 0, "Checksum": playready.Checksum(key, kid), "Name": "movie-1080p",
 	}
 	for k, v := range extra {
 		if v == nil {
@@ -120,7 +121,7 @@ func TestAMSEncryptedContentKey(t *testing.T) {
 	r.json(t, &e)
 	want := map[string]any{
 		"Id": "nb:kid:UUID:" + kid1, "ContentKeyType": 4.0, "EncryptedContentKey": nil, "Name": "movie-1080p",
-		"ProtectionKeyId": thumb, "ProtectionKeyType": 0.0, "Checksum": ams.Checksum(key, kid), "AuthorizationPolicyId": "nb:ckpid:UUID:1",
+		"ProtectionKeyId": thumb, "ProtectionKeyType": 0.0, "Checksum": playready.Checksum(key, kid), "AuthorizationPolicyId": "nb:ckpid:UUID:1",
 	}
 	for k, v := range want {
 		if e[k] != v {
@@ -148,7 +149,7 @@ func TestAMSEncryptedContentKey(t *testing.T) {
 	// AuthorizationPolicyId is not stored.
 	r = env.do(t, "GET", "/api/ContentKeys('nb:kid:UUID:"+kid1+"')", secretReader, "")
 	r.json(t, &e)
-	if r.status != 200 || e["AuthorizationPolicyId"] != nil || e["Checksum"] != ams.Checksum(key, kid) {
+	if r.status != 200 || e["AuthorizationPolicyId"] != nil || e["Checksum"] != playready.Checksum(key, kid) {
 		t.Errorf("get: %d %s", r.status, r.body)
 	}
 
@@ -228,9 +229,9 @@ func TestAMSCreateRefusals(t *testing.T) {
 		status int
 		reason string
 	}{
-		{"checksum mismatch", amsBody(t, pub, thumb, kid, key, map[string]any{"Checksum": ams.Checksum([16]byte{1}, kid)}), 400, "checksum_mismatch"},
+		{"checksum mismatch", amsBody(t, pub, thumb, kid, key, map[string]any{"Checksum": playready.Checksum([16]byte{1}, kid)}), 400, "checksum_mismatch"},
 		{"checksum of another KID", amsBody(t, pub, thumb, kid, key, map[string]any{"Id": seedKID1}), 400, "checksum_mismatch"},
-		{"non-canonical checksum", amsBody(t, pub, thumb, kid, key, map[string]any{"Checksum": strings.TrimRight(ams.Checksum(key, kid), "=")}), 400, "checksum_mismatch"},
+		{"non-canonical checksum", amsBody(t, pub, thumb, kid, key, map[string]any{"Checksum": strings.TrimRight(playready.Checksum(key, kid), "=")}), 400, "checksum_mismatch"},
 		{"wrong ProtectionKeyId", amsBody(t, pub, ams.ProtectionKeyID(other), kid, key, nil), 400, "unknown_protection_key"},
 		{"encrypted to another certificate", amsBody(t, other.PublicKey.(*rsa.PublicKey), thumb, kid, key, nil), 400, "cannot_decrypt"},
 		{"tampered EncryptedContentKey", amsBody(t, pub, thumb, kid, key, map[string]any{"EncryptedContentKey": base64.StdEncoding.EncodeToString(make([]byte, 256))}), 400, "cannot_decrypt"},
@@ -260,7 +261,7 @@ func TestAMSCreateRefusals(t *testing.T) {
 		if p := r.problem(t); p.Reason != c.reason {
 			t.Errorf("%s: reason %q, want %q (%s)", c.name, p.Reason, c.reason, r.body)
 		}
-		if strings.Contains(string(r.body), ams.Checksum(key, kid)) {
+		if strings.Contains(string(r.body), playready.Checksum(key, kid)) {
 			t.Errorf("%s: the answer gives the expected checksum away", c.name)
 		}
 	}
@@ -387,7 +388,7 @@ func TestAMSRoutes(t *testing.T) {
 	kid, _ := keystore.ParseKeyID(kid1)
 	var key [16]byte
 	_, _ = base64.StdEncoding.Decode(key[:], []byte(keyB64))
-	sum := ams.Checksum(key, kid)
+	sum := playready.Checksum(key, kid)
 
 	for _, target := range []string{
 		"/api/ContentKeys('nb:kid:UUID:" + kid1 + "')",
@@ -628,7 +629,7 @@ func FuzzAMSCreateBody(f *testing.F) {
 	kid, _ := keystore.ParseKeyID(kid1)
 	k := [16]byte{1, 2, 3}
 	enc, _ := ams.EncryptContentKey(nil, &key.PublicKey, k)
-	good := `{"Id":"nb:kid:UUID:` + kid1 + `","EncryptedContentKey":"` + enc + `","ProtectionKeyId":"` + thumb + `","Checksum":"` + ams.Checksum(k, kid) + `"}`
+	good := `{"Id":"nb:kid:UUID:` + kid1 + `","EncryptedContentKey":"` + enc + `","ProtectionKeyId":"` + thumb + `","Checksum":"` + playready.Checksum(k, kid) + `"}`
 	for _, s := range []string{good, ``, `{}`, `{"d":{}}`, `{"d":` + good + `}`, `{"Id":null,"ContentKeyType":"1"}`, `{"ProtectionKeyType":"x"}`, `[1]`} {
 		f.Add(s)
 	}
@@ -647,7 +648,7 @@ func FuzzAMSCreateBody(f *testing.F) {
 				t.Fatal(err)
 			}
 			stored, err := keys.Get(context.Background(), id)
-			if err != nil || ams.VerifyChecksum(stored.Value, id, got.Checksum) != nil || got.EncryptedContentKey != nil {
+			if err != nil || playready.VerifyChecksum(stored.Value, id, got.Checksum) != nil || got.EncryptedContentKey != nil {
 				t.Fatalf("accepted %q but stored %v %v", body, stored.ID, err)
 			}
 			_, _ = keys.Delete(context.Background(), id)

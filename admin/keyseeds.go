@@ -15,8 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 // keySeedFields are the fields POST /api/keyseeds accepts.
@@ -96,7 +96,7 @@ func (s *server) parseKeySeed(c echo.Context) (keystore.KeySeed, error) {
 		return seed, err
 	}
 	if b64 == "" {
-		seed.Seed = make([]byte, keystore.KeySeedSize)
+		seed.Seed = make([]byte, playready.SeedSize)
 		if _, err := io.ReadFull(s.rand, seed.Seed); err != nil {
 			return seed, fmt.Errorf("admin: generate key seed: %w", err)
 		}
@@ -129,13 +129,13 @@ func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "
 // refused. The error never quotes the value.
 func decodeKeySeed(field, b64 string) ([]byte, error) {
 	bad := badRequest("invalid_"+field, "field %q must be exactly %d bytes in canonical standard base64 (%d characters)",
-		field, keystore.KeySeedSize, base64.StdEncoding.EncodedLen(keystore.KeySeedSize))
-	if len(b64) != base64.StdEncoding.EncodedLen(keystore.KeySeedSize) {
+		field, playready.SeedSize, base64.StdEncoding.EncodedLen(playready.SeedSize))
+	if len(b64) != base64.StdEncoding.EncodedLen(playready.SeedSize) {
 		return nil, bad
 	}
-	buf := make([]byte, keystore.KeySeedSize+2)
+	buf := make([]byte, playready.SeedSize+2)
 	n, err := base64.StdEncoding.Strict().Decode(buf, []byte(b64))
-	if err != nil || n != keystore.KeySeedSize || base64.StdEncoding.EncodeToString(buf[:n]) != b64 {
+	if err != nil || n != playready.SeedSize || base64.StdEncoding.EncodeToString(buf[:n]) != b64 {
 		clear(buf)
 		return nil, bad
 	}
@@ -172,9 +172,9 @@ func (s *server) keyFromSeed(ctx context.Context, kid keystore.KeyID, keySeedID,
 		}
 	}
 	defer clear(seed)
-	key, err := ams.KeyFromSeed(seed, kid)
+	key, err := playready.KeyFromSeed(seed, kid)
 	if err != nil {
-		// Unreachable: stored and inline seeds are KeySeedSize bytes.
+		// Unreachable: stored and inline seeds are playready.SeedSize bytes.
 		return [16]byte{}, fmt.Errorf("admin: derive key %s: %w", kid, err)
 	}
 	return key, nil

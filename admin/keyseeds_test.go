@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 // The independent vector: this seed and KID derive this key, whose
@@ -129,7 +130,7 @@ func TestKeySeedRoutes(t *testing.T) {
 		t.Errorf("random seed ID %q is not a UUIDv4", random.ID)
 	}
 	stored, err := keys.KeySeed(context.Background(), rid)
-	if err != nil || len(stored.Seed) != keystore.KeySeedSize || string(stored.Seed) == string(make([]byte, keystore.KeySeedSize)) {
+	if err != nil || len(stored.Seed) != playready.SeedSize || string(stored.Seed) == string(make([]byte, playready.SeedSize)) {
 		t.Errorf("random seed stored as %x (%v)", stored.Seed, err)
 	}
 

@@ -1,11 +1,9 @@
 package ams
 
 import (
-	"crypto/aes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -14,36 +12,6 @@ import (
 // MaxEncryptedContentKeyLen is the longest EncryptedContentKey accepted, in
 // characters: the AMS ContentKey entity's documented maximum length (4000).
 const MaxEncryptedContentKeyLen = 4000
-
-// Checksum is the AMS ContentKey checksum, which is also the CHECKSUM
-// attribute of an AESCTR KID in a PlayReady header: the standard base64 of
-// the first 8 bytes of AES-128-ECB(key, GUIDBytes(kid)). kid is in RFC 9562
-// byte order. This is EncryptionUtils.CalculateChecksum of the AMS .NET SDK
-// (Azure/azure-sdk-for-media-services).
-func Checksum(key [16]byte, kid [16]byte) string {
-	block, err := aes.NewCipher(key[:])
-	if err != nil {
-		// Unreachable: a 16-byte key is always a valid AES-128 key.
-		panic("ams: " + err.Error())
-	}
-	g := GUIDBytes(kid)
-	var out [16]byte
-	block.Encrypt(out[:], g[:])
-	sum := base64.StdEncoding.EncodeToString(out[:8])
-	clear(out[:])
-	return sum
-}
-
-// VerifyChecksum reports, as ErrChecksumMismatch, whether checksum is not the
-// AMS checksum of key and kid. The comparison is exact (the canonical
-// standard-base64 form AMS clients send) and constant-time.
-func VerifyChecksum(key [16]byte, kid [16]byte, checksum string) error {
-	want := Checksum(key, kid)
-	if subtle.ConstantTimeCompare([]byte(want), []byte(checksum)) != 1 {
-		return ErrChecksumMismatch
-	}
-	return nil
-}
 
 // DecryptContentKey decrypts an AMS EncryptedContentKey: standard base64 of
 // the content key encrypted with RSA-OAEP, SHA-1 for both the OAEP hash and

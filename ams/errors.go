@@ -5,11 +5,6 @@ import "errors"
 // Sentinel errors. Match them with errors.Is; the text may carry extra
 // context (lengths, file names) but never key material.
 var (
-	// ErrKeySeedTooShort means a PlayReady key seed shorter than 30 bytes.
-	ErrKeySeedTooShort = errors.New("ams: key seed shorter than 30 bytes")
-	// ErrChecksumMismatch means an AMS ContentKey Checksum that does not match
-	// the content key and KID.
-	ErrChecksumMismatch = errors.New("ams: content key checksum mismatch")
 	// ErrMalformedEncryptedKey means an EncryptedContentKey that is empty, too
 	// long or not standard base64.
 	ErrMalformedEncryptedKey = errors.New("ams: malformed encrypted content key")
@@ -33,9 +28,6 @@ var (
 	ErrBadPEM = errors.New("ams: bad PEM input")
 	// ErrUnknownKeyDeliveryType means a keyDeliveryType number AMS does not define.
 	ErrUnknownKeyDeliveryType = errors.New("ams: unknown key delivery type")
-	// ErrUnknownContentKeyType means a ContentKeyType number or name AMS does
-	// not define.
-	ErrUnknownContentKeyType = errors.New("ams: unknown content key type")
 	// ErrODataKeySyntax means an OData key segment or string literal that is
 	// not well formed.
 	ErrODataKeySyntax = errors.New("ams: malformed odata key")

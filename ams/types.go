@@ -1,9 +1,6 @@
 package ams
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // KeyDeliveryType is the keyDeliveryType of the AMS GetKeyDeliveryUrl
 // function (ContentKeyDeliveryType in the AMS SDKs): how a player gets the
@@ -41,56 +38,4 @@ func ParseKeyDeliveryType(n int) (KeyDeliveryType, error) {
 		return 0, fmt.Errorf("%w: %d", ErrUnknownKeyDeliveryType, n)
 	}
 	return t, nil
-}
-
-// ContentKeyType is the ContentKeyType of an AMS v2 ContentKey entity. The
-// values are those of the ContentKey REST reference and of the AMS .NET SDK's
-// ContentKeyType enum (Azure/azure-sdk-for-media-services,
-// src/net/Client/ContentKeyType.cs).
-type ContentKeyType int
-
-// The AMS content key types.
-const (
-	ContentKeyCommonEncryption        ContentKeyType = 0 // CENC (PlayReady, Widevine); the AMS default
-	ContentKeyStorageEncryption       ContentKeyType = 1
-	ContentKeyConfigurationEncryption ContentKeyType = 2
-	ContentKeyURLEncryption           ContentKeyType = 3 // internal to AMS
-	ContentKeyEnvelopeEncryption      ContentKeyType = 4 // AES-128 envelope (HLS)
-)
-
-var contentKeyNames = map[ContentKeyType]string{
-	ContentKeyCommonEncryption:        "CommonEncryption",
-	ContentKeyStorageEncryption:       "StorageEncryption",
-	ContentKeyConfigurationEncryption: "ConfigurationEncryption",
-	ContentKeyURLEncryption:           "UrlEncryption",
-	ContentKeyEnvelopeEncryption:      "EnvelopeEncryption",
-}
-
-// String returns the AMS name of t, or "ContentKeyType(n)" for an undefined
-// value.
-func (t ContentKeyType) String() string {
-	if s, ok := contentKeyNames[t]; ok {
-		return s
-	}
-	return fmt.Sprintf("ContentKeyType(%d)", int(t))
-}
-
-// ParseContentKeyType checks a ContentKeyType number.
-func ParseContentKeyType(n int) (ContentKeyType, error) {
-	t := ContentKeyType(n)
-	if _, ok := contentKeyNames[t]; !ok {
-		return 0, fmt.Errorf("%w: %d", ErrUnknownContentKeyType, n)
-	}
-	return t, nil
-}
-
-// ParseContentKeyTypeName looks a ContentKeyType up by its AMS name,
-// ignoring case ("EnvelopeEncryption", "envelopeencryption").
-func ParseContentKeyTypeName(name string) (ContentKeyType, error) {
-	for t, s := range contentKeyNames {
-		if strings.EqualFold(s, name) {
-			return t, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: %q", ErrUnknownContentKeyType, name)
 }

@@ -42,20 +42,3 @@ func FuzzClearKeyBody(f *testing.F) {
 		}
 	})
 }
-
-// FuzzPlayReadyKIDs: the challenge reader never panics and only returns
-// 16-byte IDs it found.
-func FuzzPlayReadyKIDs(f *testing.F) {
-	f.Add(`<WRMHEADER><DATA><KID>CG5PCuW0JUqcS24+SiwdfQ==</KID></DATA></WRMHEADER>`)
-	f.Add(`<a><WRMHEADER version="4.3.0.0"><DATA><PROTECTINFO><KIDS><KID VALUE="CG5PCuW0JUqcS24+SiwdfQ=="/></KIDS></PROTECTINFO></DATA></WRMHEADER></a>`)
-	f.Add(`<KID>CG5PCuW0JUqcS24+SiwdfQ==</KID>`)
-	f.Fuzz(func(t *testing.T, s string) {
-		ids, err := playReadyKIDs([]byte(s))
-		if err != nil && ids != nil {
-			t.Fatal("IDs with an error")
-		}
-		if !strings.Contains(s, "WRMHEADER") && len(ids) > 0 {
-			t.Fatalf("IDs outside a WRMHEADER: %v", ids)
-		}
-	})
-}

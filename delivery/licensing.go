@@ -15,6 +15,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 // The W3C EME ClearKey session types (https://www.w3.org/TR/encrypted-media/#clear-key).
@@ -230,7 +231,11 @@ func (s *server) licenseKIDs(c echo.Context, sys System, issuer LicenseIssuer, b
 		case ok:
 			ids, err = r.KeyIDs(body)
 		case sys == PlayReady:
-			ids, err = playReadyKIDs(body)
+			var kids [][16]byte
+			kids, err = playready.HeaderKIDs(body)
+			for _, id := range kids {
+				ids = append(ids, keystore.KeyID(id))
+			}
 		}
 		if err != nil {
 			return nil, &requestError{reason: reasonInvalidChallenge, detail: fmt.Sprintf("the key IDs could not be read from the %s challenge; name them with ?kid=", sys), err: err}

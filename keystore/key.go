@@ -12,8 +12,10 @@ import (
 // RFC 9562 (big-endian) order, which is also the order CENC and CPIX use.
 type KeyID [16]byte
 
-// amsKIDPrefix is how Azure Media Services v2 spelled a content key's Id.
-const amsKIDPrefix = "nb:kid:UUID:"
+// AMSKeyIDPrefix is how Azure Media Services v2 spelled a content key's Id:
+// "nb:kid:UUID:" followed by the UUID. ParseKeyID accepts it; the AMS API
+// writes it.
+const AMSKeyIDPrefix = "nb:kid:UUID:"
 
 // ErrInvalidKeyID is returned by ParseKeyID for anything that is not a KID
 // in one of the accepted forms.
@@ -26,8 +28,8 @@ var ErrInvalidKeyID = errors.New("keystore: invalid key id")
 func ParseKeyID(s string) (KeyID, error) {
 	var id KeyID
 	in := s
-	if len(s) >= len(amsKIDPrefix) && strings.EqualFold(s[:len(amsKIDPrefix)], amsKIDPrefix) {
-		s = s[len(amsKIDPrefix):]
+	if len(s) >= len(AMSKeyIDPrefix) && strings.EqualFold(s[:len(AMSKeyIDPrefix)], AMSKeyIDPrefix) {
+		s = s[len(AMSKeyIDPrefix):]
 	}
 	if len(s) == 38 && s[0] == '{' && s[37] == '}' {
 		s = s[1:37]
@@ -98,28 +100,44 @@ func (id *KeyID) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ContentKeyType is the Azure Media Services content key type number.
+// ContentKeyType is the Azure Media Services v2 content key type number: the
+// ContentKeyType of the AMS ContentKey REST entity and of the AMS .NET SDK's
+// ContentKeyType enum (Azure/azure-sdk-for-media-services,
+// src/net/Client/ContentKeyType.cs). It is the one definition of the type in
+// this module: the key records, the native admin API and the AMS API use it.
 type ContentKeyType int
 
 // The AMS v2 ContentKeyType values.
 const (
-	CommonEncryption        ContentKeyType = 0
+	CommonEncryption        ContentKeyType = 0 // CENC (PlayReady, Widevine); the AMS default
 	StorageEncryption       ContentKeyType = 1
 	ConfigurationEncryption ContentKeyType = 2
-	EnvelopeEncryption      ContentKeyType = 4
+	// URLEncryption is defined by AMS for its own internal use: it names a
+	// type, but no key is ever stored with it (Valid is false).
+	URLEncryption      ContentKeyType = 3
+	EnvelopeEncryption ContentKeyType = 4 // AES-128 envelope (HLS)
 )
 
 var contentKeyTypeNames = map[ContentKeyType]string{
 	CommonEncryption:        "CommonEncryption",
 	StorageEncryption:       "StorageEncryption",
 	ConfigurationEncryption: "ConfigurationEncryption",
+	URLEncryption:           "UrlEncryption",
 	EnvelopeEncryption:      "EnvelopeEncryption",
 }
 
-// Valid reports whether t is one of the AMS numbers.
-func (t ContentKeyType) Valid() bool { _, ok := contentKeyTypeNames[t]; return ok }
+// Valid reports whether a key can be stored with type t: one of the AMS
+// numbers other than URLEncryption.
+func (t ContentKeyType) Valid() bool {
+	_, ok := contentKeyTypeNames[t]
+	return ok && t != URLEncryption
+}
 
-// String returns the AMS name of t.
+// Defined reports whether AMS defines t, URLEncryption included.
+func (t ContentKeyType) Defined() bool { _, ok := contentKeyTypeNames[t]; return ok }
+
+// String returns the AMS name of t ("EnvelopeEncryption"), or
+// "ContentKeyType(n)" for a number AMS does not define.
 func (t ContentKeyType) String() string {
 	if n, ok := contentKeyTypeNames[t]; ok {
 		return n
@@ -127,10 +145,11 @@ func (t ContentKeyType) String() string {
 	return fmt.Sprintf("ContentKeyType(%d)", int(t))
 }
 
-// ParseContentKeyType accepts an AMS type number or name (case-insensitive).
+// ParseContentKeyType accepts the number or the name (in any case) of a
+// type a key can be stored with (see Valid).
 func ParseContentKeyType(s string) (ContentKeyType, error) {
 	for t, n := range contentKeyTypeNames {
-		if strings.EqualFold(s, n) || s == fmt.Sprint(int(t)) {
+		if t.Valid() && (strings.EqualFold(s, n) || s == fmt.Sprint(int(t))) {
 			return t, nil
 		}
 	}

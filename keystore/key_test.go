@@ -2,6 +2,7 @@ package keystore_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -110,9 +111,23 @@ func TestContentKeyType(t *testing.T) {
 			t.Errorf("ParseContentKeyType(%q) = %v, %v", in, got, err)
 		}
 	}
-	for _, in := range []string{"3", "", "Envelope", "-1"} {
+	for _, in := range []string{"3", "UrlEncryption", "", "Envelope", "-1", "5"} {
 		if _, err := keystore.ParseContentKeyType(in); err == nil {
 			t.Errorf("ParseContentKeyType(%q) accepted", in)
+		}
+	}
+	// Every AMS number has its AMS name (from the AMS package's own tests
+	// when the type was defined there too); UrlEncryption is defined but
+	// never stored.
+	for n, name := range []string{"CommonEncryption", "StorageEncryption", "ConfigurationEncryption", "UrlEncryption", "EnvelopeEncryption"} {
+		ct := keystore.ContentKeyType(n)
+		if ct.String() != name || !ct.Defined() || ct.Valid() != (ct != keystore.URLEncryption) {
+			t.Errorf("ContentKeyType(%d): %q defined %v valid %v", n, ct, ct.Defined(), ct.Valid())
+		}
+	}
+	for _, n := range []int{-1, 5, 6} {
+		if ct := keystore.ContentKeyType(n); ct.Defined() || ct.Valid() || ct.String() != fmt.Sprintf("ContentKeyType(%d)", n) {
+			t.Errorf("ContentKeyType(%d) is defined: %q", n, ct)
 		}
 	}
 }

@@ -3,21 +3,21 @@ package keystore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 )
 
-// KeySeedSize is the size of a PlayReady key seed.
-const KeySeedSize = 30
+// MaxKeySeed is the largest key seed Keys stores, in bytes.
+const MaxKeySeed = 64
 
 // KeySeed is a PlayReady key seed: keys are derived from it and a KID. Like
 // a content key it is stored sealed and handed out only unsealed in memory.
+// Its size and the derivation are PlayReady's (package playready); to Keys a
+// seed is a secret of 1 to MaxKeySeed bytes.
 type KeySeed struct {
 	ID      KeyID
-	Seed    []byte // KeySeedSize bytes; nil in metadata
+	Seed    []byte // nil in metadata
 	Name    string
 	Created time.Time
 }
@@ -30,20 +30,11 @@ type keySeedJSON struct {
 	Sealed  []byte    `json:"sealed"`
 }
 
-// CreateKeySeed seals and stores a key seed. When seed.Seed is nil, a random
-// one is generated. A stored seed is never overwritten: ErrExists.
+// CreateKeySeed seals and stores a key seed, which the caller generated or
+// was given. A stored seed is never overwritten: ErrExists.
 func (k *Keys) CreateKeySeed(ctx context.Context, seed KeySeed) (KeySeed, error) {
-	if seed.Seed == nil {
-		if k.rand == nil {
-			return KeySeed{}, errors.New("keystore: key seed: no value and no random source")
-		}
-		seed.Seed = make([]byte, KeySeedSize)
-		if _, err := io.ReadFull(k.rand, seed.Seed); err != nil {
-			return KeySeed{}, fmt.Errorf("keystore: key seed: generate: %w", err)
-		}
-	}
-	if len(seed.Seed) != KeySeedSize {
-		return KeySeed{}, fmt.Errorf("keystore: key seed %s: must be %d bytes, got %d", seed.ID, KeySeedSize, len(seed.Seed))
+	if len(seed.Seed) == 0 || len(seed.Seed) > MaxKeySeed {
+		return KeySeed{}, fmt.Errorf("keystore: key seed %s: must be 1 to %d bytes, got %d", seed.ID, MaxKeySeed, len(seed.Seed))
 	}
 	name := keySeedPrefix + seed.ID.String()
 	sealed, err := k.ring.seal([]byte(name), seed.Seed)

@@ -72,7 +72,7 @@ for target in \
   "FuzzParseCredentials ./admin 20000x" \
   "FuzzAMSCreateBody ./admin 8000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
-  "FuzzPlayReadyKIDs ./delivery 10000x"; do
+  "FuzzHeaderKIDs ./playready 10000x"; do
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run

@@ -9,10 +9,11 @@ import (
 	"net/http"
 
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 // keySeedSize is the size of a PlayReady key seed.
-const keySeedSize = keystore.KeySeedSize
+const keySeedSize = playready.SeedSize
 
 // keyseedsCreate: kdctl keyseeds create [--id ID] [--name N] [--seed-file F]
 func (e *env) keyseedsCreate(args []string) error {

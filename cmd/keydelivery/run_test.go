@@ -22,6 +22,7 @@ import (
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/redistest"
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/playready"
 )
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -465,7 +466,7 @@ func TestAMSContentKeyEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(map[string]any{"Id": "nb:kid:UUID:" + id.String(), "ContentKeyType": 4, "EncryptedContentKey": enc,
-		"ProtectionKeyId": thumb, "ProtectionKeyType": 0, "Checksum": ams.Checksum(value, id), "Name": "from the AMS SDK"})
+		"ProtectionKeyId": thumb, "ProtectionKeyType": 0, "Checksum": playready.Checksum(value, id), "Name": "from the AMS SDK"})
 	req, _ := http.NewRequest("POST", s.adminURL+"/api/ContentKeys", bytes.NewReader(body))
 	req.Header = admin.Clone()
 	req.Header.Set("Content-Type", "application/json")

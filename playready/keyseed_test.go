@@ -1,4 +1,4 @@
-package ams
+package playready
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func mustB64(t testing.TB, s string) []byte {
 // used as the known-good seed in the AMS .NET SDK's unit tests.
 const testKeySeed = "XVBovsmzhP9gRIZxWfFta3VVRPzVEWmJsazEJ46I"
 
-func TestGUIDBytes(t *testing.T) {
+func TestGUID(t *testing.T) {
 	tests := []struct {
 		name string
 		uuid string
@@ -60,12 +60,12 @@ func TestGUIDBytes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := mustUUID(t, tt.uuid)
-			g := GUIDBytes(u)
+			g := GUID(u)
 			if got := hex.EncodeToString(g[:]); got != tt.want {
-				t.Fatalf("GUIDBytes(%s) = %s, want %s", tt.uuid, got, tt.want)
+				t.Fatalf("GUID(%s) = %s, want %s", tt.uuid, got, tt.want)
 			}
-			if back := GUIDBytes(g); back != u {
-				t.Fatalf("GUIDBytes is not its own inverse: %x", back)
+			if back := GUID(g); back != u {
+				t.Fatalf("GUID is not its own inverse: %x", back)
 			}
 		})
 	}
@@ -127,7 +127,7 @@ func TestKeyFromSeedPlayReadyHeaderChecksums(t *testing.T) {
 	for _, tt := range tests {
 		var g [16]byte
 		copy(g[:], mustB64(t, tt.value))
-		kid := GUIDBytes(g) // back to RFC 9562 order
+		kid := GUID(g) // back to RFC 9562 order
 		key, err := KeyFromSeed(mustB64(t, testKeySeed), kid)
 		if err != nil {
 			t.Fatal(err)
@@ -159,8 +159,8 @@ func TestKeyFromSeedLength(t *testing.T) {
 	for _, n := range []int{0, 1, 16, 29} {
 		short := seed[:n]
 		_, err := KeyFromSeed(short, kid)
-		if !errors.Is(err, ErrKeySeedTooShort) {
-			t.Fatalf("%d-byte seed: err = %v, want ErrKeySeedTooShort", n, err)
+		if !errors.Is(err, ErrSeedTooShort) {
+			t.Fatalf("%d-byte seed: err = %v, want ErrSeedTooShort", n, err)
 		}
 		if n > 0 && (strings.Contains(err.Error(), base64.StdEncoding.EncodeToString(short)) ||
 			strings.Contains(err.Error(), hex.EncodeToString(short))) {
@@ -170,7 +170,7 @@ func TestKeyFromSeedLength(t *testing.T) {
 	t.Run("kid byte order matters", func(t *testing.T) {
 		// Deriving over the RFC 9562 bytes instead of Guid.ToByteArray
 		// gives another key: the conversion is not a no-op.
-		other, err := KeyFromSeed(seed, GUIDBytes(kid))
+		other, err := KeyFromSeed(seed, GUID(kid))
 		if err != nil {
 			t.Fatal(err)
 		}
