@@ -6,7 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/keydelivery/keydelivery/internal/httplog"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -72,7 +72,7 @@ const opAuthenticate = "authenticate"
 func rejectQueryCredential(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		for name := range c.Request().URL.Query() {
-			if httplog.CredentialParam(name) {
+			if httpedge.CredentialParam(name) {
 				return errTokenInQuery
 			}
 		}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
-	"github.com/keydelivery/keydelivery/internal/httplog"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -196,7 +196,7 @@ func New(o Options) (*Handler, error) {
 		now:     o.Now,
 		leeway:  o.TokenLeeway,
 		rand:    o.Rand,
-		retry:   httplog.RetryAfter(o.RetryAfter),
+		retry:   httpedge.RetryAfter(o.RetryAfter),
 		metrics: newMetrics(o.Registerer),
 
 		publicURL:      o.PublicURL,

@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/keydelivery/keydelivery/internal/httplog"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/metrics"
@@ -84,7 +84,7 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *server) logRequest(c echo.Context, route string, status int, d time.Duration) {
 	r := c.Request()
-	req := httplog.Request{ID: c.Response().Header().Get(echo.HeaderXRequestID), Method: r.Method, Route: route, URL: r.URL,
+	req := httpedge.Request{ID: c.Response().Header().Get(echo.HeaderXRequestID), Method: r.Method, Route: route, URL: r.URL,
 		Status: status, Duration: d, Remote: c.RealIP()}
 	var extra []slog.Attr
 	if cr, ok := c.Get(credentialKey).(credential); ok {
@@ -96,7 +96,7 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 	if o, ok := c.Get(outcomeKey).(outcome); ok {
 		req.Reason, req.Err = o.reason, o.err
 	}
-	httplog.Log(r.Context(), s.log, "admin request", req, extra...)
+	httpedge.Log(r.Context(), s.log, "admin request", req, extra...)
 }
 
 func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
@@ -108,7 +108,7 @@ func (s *server) logPanic(c echo.Context, err error, stack []byte) error {
 // (so a client such as kdctl can correlate), or a new random one.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		c.Response().Header().Set(echo.HeaderXRequestID, httplog.RequestID(c.Request().Header.Get(echo.HeaderXRequestID)))
+		c.Response().Header().Set(echo.HeaderXRequestID, httpedge.RequestID(c.Request().Header.Get(echo.HeaderXRequestID)))
 		return next(c)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/authtest"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -104,7 +105,7 @@ func BenchmarkBareEcho16(b *testing.B) {
 	body := make([]byte, 16)
 	e.GET("/keys/:kid", func(c echo.Context) error {
 		h := c.Response().Header()
-		h["Cache-Control"] = noStoreValue
+		httpedge.SetNoStore(h)
 		h[echo.HeaderContentLength] = sixteen
 		return c.Blob(http.StatusOK, echo.MIMEOctetStream, body)
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -83,20 +84,6 @@ func (e *issuerError) Error() string {
 }
 func (e *issuerError) Unwrap() error { return e.err }
 
-// problem is an RFC 9457 problem detail with our extension members.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Code      string `json:"code"`
-	Reason    string `json:"reason,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	// KIDs names the keys at fault when a license request for several
-	// keys is refused.
-	KIDs []string `json:"kids,omitempty"`
-}
-
 // classify is the single mapping from errors to HTTP answers. The detail is
 // written for a person and never holds a token or key material.
 func classify(err error) (status int, code, reason, detail string) {
@@ -126,7 +113,7 @@ func classify(err error) (status int, code, reason, detail string) {
 	case errors.Is(err, errMissingKID):
 		return http.StatusBadRequest, codeInvalidRequest, reasonMissingKID, "the kid query parameter is required, e.g. /?kid=0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
 	case errors.Is(err, keystore.ErrInvalidKeyID):
-		return http.StatusBadRequest, codeInvalidRequest, reasonInvalidKID, "the key ID must be a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (upper case, braces, no hyphens and the nb:kid:UUID: prefix are accepted)"
+		return http.StatusBadRequest, codeInvalidRequest, reasonInvalidKID, httpedge.InvalidKIDDetail
 	case errors.Is(err, keystore.ErrNotFound):
 		return http.StatusNotFound, codeNotFound, reasonUnknownKey, "no key with this ID is stored"
 	case errors.Is(err, keystore.ErrUnavailable), errors.Is(err, context.Canceled):
@@ -219,7 +206,8 @@ func (s *server) handleError(err error, c echo.Context) {
 	if status == http.StatusBadGateway {
 		s.log.Warn("license issuer failed", "request_id", rid, "err", err)
 	}
-	p := problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Reason: reason, RequestID: rid}
+	p := httpedge.NewProblem(status, code, reason, detail)
+	p.RequestID = rid
 	var ke *kidsError
 	if errors.As(err, &ke) {
 		p.KIDs = make([]string, len(ke.kids))
@@ -227,12 +215,7 @@ func (s *server) handleError(err error, c echo.Context) {
 			p.KIDs[i] = id.String()
 		}
 	}
-	h.Set(echo.HeaderContentType, "application/problem+json")
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(status)
-		return
-	}
-	if err := c.JSON(status, p); err != nil {
+	if err := httpedge.WriteProblem(c.Response(), c.Request(), &p); err != nil {
 		s.log.Warn("writing error response", "request_id", rid, "err", err)
 	}
 }

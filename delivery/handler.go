@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -53,7 +54,7 @@ func (s *server) keyByPath(c echo.Context) error {
 // keyByQuery serves GET and POST /?kid={kid}, the Azure Media Services form.
 // The parameter name is matched case-insensitively.
 func (s *server) keyByQuery(c echo.Context) error {
-	kid, ok := queryParam(c, "kid")
+	kid, ok := httpedge.QueryFold(c.QueryParams(), "kid")
 	if !ok {
 		return errMissingKID
 	}
@@ -130,7 +131,7 @@ func bearerToken(c echo.Context) (string, error) {
 		}
 		return "", &auth.Error{Reason: auth.ReasonMalformed, Err: errors.New("delivery: Authorization header is not \"Bearer <token>\"")}
 	}
-	if t, ok := queryParam(c, "token"); ok {
+	if t, ok := httpedge.QueryFold(c.QueryParams(), "token"); ok {
 		if stripped, ok := stripBearer(t); ok {
 			t = stripped
 		}
@@ -150,22 +151,6 @@ func stripBearer(s string) (string, bool) {
 	}
 	return s, false
 }
-
-// queryParam returns the first value of the query parameter whose name
-// equals name case-insensitively.
-func queryParam(c echo.Context, name string) (string, bool) {
-	if v := c.QueryParam(name); v != "" {
-		return v, true
-	}
-	for k, vs := range c.QueryParams() {
-		if strings.EqualFold(k, name) && len(vs) > 0 && vs[0] != "" {
-			return vs[0], true
-		}
-	}
-	return "", false
-}
-
-var noStoreValue = []string{"no-store"}
 
 // bodyLimit refuses bodies over limit bytes with 413. Requests without a
 // body (every GET) pass untouched, at no cost.

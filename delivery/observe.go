@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/auth"
-	"github.com/keydelivery/keydelivery/internal/httplog"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/metrics"
 )
 
@@ -84,13 +84,8 @@ func (m *deliveryMetrics) license(system, result string) {
 
 const outcomeKey = "kd.outcome"
 
-type outcome struct {
-	reason string
-	err    error
-}
-
 func setOutcome(c echo.Context, reason string, err error) {
-	c.Set(outcomeKey, outcome{reason: reason, err: err})
+	c.Set(outcomeKey, httpedge.Outcome{Reason: reason, Err: err})
 }
 
 // edge is the one middleware every request passes, errors and unknown
@@ -103,7 +98,7 @@ func (s *server) edge(accessLog bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
-			c.Response().Header()["Cache-Control"] = noStoreValue
+			httpedge.SetNoStore(c.Response().Header())
 			if err := s.safely(next, c); err != nil {
 				c.Error(err)
 			}
@@ -139,11 +134,11 @@ func (s *server) safely(next echo.HandlerFunc, c echo.Context) (err error) {
 
 func (s *server) logRequest(c echo.Context, route string, status int, d time.Duration) {
 	r := c.Request()
-	req := httplog.Request{ID: requestID(c), Method: r.Method, Route: route, URL: r.URL, Status: status, Duration: d, Remote: c.RealIP()}
-	if o, ok := c.Get(outcomeKey).(outcome); ok {
-		req.Reason, req.Err = o.reason, o.err
+	req := httpedge.Request{ID: requestID(c), Method: r.Method, Route: route, URL: r.URL, Status: status, Duration: d, Remote: c.RealIP()}
+	if o, ok := c.Get(outcomeKey).(httpedge.Outcome); ok {
+		req.Reason, req.Err = o.Reason, o.Err
 	}
-	httplog.Log(r.Context(), s.log, "request", req)
+	httpedge.Log(r.Context(), s.log, "request", req)
 }
 
 // requestID returns the request's ID, setting X-Request-ID on the response
@@ -155,7 +150,7 @@ func requestID(c echo.Context) string {
 	if v := h[echo.HeaderXRequestID]; len(v) > 0 {
 		return v[0]
 	}
-	rid := httplog.RequestID(c.Request().Header.Get(echo.HeaderXRequestID))
+	rid := httpedge.RequestID(c.Request().Header.Get(echo.HeaderXRequestID))
 	h[echo.HeaderXRequestID] = []string{rid}
 	return rid
 }

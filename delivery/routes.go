@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/auth"
-	"github.com/keydelivery/keydelivery/internal/httplog"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -112,7 +112,7 @@ func New(o Options) (*Handler, error) {
 		keys:    o.Keys,
 		serving: o.Serving,
 		metrics: newMetrics(o.Registerer),
-		retry:   httplog.RetryAfter(o.RetryAfter),
+		retry:   httpedge.RetryAfter(o.RetryAfter),
 
 		issuers:      issuers,
 		issueTimeout: o.LicenseTimeout,

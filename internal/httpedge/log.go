@@ -1,42 +1,12 @@
-// Package httplog holds what both HTTP planes need to log requests safely:
-// request IDs and request URIs with credentials redacted. It knows nothing
-// of echo, so it can serve both edges without spreading the framework.
-package httplog
+package httpedge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
-
-// NewRequestID returns a random 24-hex-digit request ID.
-func NewRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// RequestID returns incoming when it is a short plain token a client may
-// use to correlate (at most 64 letters, digits, '-', '_' or '.'), and a new
-// random ID otherwise, so a caller cannot inject text into the logs.
-func RequestID(incoming string) string {
-	if len(incoming) == 0 || len(incoming) > 64 {
-		return NewRequestID()
-	}
-	for _, c := range incoming {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return NewRequestID()
-		}
-	}
-	return incoming
-}
 
 // CredentialParam reports whether a query parameter name may carry a
 // credential: token or access_token, in any case.
@@ -105,10 +75,4 @@ func Log(ctx context.Context, log *slog.Logger, msg string, r Request, extra ...
 		level = slog.LevelWarn
 	}
 	log.LogAttrs(ctx, level, msg, attrs...)
-}
-
-// RetryAfter is the Retry-After header value for d: whole seconds,
-// rounded up, at least 1.
-func RetryAfter(d time.Duration) string {
-	return strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1))
 }

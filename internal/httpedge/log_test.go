@@ -1,4 +1,4 @@
-package httplog
+package httpedge
 
 import (
 	"net/url"
