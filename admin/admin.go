@@ -1,82 +1,19 @@
 package admin
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/keydelivery/keydelivery/ams"
+	"github.com/keydelivery/keydelivery/admin/credentials"
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/auth"
-	"github.com/keydelivery/keydelivery/internal/httpedge"
-	"github.com/keydelivery/keydelivery/keystore"
 )
 
-// keyManager is what admin needs from the key store (keystore.Keys).
-type keyManager interface {
-	// Create seals and stores a key; ErrExists if the ID is taken.
-	Create(ctx context.Context, k keystore.Key) (keystore.Key, error)
-	// Metadata returns a key's record with Value zeroed, deleted keys
-	// included; ErrNotFound when absent.
-	Metadata(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
-	// Get returns a live key with its material (for export).
-	Get(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
-	List(ctx context.Context, from keystore.KeyID, limit int) ([]keystore.Key, error)
-	ListAsset(ctx context.Context, asset string, from keystore.KeyID, limit int) ([]keystore.KeyID, error)
-	Delete(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
-	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
-	Purge(ctx context.Context, id keystore.KeyID) error
-	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
-	// CreateKeySeed seals and stores a key seed; ErrExists if the ID is taken.
-	CreateKeySeed(ctx context.Context, seed keystore.KeySeed) (keystore.KeySeed, error)
-	// KeySeed returns a stored key seed, unsealed; ErrNotFound when absent.
-	KeySeed(ctx context.Context, id keystore.KeyID) (keystore.KeySeed, error)
-	// KeySeeds lists the stored key seeds without the seeds.
-	KeySeeds(ctx context.Context) ([]keystore.KeySeed, error)
-}
-
-// Check is one readiness check run by GET /readyz. Its error text is shown
-// to anyone who can reach the admin listener, so it must hold no secret.
-type Check struct {
-	Name  string
-	Check func(ctx context.Context) error
-}
-
-// CheckTimeout bounds each readiness check.
-const CheckTimeout = time.Second
-
-// Options configures the admin plane. Log and Registerer are required; so
-// are Keys and Audit when Credentials is set.
+// Options configures the native admin API.
 type Options struct {
-	// Log receives request failures and the /api/ access log.
-	Log *slog.Logger
-	// Registerer receives the admin plane's metrics: the shared HTTP
-	// request metrics labelled plane="admin", and
-	// keydelivery_admin_operations_total{operation,result}.
-	Registerer prometheus.Registerer
-	// Metrics is served at GET /metrics without credentials (default: no
-	// /metrics route).
-	Metrics http.Handler
-	// Checks are run by GET /readyz, in parallel, each with CheckTimeout.
-	Checks []Check
-	// Keys is the key store the /api/keys routes use.
-	Keys keyManager
-	// Credentials are the admin credentials. Default nil: every /api/
-	// request is refused with 401.
-	Credentials *Credentials
-	// Audit receives one record per admin action.
-	Audit *Audit
 	// Certificates lists the trusted token-signing certificates for GET
 	// /api/token-certificates (default: none).
 	Certificates func() []auth.Certificate
@@ -85,197 +22,88 @@ type Options struct {
 	// TokenLeeway widens certificate validity when reporting status
 	// (default auth.DefaultLeeway), as the verifier does.
 	TokenLeeway time.Duration
-	// Rand supplies generated KIDs and key values (default crypto/rand.Reader).
+	// Rand supplies generated KIDs, key values and key seeds (default
+	// crypto/rand.Reader).
 	Rand io.Reader
-	// RetryAfter is the Retry-After sent with 503 (default 1s).
-	RetryAfter time.Duration
 	// PublicURL is the delivery plane's base URL as players see it, for
 	// GET /api/keys/{kid}/delivery-url (default: none; that route then
-	// answers 400 public_url_not_configured).
+	// answers 501 public_url_not_configured).
 	PublicURL string
 	// MaxImportBytes caps an import body (default 64 MiB).
 	MaxImportBytes int64
-	// ProtectionCert and ProtectionKey are the server's RSA protection
-	// certificate and its private key, for the Azure Media Services v2
-	// routes: clients encrypt EncryptedContentKey to the certificate (see
-	// package ams). Both or neither must be set, and the key must belong to
-	// the certificate. Default nil: POST /api/ContentKeys,
-	// GET /api/GetProtectionKeyId and GET /api/GetProtectionKey answer 501
-	// not_configured.
-	ProtectionCert *x509.Certificate
-	ProtectionKey  *rsa.PrivateKey
 }
 
-// Handler is the admin plane's http.Handler.
-type Handler struct {
-	e *echo.Echo
-}
+// The operations of the native API: their audit and metric names, and the
+// permission each needs.
+var (
+	opKeysCreate       = plane.Operation{Name: "keys.create", Perm: credentials.Write, Writes: true}
+	opKeysGet          = plane.Operation{Name: "keys.get", Perm: credentials.Read}
+	opCertificatesList = plane.Operation{Name: "token-certificates.list", Perm: credentials.Read}
+	opKeysList         = plane.Operation{Name: "keys.list", Perm: credentials.Read}
+	opAssetKeysList    = plane.Operation{Name: "assets.keys.list", Perm: credentials.Read}
+	opKeysImport       = plane.Operation{Name: "keys.import", Perm: credentials.Write, Writes: true}
+	opKeysExport       = plane.Operation{Name: "keys.export", Perm: credentials.Export}
+	opKeysDelete       = plane.Operation{Name: "keys.delete", Perm: credentials.Write, Writes: true}
+	opKeysRestore      = plane.Operation{Name: "keys.restore", Perm: credentials.Write, Writes: true}
+	opKeysPurge        = plane.Operation{Name: "keys.purge", Perm: credentials.Admin, Writes: true}
+	opKeysDeliveryURL  = plane.Operation{Name: "keys.delivery-url", Perm: credentials.Read}
+	opOpenAPI          = plane.Operation{Name: "openapi.get", Perm: credentials.Read}
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.e.ServeHTTP(w, r) }
+	// Key seeds are as sensitive as every key that can be derived from
+	// them: only an admin creates one. Any role may read their metadata
+	// (never the seed).
+	opKeySeedsCreate = plane.Operation{Name: "keyseeds.create", Perm: credentials.Admin, Writes: true}
+	opKeySeedsList   = plane.Operation{Name: "keyseeds.list", Perm: credentials.Read}
+	opKeySeedsGet    = plane.Operation{Name: "keyseeds.get", Perm: credentials.Read}
+)
 
-// server holds the admin plane's dependencies; handlers are its methods.
-type server struct {
-	log     *slog.Logger
-	keys    keyManager
-	creds   *Credentials
-	audit   *Audit
-	certs   func() []auth.Certificate
-	checks  []Check
-	now     func() time.Time
-	leeway  time.Duration
-	rand    io.Reader
-	retry   string
-	metrics *adminMetrics
-
+// api serves the native admin API. It holds no key store: its operations
+// reach the store through their plane.Call only.
+type api struct {
+	certs          func() []auth.Certificate
+	now            func() time.Time
+	leeway         time.Duration
+	rand           io.Reader
 	publicURL      string
 	maxImportBytes int64
-
-	protectionCert *x509.Certificate
-	protectionKey  *rsa.PrivateKey
-	protectionID   string // ams.ProtectionKeyID(protectionCert); "" when not configured
-
-	// staticAPI holds the paths of the static /api/ routes, so that a
-	// method they do not serve is 405 although /api/{contentKeySegment}
-	// matches every path of one segment.
-	staticAPI map[string]bool
-	// router finds which methods a path has, for 405 under /api/ (whose
-	// catch-all route answers every unknown path and method).
-	router *echo.Echo
 }
 
-// New builds the admin plane.
-func New(o Options) (*Handler, error) {
-	if o.Log == nil || o.Registerer == nil {
-		return nil, errors.New("admin: Log and Registerer are required")
+// Register mounts the native admin API on p.
+func Register(p *plane.Plane, o Options) error {
+	if p == nil {
+		return errors.New("admin: no plane")
 	}
-	if o.Credentials != nil && (o.Keys == nil || o.Audit == nil) {
-		return nil, errors.New("admin: Keys and Audit are required when Credentials are set")
+	a := &api{certs: o.Certificates, now: o.Now, leeway: o.TokenLeeway, rand: o.Rand,
+		publicURL: o.PublicURL, maxImportBytes: o.MaxImportBytes}
+	if a.certs == nil {
+		a.certs = func() []auth.Certificate { return nil }
 	}
-	seen := map[string]bool{}
-	for _, c := range o.Checks {
-		if c.Name == "" || c.Check == nil {
-			return nil, errors.New("admin: a readiness check needs a name and a function")
-		}
-		if seen[c.Name] {
-			return nil, fmt.Errorf("admin: readiness check %q appears twice", c.Name)
-		}
-		seen[c.Name] = true
+	if a.now == nil {
+		a.now = time.Now
 	}
-	if (o.ProtectionCert == nil) != (o.ProtectionKey == nil) {
-		return nil, errors.New("admin: ProtectionCert and ProtectionKey go together: set both or neither")
+	if a.leeway <= 0 {
+		a.leeway = auth.DefaultLeeway
 	}
-	if o.ProtectionCert != nil {
-		pub, ok := o.ProtectionCert.PublicKey.(*rsa.PublicKey)
-		if !ok || !pub.Equal(&o.ProtectionKey.PublicKey) {
-			return nil, errors.New("admin: ProtectionKey does not belong to ProtectionCert")
-		}
+	if a.rand == nil {
+		a.rand = rand.Reader
 	}
-	if o.Certificates == nil {
-		o.Certificates = func() []auth.Certificate { return nil }
+	if a.maxImportBytes <= 0 {
+		a.maxImportBytes = 64 << 20
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.TokenLeeway <= 0 {
-		o.TokenLeeway = auth.DefaultLeeway
-	}
-	if o.Rand == nil {
-		o.Rand = rand.Reader
-	}
-	if o.RetryAfter <= 0 {
-		o.RetryAfter = time.Second
-	}
-	s := &server{
-		log:     o.Log,
-		keys:    o.Keys,
-		creds:   o.Credentials,
-		audit:   o.Audit,
-		certs:   o.Certificates,
-		checks:  o.Checks,
-		now:     o.Now,
-		leeway:  o.TokenLeeway,
-		rand:    o.Rand,
-		retry:   httpedge.RetryAfter(o.RetryAfter),
-		metrics: newMetrics(o.Registerer),
-
-		publicURL:      o.PublicURL,
-		maxImportBytes: o.MaxImportBytes,
-
-		protectionCert: o.ProtectionCert,
-		protectionKey:  o.ProtectionKey,
-		protectionID:   ams.ProtectionKeyID(o.ProtectionCert),
-	}
-	if s.maxImportBytes <= 0 {
-		s.maxImportBytes = 64 << 20
-	}
-
-	e := echo.New()
-	e.HideBanner, e.HidePort, e.Debug = true, true, false
-	e.HTTPErrorHandler = s.handleError
-	e.IPExtractor = echo.ExtractIPDirect()
-
-	// Before routing: /API/ (the AMS documentation's spelling) is /api/.
-	e.Pre(upperAPIPrefix)
-	// Order: recover, request ID, metrics and log, no-store, then routes.
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(requestID)
-	e.Use(s.observe)
-	e.Use(noStore)
-
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	if o.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(o.Metrics))
-	}
-
-	// Everything under /api/ needs a credential, unknown paths included,
-	// so an anonymous caller learns nothing about the API.
-	api := e.Group("/api", rejectQueryCredential, s.authenticate)
-	api.POST("/keys", s.createKey, s.allow(opKeysCreate))
-	api.GET("/keys", s.listKeys, s.allow(opKeysList))
-	api.POST("/keys/import", s.importKeys, s.allow(opKeysImport))
-	api.POST("/Import/ContentKeys", s.importKeys, s.allow(opKeysImport))
-	api.POST("/keys/export", s.exportKeys, s.allow(opKeysExport))
-	api.GET("/keys/:kid", s.getKey, s.allow(opKeysGet))
-	api.DELETE("/keys/:kid", s.deleteKey)
-	api.POST("/keys/:kid/restore", s.restoreKey, s.allow(opKeysRestore))
-	api.GET("/keys/:kid/delivery-url", s.deliveryURL, s.allow(opKeysDeliveryURL))
-	api.GET("/assets/:asset/keys", s.listAssetKeys, s.allow(opAssetKeysList))
-	api.GET("/token-certificates", s.tokenCertificates, s.allow(opCertificatesList))
-	api.GET("/openapi.json", s.openAPIDoc, s.allow(opOpenAPI))
-	api.POST("/keyseeds", s.createKeySeed, s.allow(opKeySeedsCreate))
-	api.GET("/keyseeds", s.listKeySeeds, s.allow(opKeySeedsList))
-	api.GET("/keyseeds/:id", s.getKeySeed, s.allow(opKeySeedsGet))
-
-	// Azure Media Services v2 compatibility (ams.go). OData key segments
-	// such as ContentKeys('nb:kid:UUID:...') arrive raw or percent-encoded
-	// and are parsed by the handlers, not by the router; a segment of one
-	// path element that is not theirs is answered as an unknown route.
-	api.POST("/ContentKeys", s.amsCreate, s.allow(opAMSCreate))
-	api.GET("/ContentKeys", s.amsList, s.allow(opAMSList))
-	api.GET("/GetProtectionKeyId", s.amsProtectionKeyID, s.allow(opAMSProtectionKeyID))
-	api.GET("/GetProtectionKey", s.amsProtectionKey, s.allow(opAMSProtectionKey))
-	api.GET("/:contentKeySegment", s.amsContentKeyRoute(opAMSGet, s.amsGet))
-	api.DELETE("/:contentKeySegment", s.amsContentKeyRoute(opAMSDelete, s.amsDelete))
-	api.POST("/:contentKeySegment/GetKeyDeliveryUrl", s.amsContentKeyRoute(opAMSDeliveryURL, s.amsDeliveryURL))
-	api.GET("/:assetSegment/ContentKeys", s.amsAssetRoute(s.amsAssetList))
-
-	s.router = e
-	s.staticAPI = map[string]bool{}
-	for _, r := range e.Routes() {
-		if rest, ok := strings.CutPrefix(r.Path, "/api/"); ok && !strings.ContainsAny(rest, "/:*") {
-			s.staticAPI[rest] = true
-		}
-	}
-	return &Handler{e: e}, nil
+	p.Handle(http.MethodPost, "/api/keys", opKeysCreate, a.createKey)
+	p.Handle(http.MethodGet, "/api/keys", opKeysList, a.listKeys)
+	p.Handle(http.MethodPost, "/api/keys/import", opKeysImport, a.importKeys)
+	p.Handle(http.MethodPost, "/api/Import/ContentKeys", opKeysImport, a.importKeys)
+	p.Handle(http.MethodPost, "/api/keys/export", opKeysExport, a.exportKeys)
+	p.Handle(http.MethodGet, "/api/keys/:kid", opKeysGet, a.getKey)
+	p.HandleSelect(http.MethodDelete, "/api/keys/:kid", a.deleteOrPurge, opKeysDelete, opKeysPurge)
+	p.Handle(http.MethodPost, "/api/keys/:kid/restore", opKeysRestore, a.restoreKey)
+	p.Handle(http.MethodGet, "/api/keys/:kid/delivery-url", opKeysDeliveryURL, a.deliveryURL)
+	p.Handle(http.MethodGet, "/api/assets/:asset/keys", opAssetKeysList, a.listAssetKeys)
+	p.Handle(http.MethodGet, "/api/token-certificates", opCertificatesList, a.tokenCertificates)
+	p.Handle(http.MethodGet, "/api/openapi.json", opOpenAPI, a.openAPIDoc)
+	p.Handle(http.MethodPost, "/api/keyseeds", opKeySeedsCreate, a.createKeySeed)
+	p.Handle(http.MethodGet, "/api/keyseeds", opKeySeedsList, a.listKeySeeds)
+	p.Handle(http.MethodGet, "/api/keyseeds/:id", opKeySeedsGet, a.getKeySeed)
+	return nil
 }
-
-func noStore(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Response().Header()["Cache-Control"] = noStoreValue
-		return next(c)
-	}
-}
-
-var noStoreValue = []string{"no-store"}

@@ -1,16 +1,13 @@
 package admin
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -41,7 +38,7 @@ func TestAuditRecordsCreate(t *testing.T) {
 			t.Errorf("record %d: %v", i, l)
 		}
 	}
-	if s := env.audit.String(); strings.Contains(s, keyB64) || strings.Contains(s, secretWriter) || strings.Contains(s, HashSecret(secretWriter)) {
+	if s := env.audit.String(); strings.Contains(s, keyB64) || strings.Contains(s, secretWriter) || strings.Contains(s, credentials.HashSecret(secretWriter)) {
 		t.Error("audit log holds key material or a secret")
 	}
 }
@@ -71,7 +68,7 @@ func TestAuditRecordsReadsAndRefusals(t *testing.T) {
 func TestAuditFailsClosed(t *testing.T) {
 	t.Run("create refused and not done", func(t *testing.T) {
 		w := &failWriter{}
-		env := newEnv(t, func(o *Options) { o.Audit = NewAudit(w, nil) })
+		env := newEnv(t, func(o *testOptions) { o.Audit = audit.New(w, nil) })
 		r := env.do(t, "POST", "/api/keys", secretWriter, `{"id":"`+kid1+`"}`)
 		if r.status != 503 || r.header.Get("Retry-After") == "" {
 			t.Fatalf("%d %s", r.status, r.body)
@@ -87,7 +84,7 @@ func TestAuditFailsClosed(t *testing.T) {
 		}
 	})
 	t.Run("read refused", func(t *testing.T) {
-		env := newEnv(t, func(o *Options) { o.Audit = NewAudit(&failWriter{}, nil) })
+		env := newEnv(t, func(o *testOptions) { o.Audit = audit.New(&failWriter{}, nil) })
 		id, _ := keystore.ParseKeyID(kid1)
 		env.keys.keys[id] = keystore.Key{ID: id, Name: "secret-name"}
 		r := env.do(t, "GET", "/api/keys/"+kid1, secretReader, "")
@@ -100,85 +97,14 @@ func TestAuditFailsClosed(t *testing.T) {
 		}
 	})
 	t.Run("outcome record lost after the change", func(t *testing.T) {
-		w := &failWriter{ok: 1} // "started" is written, the outcome is not
-		env := newEnv(t, func(o *Options) { o.Audit = NewAudit(w, nil) })
+		w := &failWriter{OK: 1} // "started" is written, the outcome is not
+		env := newEnv(t, func(o *testOptions) { o.Audit = audit.New(w, nil) })
 		r := env.do(t, "POST", "/api/keys", secretWriter, `{"id":"`+kid1+`"}`)
 		if r.status != 201 {
 			t.Fatalf("%d %s: a change that was made must be reported", r.status, r.body)
 		}
-		if !strings.Contains(w.buf.String(), `"result":"started"`) {
-			t.Errorf("audit %s", w.buf.String())
+		if !strings.Contains(w.String(), `"result":"started"`) {
+			t.Errorf("audit %s", w.String())
 		}
 	})
-}
-
-func TestAuditConcurrentWritesDoNotInterleave(t *testing.T) {
-	var buf bytes.Buffer // not safe for concurrent use: Audit must serialise
-	a := NewAudit(&buf, nil)
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Go(func() {
-			_ = a.write(auditRecord{Credential: strings.Repeat("c", i), Operation: "op", Result: "ok"})
-		})
-	}
-	wg.Wait()
-	n := 0
-	for line := range strings.Lines(buf.String()) {
-		var r auditRecord
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		n++
-	}
-	if n != 50 {
-		t.Errorf("%d lines", n)
-	}
-}
-
-func TestOpenAudit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.log")
-	if err := os.WriteFile(path, []byte("earlier line\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a, c, err := OpenAudit(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.write(auditRecord{Operation: "keys.create", Result: "started"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(path)
-	if !strings.HasPrefix(string(b), "earlier line\n{") || !strings.Contains(string(b), `"kids":[]`) {
-		t.Errorf("audit file %q", b)
-	}
-	// Writing after close fails: the caller must then refuse the change.
-	if err := a.write(auditRecord{}); err == nil {
-		t.Error("write to a closed audit log succeeded")
-	}
-
-	newPath := filepath.Join(t.TempDir(), "new.log")
-	_, c, err = OpenAudit(newPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if fi, err := os.Stat(newPath); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("new audit file: %v %v", fi.Mode(), err)
-	}
-
-	for _, p := range []string{"", "-", "stdout"} {
-		a, c, err := OpenAudit(p)
-		if err != nil || a.w != os.Stdout {
-			t.Errorf("%q: %v", p, err)
-		}
-		if err := c.Close(); err != nil {
-			t.Errorf("closing stdout audit: %v", err)
-		}
-	}
-	if _, _, err := OpenAudit(filepath.Join(t.TempDir(), "no", "such", "dir")); err == nil {
-		t.Error("open in a missing directory succeeded")
-	}
 }

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/labstack/echo/v4"
+	"github.com/keydelivery/keydelivery/admin/plane"
 )
 
 // certificateJSON describes one trusted token-signing certificate.
@@ -20,9 +20,9 @@ type certificateJSON struct {
 }
 
 // tokenCertificates serves GET /api/token-certificates.
-func (s *server) tokenCertificates(c echo.Context) error {
-	certs := s.certs()
-	now := s.now()
+func (a *api) tokenCertificates(*plane.Call) (plane.Answer, error) {
+	certs := a.certs()
+	now := a.now()
 	out := make([]certificateJSON, 0, len(certs))
 	for _, ct := range certs {
 		out = append(out, certificateJSON{
@@ -31,12 +31,9 @@ func (s *server) tokenCertificates(c echo.Context) error {
 			SHA256:    hex.EncodeToString(ct.SHA256[:]),
 			NotBefore: ct.NotBefore.UTC(),
 			NotAfter:  ct.NotAfter.UTC(),
-			Status:    ct.Status(now, s.leeway),
+			Status:    ct.Status(now, a.leeway),
 			Source:    ct.Source,
 		})
 	}
-	if err := s.conclude(c, nil, nil, false); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return plane.JSON(http.StatusOK, out), nil
 }

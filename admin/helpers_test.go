@@ -1,48 +1,54 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/internal/admintest"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
-
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
-// Test secrets, one per role, and the credentials file naming them.
+// Test secrets, one per role (see internal/admintest).
 const (
-	secretReader   = "kda_reader-secret"
-	secretWriter   = "kda_writer-secret"
-	secretExporter = "kda_exporter-secret"
-	secretAdmin    = "kda_admin-secret"
+	secretReader   = admintest.SecretReader
+	secretWriter   = admintest.SecretWriter
+	secretExporter = admintest.SecretExporter
+	secretAdmin    = admintest.SecretAdmin
 )
 
-func testCredentialsText() string {
-	return fmt.Sprintf("# test credentials\nreader-1 reader %s\nwriter-1 writer %s\n\nexporter-1 exporter %s\nadmin-1 admin %s\n",
-		HashSecret(secretReader), HashSecret(secretWriter), HashSecret(secretExporter), strings.ToUpper(HashSecret(secretAdmin)))
-}
+var testNow = admintest.Now
 
-var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+// The plane's codes and reasons the tests expect.
+const (
+	codeConflict            = "conflict"
+	codeInvalidRequest      = "invalid_request"
+	codeNotConfigured       = "not_configured"
+	codeNotFound            = "not_found"
+	reasonAudit             = plane.ReasonAudit
+	reasonExists            = plane.ReasonExists
+	reasonInvalidCredential = plane.ReasonInvalidCredential
+	reasonInvalidKID        = plane.ReasonInvalidKID
+	reasonMissingCredential = plane.ReasonMissingCredential
+	reasonNoRoute           = plane.ReasonNoRoute
+	reasonRole              = plane.ReasonRole
+	reasonStore             = plane.ReasonStore
+	reasonTokenInQuery      = plane.ReasonCredentialInQuery
+	reasonUnknownKey        = plane.ReasonUnknownKey
+)
 
-// fakeKeys is a hand-written keyManager for Create and Metadata (with
+// fakeKeys is a hand-written plane.Keys for Create and Metadata (with
 // injected failures); the other operations are tested against the real
 // keystore over a real bbolt file (realstore_test.go), and calling them
 // here panics on the nil embedded interface.
 type fakeKeys struct {
-	keyManager
+	plane.Keys
 	mu      sync.Mutex
 	keys    map[keystore.KeyID]keystore.Key
 	err     error // when set, every call fails with it
@@ -94,55 +100,37 @@ func (f *fakeKeys) stored(id keystore.KeyID) (keystore.Key, bool) {
 type syncBuffer = syncbuf.Buffer
 
 // failWriter fails every write after the first ok ones.
-type failWriter struct {
-	mu     sync.Mutex
-	ok     int
-	writes int
-	buf    bytes.Buffer
+type failWriter = admintest.FailWriter
+
+// testOptions are the options of a test plane and of the native API on it.
+type testOptions struct {
+	planeOptions
+	Options
 }
 
-func (w *failWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.writes++
-	if w.writes > w.ok {
-		return 0, errors.New("disk full")
-	}
-	return w.buf.Write(p)
-}
+type planeOptions = plane.Options
 
 type testEnv struct {
-	h     *Handler
+	*admintest.Env
 	keys  *fakeKeys
 	audit *syncBuffer
 	log   *syncBuffer
-	reg   *prometheus.Registry
 }
 
-func newEnv(t testing.TB, mod func(*Options)) *testEnv {
+// newEnv is a plane with the native API over fakeKeys; mod may change the
+// options (Keys among them).
+func newEnv(t testing.TB, mod func(*testOptions)) *testEnv {
 	t.Helper()
-	creds, err := ParseCredentials([]byte(testCredentialsText()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &testEnv{keys: newFakeKeys(), audit: &syncBuffer{}, log: &syncBuffer{}, reg: prometheus.NewRegistry()}
-	o := Options{
-		Log:         slog.New(slog.NewJSONHandler(env.log, nil)),
-		Registerer:  env.reg,
-		Keys:        env.keys,
-		Credentials: creds,
-		Audit:       NewAudit(env.audit, func() time.Time { return testNow }),
-		Now:         func() time.Time { return testNow },
-	}
-	if mod != nil {
-		mod(&o)
-	}
-	h, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.h = h
-	return env
+	keys := newFakeKeys()
+	var native Options
+	env := admintest.New(t, keys, func(o *plane.Options) {
+		to := testOptions{planeOptions: *o, Options: Options{Now: func() time.Time { return testNow }}}
+		if mod != nil {
+			mod(&to)
+		}
+		*o, native = to.planeOptions, to.Options
+	}, func(p *plane.Plane) error { return Register(p, native) })
+	return &testEnv{Env: env, keys: keys, audit: env.Audit, log: env.Log}
 }
 
 type response struct {
@@ -151,57 +139,22 @@ type response struct {
 	body   []byte
 }
 
-func (r response) problem(t testing.TB) problem {
+func (r response) problem(t testing.TB) httpedge.Problem {
 	t.Helper()
-	var p problem
-	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Fatalf("content type %q, want application/problem+json (body %s)", ct, r.body)
-	}
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		t.Fatalf("problem body %s: %v", r.body, err)
-	}
-	return p
+	return admintest.Response{Status: r.status, Header: r.header, Body: r.body}.Problem(t)
 }
 
 func (r response) json(t testing.TB, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("body %s: %v", r.body, err)
-	}
+	admintest.Response{Body: r.body}.JSON(t, v)
 }
 
 // do sends one request; secret "" sends no Authorization header.
 func (e *testEnv) do(t testing.TB, method, target, secret, body string, hdr ...string) response {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, target, rd)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if secret != "" {
-		req.Header.Set("Authorization", "Bearer "+secret)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
-	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	r := e.Do(t, method, target, secret, body, hdr...)
+	return response{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // auditLines parses the audit log written so far.
-func auditLines(t testing.TB, s string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(s) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("audit line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
+func auditLines(t testing.TB, s string) []map[string]any { return admintest.AuditLines(t, s) }

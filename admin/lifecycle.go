@@ -9,8 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/labstack/echo/v4"
-
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -29,20 +28,20 @@ type keyPage struct {
 
 // pageParams reads ?limit= and ?cursor=. A cursor is opaque to clients: it
 // is the hex of the first KID of the next page.
-func pageParams(c echo.Context) (keystore.KeyID, int, error) {
+func pageParams(c *plane.Call) (keystore.KeyID, int, error) {
 	limit := defaultPage
-	if s := c.QueryParam("limit"); s != "" {
+	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPage {
-			return keystore.KeyID{}, 0, badRequest("invalid_limit", "limit must be a number from 1 to %d", maxPage)
+			return keystore.KeyID{}, 0, plane.Invalid("invalid_limit", "limit must be a number from 1 to %d", maxPage)
 		}
 		limit = n
 	}
 	var from keystore.KeyID
-	if s := c.QueryParam("cursor"); s != "" {
+	if s := c.Query("cursor"); s != "" {
 		b, err := hex.DecodeString(s)
 		if err != nil || len(b) != len(from) {
-			return keystore.KeyID{}, 0, badRequest("invalid_cursor", "cursor must be a nextCursor value from a previous page")
+			return keystore.KeyID{}, 0, plane.Invalid("invalid_cursor", "cursor must be a nextCursor value from a previous page")
 		}
 		copy(from[:], b)
 	}
@@ -63,14 +62,14 @@ func nextCursor(last keystore.KeyID, n, limit int) string {
 // listKeys serves GET /api/keys?limit=&cursor=: metadata of every key in
 // KID order, deleted ones included. Paging is stable: a key created while
 // paging appears if its KID is after the cursor.
-func (s *server) listKeys(c echo.Context) error {
+func (a *api) listKeys(c *plane.Call) (plane.Answer, error) {
 	from, limit, err := pageParams(c)
 	if err != nil {
-		return s.conclude(c, nil, err, false)
+		return plane.Answer{}, err
 	}
-	keys, err := s.keys.List(c.Request().Context(), from, limit)
-	if err := s.conclude(c, nil, err, false); err != nil {
-		return err
+	keys, err := c.Keys().List(c.Context(), from, limit)
+	if err != nil {
+		return plane.Answer{}, err
 	}
 	page := keyPage{Keys: make([]keyMetadata, len(keys))}
 	for i := range keys {
@@ -79,181 +78,131 @@ func (s *server) listKeys(c echo.Context) error {
 	if len(keys) > 0 {
 		page.NextCursor = nextCursor(keys[len(keys)-1].ID, len(keys), limit)
 	}
-	return c.JSON(http.StatusOK, page)
+	return plane.JSON(http.StatusOK, page), nil
 }
 
 // listAssetKeys serves GET /api/assets/{assetId}/keys.
-func (s *server) listAssetKeys(c echo.Context) error {
-	asset, err := url.PathUnescape(c.Param("asset"))
+func (a *api) listAssetKeys(c *plane.Call) (plane.Answer, error) {
+	asset, err := url.PathUnescape(c.RawParam("asset"))
 	if err == nil {
 		err = keystore.ValidateAsset(asset)
 	}
 	if err != nil {
-		return s.conclude(c, nil, badRequest("invalid_asset", "the asset ID must be 1 to %d printable characters without spaces", keystore.MaxAssetID), false)
+		return plane.Answer{}, plane.Invalid(plane.ReasonInvalidAsset, "the asset ID must be 1 to %d printable characters without spaces", keystore.MaxAssetID)
 	}
 	from, limit, err := pageParams(c)
 	if err != nil {
-		return s.conclude(c, nil, err, false)
+		return plane.Answer{}, err
 	}
-	ctx := c.Request().Context()
-	ids, err := s.keys.ListAsset(ctx, asset, from, limit)
+	ctx := c.Context()
+	ids, err := c.Keys().ListAsset(ctx, asset, from, limit)
+	c.Name(ids...)
+	if err != nil {
+		return plane.Answer{}, err
+	}
 	page := keyPage{Keys: make([]keyMetadata, 0, len(ids))}
 	for _, id := range ids {
-		if err != nil {
-			break
-		}
-		var k keystore.Key
-		k, err = s.keys.Metadata(ctx, id)
+		k, err := c.Keys().Metadata(ctx, id)
 		if errors.Is(err, keystore.ErrNotFound) {
-			err = nil // purged since the index was read
-			continue
+			continue // purged since the index was read
+		}
+		if err != nil {
+			return plane.Answer{}, err
 		}
 		page.Keys = append(page.Keys, metadataOf(&k))
-	}
-	if err := s.conclude(c, ids, err, false); err != nil {
-		return err
 	}
 	if len(ids) > 0 {
 		page.NextCursor = nextCursor(ids[len(ids)-1], len(ids), limit)
 	}
-	return c.JSON(http.StatusOK, page)
+	return plane.JSON(http.StatusOK, page), nil
 }
 
-// kidParam parses the {kid} path parameter, percent-encoded or not.
-func kidParam(c echo.Context) (keystore.KeyID, error) { return idParam(c, "kid") }
-
-// idParam parses a UUID path parameter, percent-encoded or not (a KID in
-// braces may arrive encoded).
-func idParam(c echo.Context, name string) (keystore.KeyID, error) {
-	raw := c.Param(name)
-	if strings.IndexByte(raw, '%') >= 0 {
-		if u, err := url.PathUnescape(raw); err == nil {
-			raw = u
+// deleteOrPurge chooses the operation of DELETE /api/keys/{kid}: a soft
+// delete (the key stops being delivered at once and is kept for the
+// retention period), or with ?purge=true (role admin) the destruction of a
+// key already deleted.
+func (a *api) deleteOrPurge(c *plane.Call) (plane.Operation, plane.Handler) {
+	p := c.Query("purge")
+	if p == "" {
+		return opKeysDelete, a.softDeleteKey
+	}
+	purge, err := strconv.ParseBool(p)
+	switch {
+	case err != nil:
+		return opKeysDelete, func(*plane.Call) (plane.Answer, error) {
+			return plane.Answer{}, plane.Invalid("invalid_purge", "purge must be true or false")
 		}
+	case purge:
+		return opKeysPurge, a.purgeKey
 	}
-	return keystore.ParseKeyID(raw)
+	return opKeysDelete, a.softDeleteKey
 }
 
-// deleteKey serves DELETE /api/keys/{kid}: a soft delete (the key stops
-// being delivered at once and is kept for the retention period), or with
-// ?purge=true (role admin) the destruction of a key already deleted.
-func (s *server) deleteKey(c echo.Context) error {
-	purge := false
-	if p := c.QueryParam("purge"); p != "" {
-		var err error
-		if purge, err = strconv.ParseBool(p); err != nil {
-			return s.allow(opKeysDelete)(func(c echo.Context) error {
-				return s.conclude(c, nil, badRequest("invalid_purge", "purge must be true or false"), false)
-			})(c)
-		}
-	}
-	if purge {
-		return s.allow(opKeysPurge)(s.purgeKey)(c)
-	}
-	return s.allow(opKeysDelete)(s.softDeleteKey)(c)
-}
-
-func (s *server) softDeleteKey(c echo.Context) error {
-	return s.changeKey(c, s.keys.Delete)
+func (a *api) softDeleteKey(c *plane.Call) (plane.Answer, error) {
+	return changeKey(c, plane.Writer.Delete)
 }
 
 // restoreKey serves POST /api/keys/{kid}/restore.
-func (s *server) restoreKey(c echo.Context) error {
-	return s.changeKey(c, s.keys.Restore)
+func (a *api) restoreKey(c *plane.Call) (plane.Answer, error) {
+	return changeKey(c, plane.Writer.Restore)
 }
 
-func (s *server) changeKey(c echo.Context, change func(ctx context.Context, id keystore.KeyID) (keystore.Key, error)) error {
+func changeKey(c *plane.Call, change func(w plane.Writer, ctx context.Context, id keystore.KeyID) (keystore.Key, error)) (plane.Answer, error) {
 	id, err := kidParam(c)
 	if err != nil {
-		return s.conclude(c, nil, err, false)
+		return plane.Answer{}, err
 	}
-	kids := []keystore.KeyID{id}
-	if err := s.begin(c, kids); err != nil {
-		return err
-	}
-	k, err := change(c.Request().Context(), id)
+	keys, err := c.Begin(id)
 	if err != nil {
-		err = &keyError{id: id, err: err}
+		return plane.Answer{}, err
 	}
-	if err := s.conclude(c, kids, err, true); err != nil {
-		return err
+	k, err := change(keys, c.Context(), id)
+	if err != nil {
+		return plane.Answer{}, plane.OnKey(id, err)
 	}
-	return c.JSON(http.StatusOK, metadataOf(&k))
+	return plane.JSON(http.StatusOK, metadataOf(&k)), nil
 }
 
-func (s *server) purgeKey(c echo.Context) error {
+func (a *api) purgeKey(c *plane.Call) (plane.Answer, error) {
 	id, err := kidParam(c)
 	if err != nil {
-		return s.conclude(c, nil, err, false)
+		return plane.Answer{}, err
 	}
-	kids := []keystore.KeyID{id}
-	if err := s.begin(c, kids); err != nil {
-		return err
-	}
-	err = s.keys.Purge(c.Request().Context(), id)
+	keys, err := c.Begin(id)
 	if err != nil {
-		err = &keyError{id: id, err: err}
+		return plane.Answer{}, err
 	}
-	if err := s.conclude(c, kids, err, true); err != nil {
-		return err
+	if err := keys.Purge(c.Context(), id); err != nil {
+		return plane.Answer{}, plane.OnKey(id, err)
 	}
-	return c.NoContent(http.StatusNoContent)
+	return plane.NoContent(http.StatusNoContent), nil
 }
 
-// deliveryPaths are the delivery plane's paths for each delivery type.
-var deliveryPaths = map[string]string{
-	"envelope":  "/keys/",
-	"clearkey":  "/clearkey/license",
-	"playready": "/playready/license",
-	"widevine":  "/widevine/license",
-	"fairplay":  "/fairplay/license",
-}
-
-// DeliveryURL is the URL a player uses for kid with a delivery type
-// (envelope, clearkey, playready, widevine, fairplay), under the public
-// base URL of the delivery plane.
-func DeliveryURL(publicURL, typ string, kid keystore.KeyID) (string, bool) {
-	p, ok := deliveryPaths[typ]
-	if !ok {
-		return "", false
-	}
-	base := strings.TrimRight(publicURL, "/")
-	switch typ {
-	case "envelope":
-		return base + p + kid.String(), true
-	case "widevine", "fairplay":
-		// Their challenges do not name the key in a form the server reads:
-		// the KID goes in the URL (the AMS /Widevine/?kid= form).
-		return base + p + "?kid=" + kid.String(), true
-	}
-	// ClearKey and PlayReady requests name their keys themselves.
-	return base + p, true
-}
+// errNoPublicURL answers the routes that build delivery URLs when the
+// server has no --public-url.
+var errNoPublicURL = plane.NotConfigured("public_url_not_configured",
+	"the server has no --public-url: set it to the delivery plane's address as players see it")
 
 // deliveryURL serves GET /api/keys/{kid}/delivery-url?type=...
-func (s *server) deliveryURL(c echo.Context) error {
+func (a *api) deliveryURL(c *plane.Call) (plane.Answer, error) {
 	id, err := kidParam(c)
 	if err != nil {
-		return s.conclude(c, nil, err, false)
+		return plane.Answer{}, err
 	}
-	typ := c.QueryParam("type")
+	typ := strings.ToLower(c.Query("type"))
 	if typ == "" {
 		typ = "envelope"
 	}
-	u, ok := DeliveryURL(s.publicURL, strings.ToLower(typ), id)
+	u, ok := plane.DeliveryURL(a.publicURL, typ, id)
 	if !ok {
-		return s.conclude(c, nil, badRequest("invalid_type", "type must be envelope, clearkey, playready, widevine or fairplay"), false)
+		return plane.Answer{}, plane.Invalid("invalid_type", "type must be %s", plane.DeliveryTypes)
 	}
-	if s.publicURL == "" {
-		return s.conclude(c, nil, &requestError{status: http.StatusNotImplemented, reason: "public_url_not_configured",
-			detail: "the server has no --public-url: set it to the delivery plane's address as players see it"}, false)
+	if a.publicURL == "" {
+		return plane.Answer{}, errNoPublicURL
 	}
-	_, err = s.keys.Metadata(c.Request().Context(), id)
-	if err != nil {
-		err = &keyError{id: id, err: err}
+	c.Name(id)
+	if _, err := c.Keys().Metadata(c.Context(), id); err != nil {
+		return plane.Answer{}, plane.OnKey(id, err)
 	}
-	if err := s.conclude(c, []keystore.KeyID{id}, err, false); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]string{"kid": id.String(), "type": strings.ToLower(typ), "url": u})
+	return plane.JSON(http.StatusOK, map[string]string{"kid": id.String(), "type": typ, "url": u}), nil
 }

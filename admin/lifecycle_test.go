@@ -12,10 +12,10 @@ import (
 )
 
 // newRealEnv is newEnv over the real keystore on a real bbolt file.
-func newRealEnv(t *testing.T, mod func(*Options)) (*testEnv, *keystore.Keys) {
+func newRealEnv(t *testing.T, mod func(*testOptions)) (*testEnv, *keystore.Keys) {
 	t.Helper()
 	keys := keystest.New(t, keystore.Options{})
-	env := newEnv(t, func(o *Options) {
+	env := newEnv(t, func(o *testOptions) {
 		o.Keys = keys
 		o.PublicURL = "https://keys.example.com/"
 		if mod != nil {
@@ -72,7 +72,11 @@ func TestImportJSON(t *testing.T) {
 	other := base64.StdEncoding.EncodeToString([]byte("XXXXXXXXXXXXXXXX"))
 	r = env.do(t, "POST", "/api/keys/import", secretWriter, `[{"Id":"`+seedKID1+`","Data":"`+other+`"},{"Id":"`+seedKID2+`","Data":"`+k2+`"}]`)
 	p := r.problem(t)
-	if r.status != 409 || p.Reason != "key_conflict" || len(p.Conflicts) != 1 || p.Conflicts[0] != seedKID1 || len(p.Results) != 2 || p.Results[1].Status != "created" {
+	var results struct {
+		Results []importedKey `json:"results"`
+	}
+	r.json(t, &results)
+	if r.status != 409 || p.Reason != "key_conflict" || len(p.Conflicts) != 1 || p.Conflicts[0] != seedKID1 || len(results.Results) != 2 || results.Results[1].Status != "created" {
 		t.Fatalf("conflict: %d %s", r.status, r.body)
 	}
 	if got, _ := keys.Get(context.Background(), id); string(got.Value[:]) != "0123456789abcdef" {

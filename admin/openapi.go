@@ -4,11 +4,12 @@ import (
 	_ "embed" // the OpenAPI document is embedded
 	"net/http"
 
-	"github.com/labstack/echo/v4"
+	"github.com/keydelivery/keydelivery/admin/plane"
 )
 
-// openAPI is the admin API's OpenAPI 3.1 document, kept in the repository
-// beside this file and served at GET /api/openapi.json.
+// openAPI is the admin API's OpenAPI 3.1 document (the native API and the
+// AMS API), kept in the repository beside this file and served at GET
+// /api/openapi.json.
 //
 //go:embed openapi.json
 var openAPI []byte
@@ -16,9 +17,6 @@ var openAPI []byte
 // OpenAPI returns the admin API's OpenAPI document.
 func OpenAPI() []byte { return openAPI }
 
-func (s *server) openAPIDoc(c echo.Context) error {
-	if err := s.conclude(c, nil, nil, false); err != nil {
-		return err
-	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPI)
+func (a *api) openAPIDoc(*plane.Call) (plane.Answer, error) {
+	return plane.Blob(http.StatusOK, "application/json", openAPI), nil
 }

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/labstack/echo/v4"
+	"github.com/keydelivery/keydelivery/admin/amsapi"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 )
 
 // openAPIDocument is the part of admin/openapi.json these tests read.
@@ -43,9 +44,9 @@ type openAPIOperation struct {
 	// with the least role each needs, and the query that selects it when
 	// one path and method serve two (DELETE ... ?purge=true).
 	AdminOperations []struct {
-		Name  string `json:"name"`
-		Role  Role   `json:"role"`
-		Query string `json:"query"`
+		Name  string           `json:"name"`
+		Role  credentials.Role `json:"role"`
+		Query string           `json:"query"`
 	} `json:"x-admin-operations"`
 }
 
@@ -100,23 +101,33 @@ func loadOpenAPI(t *testing.T) (openAPIDocument, []documentedOperation) {
 	return doc, ops
 }
 
-// registeredRoutes are the routes New registers, as "METHOD /path/{param}",
-// leaving out echo's catch-all "route not found" routes of the /api group.
+// registeredRoutes are the routes of the admin listener as the server
+// mounts it (the plane, the native API and the AMS API), as
+// "METHOD /path/{param}". The AMS API's routes for OData key segments are
+// written as the clients spell them (ContentKeys('{id}')), which its
+// pre-router turns into the ordinary route ContentKeys/{id}.
 func registeredRoutes(t *testing.T) map[string]bool {
 	t.Helper()
-	env := newEnv(t, func(o *Options) { o.Metrics = http.NotFoundHandler() })
+	env := newEnv(t, func(o *testOptions) { o.Metrics = http.NotFoundHandler() })
+	if err := amsapi.Register(env.Plane, amsapi.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	routes := map[string]bool{}
-	for _, r := range env.h.e.Routes() {
-		if r.Method == echo.RouteNotFound {
-			continue
-		}
+	for _, r := range env.Plane.Routes() {
 		segs := strings.Split(r.Path, "/")
 		for i, s := range segs {
 			if name, ok := strings.CutPrefix(s, ":"); ok {
 				segs[i] = "{" + name + "}"
 			}
 		}
-		routes[r.Method+" "+strings.Join(segs, "/")] = true
+		path := strings.Join(segs, "/")
+		for _, set := range []string{"ContentKeys", "Assets"} {
+			if i := strings.Index(path, "/"+set+"/{"); i >= 0 {
+				end := i + len(set) + 2 + strings.IndexByte(path[i+len(set)+2:], '}') + 1
+				path = path[:i] + "/" + set + "('" + path[i+len(set)+2:end] + "')" + path[end:]
+			}
+		}
+		routes[r.Method+" "+path] = true
 	}
 	return routes
 }
@@ -162,12 +173,17 @@ func TestOpenAPIOperations(t *testing.T) {
 	if len(doc.Security) != 1 || doc.Security[0]["adminBearer"] == nil {
 		t.Errorf("global security %v, want adminBearer", doc.Security)
 	}
-	leastRole := map[permission]Role{permRead: RoleReader, permWrite: RoleWriter, permExport: RoleExporter, permPurge: RoleAdmin}
-	want := map[string]Role{}
-	for _, op := range operations {
-		want[op.name] = leastRole[op.perm]
+	leastRole := map[credentials.Permission]credentials.Role{credentials.Read: credentials.RoleReader,
+		credentials.Write: credentials.RoleWriter, credentials.Export: credentials.RoleExporter, credentials.Admin: credentials.RoleAdmin}
+	env := newEnv(t, nil)
+	if err := amsapi.Register(env.Plane, amsapi.Options{}); err != nil {
+		t.Fatal(err)
 	}
-	documented := map[string]Role{}
+	want := map[string]credentials.Role{}
+	for _, op := range env.Plane.Operations() {
+		want[op.Name] = leastRole[op.Perm]
+	}
+	documented := map[string]credentials.Role{}
 	ids := map[string]bool{}
 	for _, d := range ops {
 		where := d.method + " " + d.path
@@ -228,7 +244,11 @@ func TestOpenAPIOperations(t *testing.T) {
 func TestOpenAPIRolesMatchServer(t *testing.T) {
 	_, ops := loadOpenAPI(t)
 	env, _ := newRealEnv(t, nil)
-	secrets := map[Role]string{RoleReader: secretReader, RoleWriter: secretWriter, RoleExporter: secretExporter, RoleAdmin: secretAdmin}
+	if err := amsapi.Register(env.Plane, amsapi.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[credentials.Role]string{credentials.RoleReader: secretReader, credentials.RoleWriter: secretWriter,
+		credentials.RoleExporter: secretExporter, credentials.RoleAdmin: secretAdmin}
 	// GET /api/openapi.json writes no audit record when it succeeds.
 	unauditedSuccess := map[string]bool{"openapi.get": true}
 	for _, d := range ops {
@@ -246,17 +266,17 @@ func TestOpenAPIRolesMatchServer(t *testing.T) {
 			if ao.Query != "" {
 				u += "?" + ao.Query
 			}
-			for _, role := range []Role{RoleReader, RoleWriter, RoleExporter, RoleAdmin} {
+			for _, role := range []credentials.Role{credentials.RoleReader, credentials.RoleWriter, credentials.RoleExporter, credentials.RoleAdmin} {
 				where := d.method + " " + u + " as " + string(role)
 				r := env.do(t, d.method, u, secrets[role], "")
-				granted := role.permissions()&ao.Role.permissions() == ao.Role.permissions()
+				granted := role.Permissions()&ao.Role.Permissions() == ao.Role.Permissions()
 				if granted && (r.status == http.StatusForbidden || r.status >= 500) {
 					t.Errorf("%s: %d %s, want the operation let through", where, r.status, r.body)
 				}
 				if !granted && (r.status != http.StatusForbidden || r.problem(t).Reason != reasonRole) {
 					t.Errorf("%s: %d %s, want 403 role_insufficient", where, r.status, r.body)
 				}
-				id := r.header.Get(echo.HeaderXRequestID)
+				id := r.header.Get("X-Request-Id")
 				var n int
 				for _, rec := range auditLines(t, env.audit.String()) {
 					if rec["request_id"] != id {

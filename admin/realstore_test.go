@@ -16,6 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -24,31 +27,34 @@ import (
 // boltstore and reads them back through keystore.Keys.
 func TestCreateOnBoltStore(t *testing.T) {
 	keys := keystest.New(t, keystore.Options{})
-	secret, err := admin.GenerateSecret(rand.Reader)
+	secret, err := credentials.GenerateSecret(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	credLine, err := admin.CredentialLine("ops", admin.RoleWriter, secret)
+	credLine, err := credentials.Line("ops", credentials.RoleWriter, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds, err := admin.ParseCredentials([]byte(credLine))
+	creds, err := credentials.Parse([]byte(credLine))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var audit bytes.Buffer
-	h, err := admin.New(admin.Options{
+	var log bytes.Buffer
+	p, err := plane.New(plane.Options{
 		Log:         slog.New(slog.DiscardHandler),
 		Registerer:  prometheus.NewRegistry(),
 		Keys:        keys,
 		Credentials: creds,
-		Audit:       admin.NewAudit(&audit, nil),
-		Checks:      []admin.Check{{Name: "store", Check: keys.Ping}},
+		Audit:       audit.New(&log, nil),
+		Checks:      []plane.Check{{Name: "store", Check: keys.Ping}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	if err := admin.Register(p, admin.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 
 	post := func(body string) (int, map[string]any) {
@@ -108,7 +114,7 @@ func TestCreateOnBoltStore(t *testing.T) {
 	if err != nil || rk.Value == ([16]byte{}) || rk.Method != keystore.CreatedRandom {
 		t.Errorf("random key %+v %v", rk, err)
 	}
-	if strings.Contains(audit.String(), key) || strings.Contains(audit.String(), secret) {
+	if strings.Contains(log.String(), key) || strings.Contains(log.String(), secret) {
 		t.Error("audit log holds key material or the secret")
 	}
 

@@ -146,6 +146,16 @@ func (c *Cache) Invalidate(id KeyID) {
 	c.entries.Remove(id)
 }
 
+// Apply applies a change event of the key store (see Keys.Subscribe):
+// the key is dropped, or every key after a lost notification.
+func (c *Cache) Apply(ch Change) {
+	if ch.All {
+		c.InvalidateAll()
+		return
+	}
+	c.Invalidate(ch.ID)
+}
+
 // InvalidateAll drops every entry (after a lost change notification).
 func (c *Cache) InvalidateAll() {
 	c.gen.Add(1)

@@ -31,13 +31,13 @@ func (c *countingKeys) Get(ctx context.Context, id keystore.KeyID) (keystore.Key
 
 func newCacheFixture(t *testing.T, o keystore.CacheOptions) (*keystore.Cache, *countingKeys, *keystore.Keys) {
 	t.Helper()
-	var cache *keystore.Cache
-	keys := keystest.New(t, keystore.Options{OnChange: func(id keystore.KeyID) { cache.Invalidate(id) }})
+	keys := keystest.New(t, keystore.Options{})
 	src := &countingKeys{keys: keys}
-	var err error
-	if cache, err = keystore.NewCache(src, o); err != nil {
+	cache, err := keystore.NewCache(src, o)
+	if err != nil {
 		t.Fatal(err)
 	}
+	keys.Subscribe(cache.Apply)
 	return cache, src, keys
 }
 

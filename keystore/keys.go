@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -29,9 +31,6 @@ type Options struct {
 	// Rand supplies generated key material (default: none; Create then
 	// requires the caller to set Key.Value). Use crypto/rand.Reader.
 	Rand io.Reader
-	// OnChange, when set, is called with the ID of every key this Keys
-	// creates, deletes, restores or purges (for cache invalidation).
-	OnChange func(KeyID)
 	// Registerer, when set, receives keydelivery_store_operations_total
 	// and keydelivery_store_operation_duration_seconds, labelled with
 	// Backend ("bolt", "redis").
@@ -54,18 +53,20 @@ type Notifier interface {
 // the way in, opens it on the way out, and puts a deadline on every call.
 // It is safe for concurrent use.
 type Keys struct {
-	store    Store
-	ring     *Keyring
-	timeout  time.Duration
-	now      func() time.Time
-	rand     io.Reader
-	onChange func(KeyID)
-	metrics  *storeMetrics
+	store   Store
+	ring    *Keyring
+	timeout time.Duration
+	now     func() time.Time
+	rand    io.Reader
+	// subs are the change subscribers, copied on write (see Subscribe).
+	subs    atomic.Pointer[[]*subscriber]
+	mu      sync.Mutex // serialises changes to subs
+	metrics *storeMetrics
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
 func NewKeys(store Store, ring *Keyring, o Options) *Keys {
-	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand, onChange: o.OnChange,
+	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand,
 		metrics: newStoreMetrics(o.Registerer, o.Backend)}
 	if k.timeout <= 0 {
 		k.timeout = DefaultTimeout
@@ -251,14 +252,69 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 	return fmt.Errorf("keystore: check kek %q: check value keeps changing", id)
 }
 
-// changed tells the local listener, and with announce the other servers
+// Change is a change event: the key ID was created, deleted, restored or
+// purged, by this Keys or (see Watch) by another server sharing the store;
+// All means that anything may have changed (the store's announcements were
+// interrupted, so some may have been missed).
+type Change struct {
+	ID  KeyID
+	All bool
+}
+
+type subscriber struct{ fn func(Change) }
+
+// Subscribe calls fn with every change event from now on, until the
+// returned function is called. fn runs on the goroutine that made or
+// received the change and must be quick (a cache invalidation). Safe for
+// concurrent use.
+func (k *Keys) Subscribe(fn func(Change)) (unsubscribe func()) {
+	s := &subscriber{fn: fn}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var next []*subscriber
+	if cur := k.subs.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, s)
+	k.subs.Store(&next)
+	return func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		cur := k.subs.Load()
+		if cur == nil {
+			return
+		}
+		next := slices.DeleteFunc(slices.Clone(*cur), func(x *subscriber) bool { return x == s })
+		k.subs.Store(&next)
+	}
+}
+
+// publish hands ch to every subscriber.
+func (k *Keys) publish(ch Change) {
+	if subs := k.subs.Load(); subs != nil {
+		for _, s := range *subs {
+			s.fn(ch)
+		}
+	}
+}
+
+// Watch relays the changes other servers announce through the store (a
+// Notifier store, such as Redis) to the subscribers, until ctx ends. With a
+// store that announces nothing it returns nil at once.
+func (k *Keys) Watch(ctx context.Context) error {
+	n, ok := k.store.(Notifier)
+	if !ok {
+		return nil
+	}
+	return n.Listen(ctx, func(id KeyID, all bool) { k.publish(Change{ID: id, All: all}) })
+}
+
+// changed tells the subscribers, and with announce the other servers
 // through the store, that ids changed. Announcing is best effort: a lost
 // announcement is bounded by the caches' TTL.
 func (k *Keys) changed(ctx context.Context, announce bool, ids ...KeyID) {
-	if k.onChange != nil {
-		for _, id := range ids {
-			k.onChange(id)
-		}
+	for _, id := range ids {
+		k.publish(Change{ID: id})
 	}
 	if n, ok := k.store.(Notifier); ok && announce && len(ids) > 0 {
 		_ = k.call(ctx, opNotify, func(ctx context.Context) error { return n.Notify(ctx, ids) })
@@ -523,8 +579,8 @@ func idOrder(keys []Key) []int {
 
 // importChunk stores one chunk of an import: rs[j] is keys[pos[j]] sealed,
 // and out[pos[j]] receives its result. The keys it created are passed to
-// OnChange even when it fails part-way, so no cache keeps "not found" for
-// them.
+// the subscribers even when it fails part-way, so no cache keeps "not
+// found" for them.
 func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []int, out []ImportResult) error {
 	var errs []error
 	err := k.call(ctx, opCreateBatch, func(ctx context.Context) (err error) {
@@ -534,15 +590,13 @@ func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []i
 	if err != nil {
 		return err
 	}
-	if k.onChange != nil {
-		defer func() {
-			for j, err := range errs {
-				if err == nil {
-					k.onChange(rs[j].ID)
-				}
+	defer func() {
+		for j, err := range errs {
+			if err == nil {
+				k.publish(Change{ID: rs[j].ID})
 			}
-		}()
-	}
+		}
+	}()
 	for j, err := range errs {
 		i := pos[j]
 		var stored *ExistsError

@@ -69,8 +69,8 @@ for target in \
   "FuzzVerify ./auth 30000x" \
   "FuzzRead ./cpix 50000x" \
   "FuzzCreateKeyBody ./admin 8000x" \
-  "FuzzParseCredentials ./admin 20000x" \
-  "FuzzAMSCreateBody ./admin 8000x" \
+  "FuzzParseCredentials ./admin/credentials 20000x" \
+  "FuzzAMSCreateBody ./admin/amsapi 8000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
   "FuzzHeaderKIDs ./playready 10000x"; do
   set -- $target

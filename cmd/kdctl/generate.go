@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -42,15 +42,15 @@ func (e *env) adminkeyGenerate(args []string) error {
 	if *name == "" || *roleName == "" {
 		return usageError("adminkey generate: --name and --role are required")
 	}
-	role, err := admin.ParseRole(*roleName)
+	role, err := credentials.ParseRole(*roleName)
 	if err != nil {
 		return usageError("adminkey generate: %v", err)
 	}
-	secret, err := admin.GenerateSecret(rand.Reader)
+	secret, err := credentials.GenerateSecret(rand.Reader)
 	if err != nil {
 		return err
 	}
-	line, err := admin.CredentialLine(*name, role, secret)
+	line, err := credentials.Line(*name, role, secret)
 	if err != nil {
 		return usageError("adminkey generate: %v", err)
 	}

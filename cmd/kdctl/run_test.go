@@ -21,6 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -37,25 +40,27 @@ type testServer struct {
 func newTestServer(t *testing.T, credsFile string) *testServer {
 	t.Helper()
 	keys := keystest.New(t, keystore.Options{})
-	creds, err := admin.LoadCredentials(credsFile)
+	creds, err := credentials.Load(credsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit := &bytes.Buffer{}
-	h, err := admin.New(admin.Options{
+	log := &bytes.Buffer{}
+	p, err := plane.New(plane.Options{
 		Log:         slog.New(slog.DiscardHandler),
 		Registerer:  prometheus.NewRegistry(),
 		Keys:        keys,
 		Credentials: creds,
-		Audit:       admin.NewAudit(audit, nil),
-		PublicURL:   "https://keys.example.com",
+		Audit:       audit.New(log, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	if err := admin.Register(p, admin.Options{PublicURL: "https://keys.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
-	return &testServer{url: srv.URL, keys: keys, audit: audit}
+	return &testServer{url: srv.URL, keys: keys, audit: log}
 }
 
 type result struct {
@@ -366,15 +371,15 @@ func TestKEKGenerate(t *testing.T) {
 
 func TestAdminkeyGenerate(t *testing.T) {
 	secret, creds := generateAdminKey(t, "ci-bot", "Exporter")
-	if !strings.HasPrefix(secret, admin.SecretPrefix) || len(secret) != len(admin.SecretPrefix)+43 {
+	if !strings.HasPrefix(secret, credentials.SecretPrefix) || len(secret) != len(credentials.SecretPrefix)+43 {
 		t.Errorf("secret %q", secret)
 	}
-	c, err := admin.LoadCredentials(creds)
+	c, err := credentials.Load(creds)
 	if err != nil || c.Len() != 1 {
 		t.Fatalf("credentials line does not load: %v", err)
 	}
 	b, _ := os.ReadFile(creds)
-	if want := "ci-bot exporter " + admin.HashSecret(secret); !strings.Contains(string(b), want) {
+	if want := "ci-bot exporter " + credentials.HashSecret(secret); !strings.Contains(string(b), want) {
 		t.Errorf("line %q, want %q", b, want)
 	}
 	// The generated credential works against a server.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -94,14 +94,14 @@ func ensureDevMaterial(dir string, now time.Time) (devMaterial, error) {
 		m.Created = true
 	}
 	if !exists(m.CredentialsFile) || !exists(m.AdminTokenFile) {
-		secret, err := admin.GenerateSecret(rand.Reader)
+		secret, err := credentials.GenerateSecret(rand.Reader)
 		if err != nil {
 			return m, err
 		}
 		if err := writeNew(m.AdminTokenFile, []byte(secret+"\n")); err != nil {
 			return m, err
 		}
-		line := fmt.Sprintf("# keydelivery DEV admin credential; the secret is in %s\ndev-admin admin %s\n", filepath.Base(m.AdminTokenFile), admin.HashSecret(secret))
+		line := fmt.Sprintf("# keydelivery DEV admin credential; the secret is in %s\ndev-admin admin %s\n", filepath.Base(m.AdminTokenFile), credentials.HashSecret(secret))
 		if err := writeNew(m.CredentialsFile, []byte(line)); err != nil {
 			return m, err
 		}

@@ -19,9 +19,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/admin/amsapi"
+	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
@@ -60,8 +65,9 @@ func parseLogLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// run is the whole server: main only calls it. It returns when ctx ends or
-// SIGINT/SIGTERM arrives (after draining), or on a fatal error.
+// run is the whole server: main only calls it. It reads the configuration,
+// builds the dependencies (build) and serves them (serve) until ctx ends or
+// SIGINT/SIGTERM arrives (after draining), or a fatal error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -95,178 +101,253 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-
 	gcPercent := tuneGC(getenv)
 
-	ring, err := loadKeyring(cfg)
+	m, err := loadChecked(cfg, log)
 	if err != nil {
 		return err
-	}
-	trust, err := auth.NewTrust(cfg.TokenCerts, log)
-	if err != nil {
-		return err
-	}
-	reg := metrics.NewRegistry(buildInfo())
-	verifier, err := auth.NewVerifier(trust, auth.Options{
-		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
-		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
-		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
-		Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
-	var protCert *x509.Certificate
-	var protKey *rsa.PrivateKey
-	if cfg.ProtectionCert != "" {
-		if protCert, protKey, err = ams.LoadProtectionKeyPair(cfg.ProtectionCert, cfg.ProtectionKey); err != nil {
-			return fmt.Errorf("protection certificate: %w", err)
-		}
-	}
-	var creds *admin.Credentials
-	if cfg.AdminCredentialsFile != "" {
-		if creds, err = admin.LoadCredentials(cfg.AdminCredentialsFile); err != nil {
-			return err
-		}
 	}
 	if cfg.CheckConfig {
 		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
-			redactStore(cfg.storeSpec()), len(trust.Certificates()), len(ring.IDs()), ring.PrimaryID())
+			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID())
 		return nil
 	}
-
-	store, err := openStore(cfg, log)
+	s, err := build(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer s.close()
+	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String())
+	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String())
+	log.Info("keydelivery ready", "version", buildInfo().Version, "store", redactStore(cfg.storeSpec()), "gogc", gcPercent)
+	if cfg.Dev {
+		printDevBanner(stdout, dev, "http://"+displayAddr(s.dl.Addr()), "http://"+displayAddr(s.al.Addr()))
+	}
+	err = s.serve(ctx)
+	log.Info("stopped")
+	return err
+}
+
+// checked is what the configuration names and the server checks before it
+// touches the store: the key-encryption keys, the token trust, the metrics
+// registry, the AMS protection pair and the admin credentials.
+type checked struct {
+	reg      *prometheus.Registry
+	ring     *keystore.Keyring
+	trust    *auth.Trust
+	verifier *auth.Verifier
+	protCert *x509.Certificate
+	protKey  *rsa.PrivateKey
+	creds    *credentials.Set
+}
+
+// loadChecked reads and checks what --check-config checks.
+func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
+	m := &checked{reg: metrics.NewRegistry(buildInfo())}
+	var err error
+	if m.ring, err = loadKeyring(cfg); err != nil {
+		return nil, err
+	}
+	if m.trust, err = auth.NewTrust(cfg.TokenCerts, log); err != nil {
+		return nil, err
+	}
+	m.verifier, err = auth.NewVerifier(m.trust, auth.Options{
+		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
+		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
+		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
+		Registerer: m.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ProtectionCert != "" {
+		if m.protCert, m.protKey, err = ams.LoadProtectionKeyPair(cfg.ProtectionCert, cfg.ProtectionKey); err != nil {
+			return nil, fmt.Errorf("protection certificate: %w", err)
+		}
+	}
+	if cfg.AdminCredentialsFile != "" {
+		if m.creds, err = credentials.Load(cfg.AdminCredentialsFile); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// app is the built server: every dependency, wired, with its listeners
+// open, ready to serve.
+type app struct {
+	cfg     *config
+	log     *slog.Logger
+	m       *checked
+	store   keystore.Store
+	keys    *keystore.Keys
+	audit   *audit.Log
+	serving atomic.Bool
+	dl, al  net.Listener
+	// delivery and admin are the two planes' servers.
+	delivery, admin *http.Server
+	closers         []io.Closer
+}
+
+// build opens the store and builds everything on it, from the leaves up:
+// the sealed key store (with its KEK check), the audit log, the caches, the
+// delivery plane, and the admin plane with its APIs; then it opens the
+// listeners. On error, whatever it opened is closed.
+func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *app, err error) {
+	s := &app{cfg: cfg, log: log, m: m}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.store, err = openStore(cfg, log); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.store)
 	backend := "bolt"
-	if rs, ok := store.(*redisstore.Store); ok {
+	if rs, ok := s.store.(*redisstore.Store); ok {
 		backend = "redis"
-		reg.MustRegister(metrics.NewRedisPoolCollector(func() metrics.RedisPoolStats {
+		m.reg.MustRegister(metrics.NewRedisPoolCollector(func() metrics.RedisPoolStats {
 			p := rs.PoolStats()
 			return metrics.RedisPoolStats{Hits: uint64(p.Hits), Misses: uint64(p.Misses), Timeouts: uint64(p.Timeouts),
 				TotalConns: uint64(p.TotalConns), IdleConns: uint64(p.IdleConns), StaleConns: uint64(p.StaleConns)}
 		}))
 	}
-	reg.MustRegister(metrics.NewCertificateCollector(func() []metrics.Certificate {
-		certs := trust.Certificates()
+	m.reg.MustRegister(metrics.NewCertificateCollector(func() []metrics.Certificate {
+		certs := m.trust.Certificates()
 		out := make([]metrics.Certificate, len(certs))
 		for i, c := range certs {
 			out[i] = metrics.Certificate{Thumbprint: c.X5T(), Subject: c.Subject, NotAfter: c.NotAfter}
 		}
 		return out
 	}))
-	var cache *keystore.Cache // set below when on; invalidated on every local change
-	keys := keystore.NewKeys(store, ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
-		Registerer: reg, Backend: backend,
-		OnChange: func(id keystore.KeyID) {
-			if cache != nil {
-				cache.Invalidate(id)
-			}
-		}})
+	s.keys = keystore.NewKeys(s.store, m.ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
+		Registerer: m.reg, Backend: backend})
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = keys.CheckKEKs(startCtx)
+	err = s.keys.CheckKEKs(startCtx)
 	cancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var auditCloser io.Closer
+	if s.audit, auditCloser, err = audit.Open(cfg.AuditLog); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, auditCloser)
 
-	audit, auditCloser, err := admin.OpenAudit(cfg.AuditLog)
+	deliveryHandler, err := s.buildDelivery()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer auditCloser.Close()
+	if s.dl, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("delivery listener: %w", err)
+	}
+	s.closers = append(s.closers, s.dl)
+	if s.al, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	s.closers = append(s.closers, s.al)
+	if cfg.PublicURL == "" && cfg.Dev {
+		cfg.PublicURL = "http://" + displayAddr(s.dl.Addr())
+	}
+	adminHandler, err := s.buildAdmin()
+	if err != nil {
+		return nil, err
+	}
+	// Players' requests are small and quick; the admin plane's bulk
+	// imports and exports (tens of megabytes of CPIX) get minutes.
+	s.delivery = newHTTPServer(deliveryHandler, log, 15*time.Second)
+	s.admin = newHTTPServer(adminHandler, log, 5*time.Minute)
+	return s, nil
+}
 
-	var keySource interface {
+// buildDelivery builds the delivery plane over the key cache (when on,
+// invalidated by the key store's change events) and the verified-token
+// cache (when on).
+func (s *app) buildDelivery() (http.Handler, error) {
+	cfg, m := s.cfg, s.m
+	var keys interface {
 		Get(context.Context, keystore.KeyID) (keystore.Key, error)
-	} = keys
+	} = s.keys
 	if cfg.KeyCacheTTL > 0 {
-		if cache, err = keystore.NewCache(keys, keystore.CacheOptions{TTL: cfg.KeyCacheTTL, Size: cfg.KeyCacheSize, Registerer: reg}); err != nil {
-			return err
+		cache, err := keystore.NewCache(s.keys, keystore.CacheOptions{TTL: cfg.KeyCacheTTL, Size: cfg.KeyCacheSize, Registerer: m.reg})
+		if err != nil {
+			return nil, err
 		}
-		keySource = cache
+		s.keys.Subscribe(cache.Apply)
+		keys = cache
 	}
 	var tokens interface {
 		Verify(string) (auth.Claims, error)
-	} = verifier
+	} = m.verifier
 	if cfg.TokenCacheSize > 0 {
-		if tokens, err = auth.NewCachedVerifier(verifier, cfg.TokenCacheSize, reg); err != nil {
-			return err
+		var err error
+		if tokens, err = auth.NewCachedVerifier(m.verifier, cfg.TokenCacheSize, m.reg); err != nil {
+			return nil, err
 		}
 	}
-	var serving atomic.Bool
-	deliveryHandler, err := delivery.New(delivery.Options{
-		Log: log, Verifier: tokens, Keys: keySource, Registerer: reg,
-		CORSOrigins: cfg.CORSOrigins, Serving: serving.Load, AccessLog: cfg.AccessLog,
+	return delivery.New(delivery.Options{
+		Log: s.log, Verifier: tokens, Keys: keys, Registerer: m.reg,
+		CORSOrigins: cfg.CORSOrigins, Serving: s.serving.Load, AccessLog: cfg.AccessLog,
 		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
 		PersistentLicenses: cfg.ClearKeyPersistent,
 	})
-	if err != nil {
-		return err
-	}
-	dl, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("delivery listener: %w", err)
-	}
-	al, err := net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		dl.Close()
-		return fmt.Errorf("admin listener: %w", err)
-	}
-	if cfg.PublicURL == "" && cfg.Dev {
-		cfg.PublicURL = "http://" + displayAddr(dl.Addr())
-	}
-	adminHandler, err := admin.New(admin.Options{
-		Log: log, Registerer: reg, Metrics: metrics.Handler(reg),
-		Checks: []admin.Check{
+}
+
+// buildAdmin builds the admin plane with its readiness checks and mounts the
+// admin APIs on it: the native API and the AMS v2 API.
+func (s *app) buildAdmin() (http.Handler, error) {
+	cfg, m := s.cfg, s.m
+	p, err := plane.New(plane.Options{
+		Log: s.log, Registerer: m.reg, Metrics: metrics.Handler(m.reg),
+		Checks: []plane.Check{
 			{Name: "serving", Check: func(context.Context) error {
-				if !serving.Load() {
+				if !s.serving.Load() {
 					return errors.New("not serving (starting or draining)")
 				}
 				return nil
 			}},
-			{Name: "store", Check: keys.Ping},
+			{Name: "store", Check: s.keys.Ping},
 			{Name: "trust", Check: func(context.Context) error {
-				if len(trust.Certificates()) == 0 {
+				if len(m.trust.Certificates()) == 0 {
 					return errors.New("no trusted token certificate")
 				}
 				return nil
 			}},
 		},
-		Keys: keys, Credentials: creds, Audit: audit, Certificates: trust.Certificates,
-		TokenLeeway: cfg.TokenLeeway, PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes,
-		ProtectionCert: protCert, ProtectionKey: protKey,
+		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
 	})
 	if err != nil {
-		dl.Close()
-		al.Close()
-		return err
+		return nil, err
 	}
-	// Players' requests are small and quick; the admin plane's bulk
-	// imports and exports (tens of megabytes of CPIX) get minutes.
-	deliverySrv := newHTTPServer(deliveryHandler, log, 15*time.Second)
-	adminSrv := newHTTPServer(adminHandler, log, 5*time.Minute)
+	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
+		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes}); err != nil {
+		return nil, err
+	}
+	if err := amsapi.Register(p, amsapi.Options{PublicURL: cfg.PublicURL, ProtectionCert: m.protCert, ProtectionKey: m.protKey}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
 
+// serve runs both planes and the background work (certificate reloads, the
+// store's change announcements, the retention sweeper, SIGHUP reloads)
+// until ctx ends, then drains: readiness fails at once, the listeners keep
+// serving for --drain-delay, in-flight requests get --drain-timeout.
+func (s *app) serve(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serve(deliverySrv, dl) })
-	g.Go(func() error { return serve(adminSrv, al) })
+	g.Go(func() error { return serve(s.delivery, s.dl) })
+	g.Go(func() error { return serve(s.admin, s.al) })
 	if cfg.TokenCertsReload > 0 {
-		g.Go(func() error { trust.Watch(gctx, cfg.TokenCertsReload); return nil })
+		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
-	if n, ok := store.(keystore.Notifier); ok && cache != nil {
-		g.Go(func() error {
-			return n.Listen(gctx, func(id keystore.KeyID, all bool) {
-				if all {
-					cache.InvalidateAll()
-				} else {
-					cache.Invalidate(id)
-				}
-			})
-		})
-	}
+	g.Go(func() error { return s.keys.Watch(gctx) })
 	if cfg.DeletedRetention > 0 {
-		g.Go(func() error { sweepDeleted(gctx, keys, audit, cfg.DeletedRetention, time.Hour, log); return nil })
+		g.Go(func() error {
+			sweepDeleted(gctx, s.keys, s.audit, cfg.DeletedRetention, time.Hour, time.Now, log)
+			return nil
+		})
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -278,9 +359,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil
 			case <-hup:
 				log.Info("SIGHUP: reloading token certificates and admin credentials")
-				_ = trust.Reload() // logs the new set, or why it kept the old one
-				if creds != nil {
-					if err := creds.Reload(); err != nil {
+				_ = s.m.trust.Reload() // logs the new set, or why it kept the old one
+				if s.m.creds != nil {
+					if err := s.m.creds.Reload(); err != nil {
 						log.Warn("admin credentials reload failed; keeping the previous set", "err", err)
 					}
 				}
@@ -289,13 +370,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		serving.Store(false)
+		s.serving.Store(false)
 		log.Info("stopping: readiness now fails", "drain_delay", cfg.DrainDelay.String())
 		time.Sleep(cfg.DrainDelay)
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 		defer cancel()
-		err := deliverySrv.Shutdown(sctx)
-		if aerr := adminSrv.Shutdown(sctx); err == nil {
+		err := s.delivery.Shutdown(sctx)
+		if aerr := s.admin.Shutdown(sctx); err == nil {
 			err = aerr
 		}
 		if err != nil {
@@ -303,34 +384,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	})
+	s.serving.Store(true)
+	return g.Wait()
+}
 
-	serving.Store(true)
-	log.Info("listening", "plane", "delivery", "addr", dl.Addr().String())
-	log.Info("listening", "plane", "admin", "addr", al.Addr().String())
-	log.Info("keydelivery ready", "version", buildInfo().Version, "store", redactStore(cfg.storeSpec()), "gogc", gcPercent)
-	if cfg.Dev {
-		printDevBanner(stdout, dev, "http://"+displayAddr(dl.Addr()), "http://"+displayAddr(al.Addr()))
+// close releases what build opened, in reverse order.
+func (s *app) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i].Close()
 	}
-	err = g.Wait()
-	log.Info("stopped")
-	return err
+	s.closers = nil
 }
 
 // sweepDeleted purges, now and then every interval, the keys soft-deleted
-// longer than retention ago, and writes the purged KIDs to the audit log
-// (operation keys.purge, credential system, source retention). Several
-// instances on one Redis may sweep at once: each purge is an atomic
-// check-and-delete, so a key is purged, and audited, once.
-func sweepDeleted(ctx context.Context, keys *keystore.Keys, audit *admin.Audit, retention, interval time.Duration, log *slog.Logger) {
+// longer than retention ago by the clock now, and writes the purged KIDs to
+// the audit log (operation keys.purge, credential system, source
+// retention). Several instances on one Redis may sweep at once: each purge
+// is an atomic check-and-delete, so a key is purged, and audited, once.
+func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log, retention, interval time.Duration, now func() time.Time, log *slog.Logger) {
 	for {
-		purged, err := keys.PurgeDeleted(ctx, time.Now().Add(-retention))
+		purged, err := keys.PurgeDeleted(ctx, now().Add(-retention))
 		kids := make([]string, len(purged))
 		for i, id := range purged {
 			kids[i] = id.String()
 			log.Info("deleted key purged after the retention period", "kid", kids[i], "retention", retention.String())
 		}
 		if len(kids) > 0 {
-			if aerr := audit.Record("retention", "keys.purge", kids, "ok"); aerr != nil {
+			if aerr := auditLog.System("retention", "keys.purge", kids, audit.OK); aerr != nil {
 				log.Error("writing the audit record of a retention purge failed", "kids", kids, "err", aerr)
 			}
 		}

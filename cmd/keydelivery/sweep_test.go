@@ -8,10 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/keydelivery/keydelivery/admin"
+	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -20,7 +21,14 @@ import (
 // retention are purged for good, live and recently deleted keys are not,
 // and the purge is in the audit log.
 func TestSweepDeletedPurgesAndAudits(t *testing.T) {
-	keys := keystest.New(t, keystore.Options{})
+	// The keys' clock and the sweeper's are the test's: "old" is deleted
+	// an hour before "recent", and the retention is half an hour.
+	var clock atomic.Pointer[time.Time]
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	setNow := func(t time.Time) { clock.Store(&t) }
+	now := func() time.Time { return *clock.Load() }
+	setNow(t0)
+	keys := keystest.New(t, keystore.Options{Now: now})
 	ctx := context.Background()
 	mk := func() keystore.KeyID {
 		k := keystore.Key{Value: randomKey(t)}
@@ -36,22 +44,23 @@ func TestSweepDeletedPurgesAndAudits(t *testing.T) {
 	if _, err := keys.Delete(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	setNow(t0.Add(time.Hour))
 	recent := mk()
 	if _, err := keys.Delete(ctx, recent); err != nil {
 		t.Fatal(err)
 	}
 
 	var buf syncBuffer
-	audit := admin.NewAudit(&buf, nil)
+	log := audit.New(&buf, nil)
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
-		// Retention 10ms: "old" is past it, "recent" (deleted just now) is not.
-		sweepDeleted(sctx, keys, audit, 10*time.Millisecond, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		// Retention 30m: "old" is past it, "recent" (deleted now) is not.
+		sweepDeleted(sctx, keys, log, 30*time.Minute, time.Hour, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		close(done)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	// Wait for the first sweep's record (a ceiling that only bounds a hang).
+	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(buf.String(), old.String()) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

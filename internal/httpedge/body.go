@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 
 	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -37,6 +39,10 @@ type BodyError struct {
 	Member string
 	// Offset is the byte offset of a syntax error.
 	Offset int64
+	// Want describes the JSON the member takes ("a string", "an array of
+	// strings", "a number", "true or false"), for ErrMemberType; "" when its
+	// type decodes itself (then Cause explains).
+	Want string
 	// Cause is the error of a member's own decoder (an UnmarshalJSON
 	// method), which explains the form it wants; nil otherwise.
 	Cause error
@@ -82,7 +88,30 @@ func DecodeJSON(body []byte, v any) error {
 		return &BodyError{Kind: ErrBodyTrailing}
 	}
 	if err := json.Unmarshal(val, v, json.RejectUnknownMembers(true)); err != nil {
-		return memberError(err)
+		return memberError(err, v)
+	}
+	return nil
+}
+
+// DecodeJSONArray decodes body, which must be one JSON array, into v (a
+// pointer to a slice), with the same rules as DecodeJSON. Decode the
+// elements into RawJSON to check each on its own.
+func DecodeJSONArray(body []byte, v any) error {
+	body = bytes.TrimSpace(body)
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	val, err := dec.ReadValue()
+	if err != nil {
+		return syntaxError(err)
+	}
+	val = val.Clone() // valid only until the next read
+	if val.Kind() != '[' {
+		return &BodyError{Kind: ErrBodyNotObject}
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return &BodyError{Kind: ErrBodyTrailing}
+	}
+	if err := json.Unmarshal(val, v, json.RejectUnknownMembers(true)); err != nil {
+		return memberError(err, v)
 	}
 	return nil
 }
@@ -98,7 +127,7 @@ func syntaxError(err error) error {
 	return &BodyError{Kind: ErrBodySyntax}
 }
 
-func memberError(err error) error {
+func memberError(err error, v any) error {
 	var se *json.SemanticError
 	if !errors.As(err, &se) {
 		return syntaxError(err)
@@ -114,7 +143,56 @@ func memberError(err error) error {
 	if se.Err != nil && !errors.As(se.Err, new(*json.SemanticError)) {
 		cause = se.Err
 	}
-	return &BodyError{Kind: ErrMemberType, Member: member, Cause: cause}
+	be := &BodyError{Kind: ErrMemberType, Member: member, Cause: cause}
+	if cause == nil {
+		be.Want = describe(memberType(v, member))
+	}
+	return be
+}
+
+// memberType is the Go type of the member name of the struct v points to.
+func memberType(v any, name string) reflect.Type {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name || tag == "" && f.Name == name {
+			return f.Type
+		}
+	}
+	return nil
+}
+
+// describe says in words what JSON a Go type takes.
+func describe(t reflect.Type) string {
+	if t == nil {
+		return ""
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if e := describe(t.Elem()); strings.HasPrefix(e, "a ") {
+			return "an array of " + e[2:] + "s"
+		}
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return ""
 }
 
 // topMember is the first token of a JSON pointer: the top-level member.

@@ -73,6 +73,9 @@ func TestDecodeJSONRefuses(t *testing.T) {
 			if !errors.As(err, &be) || !errors.Is(err, tt.kind) || be.Member != tt.member {
 				t.Fatalf("err = %#v, want kind %v member %q", err, tt.kind, tt.member)
 			}
+			if want := map[string]string{"id": "a string", "assets": "an array of strings"}[be.Member]; tt.kind == ErrMemberType && be.Want != want {
+				t.Fatalf("Want %q, want %q", be.Want, want)
+			}
 			if tt.name == "own decoder refuses" && !errors.Is(err, errFlex) {
 				t.Fatalf("the member's own error is lost: %v", err)
 			}
@@ -105,6 +108,18 @@ func TestDecodeBase64(t *testing.T) {
 		}
 		if bad != "" && strings.Contains(err.Error(), bad) {
 			t.Errorf("the error quotes the value: %v", err)
+		}
+	}
+}
+
+func TestDecodeJSONArray(t *testing.T) {
+	var raw []RawJSON
+	if err := DecodeJSONArray([]byte(` [{"a":1}, 5, null] `), &raw); err != nil || len(raw) != 3 || string(raw[0]) != `{"a":1}` || string(raw[2]) != "null" {
+		t.Fatalf("%q %v", raw, err)
+	}
+	for _, bad := range []string{"", "{}", "null", "[1] [2]", "[1,"} {
+		if err := DecodeJSONArray([]byte(bad), &raw); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

@@ -171,17 +171,18 @@ func listIDs(t *testing.T, s keystore.Store) []keystore.KeyID {
 // testImportLarge: Keys.Import of more keys than one chunk, some already
 // stored with the same value (Unchanged), some with another value
 // (Conflict, left untouched), gives each key its status in input order,
-// reports exactly the created keys to OnChange, and a repeat is idempotent.
+// reports exactly the created keys to the subscribers, and a repeat is idempotent.
 func testImportLarge(t *testing.T, h Harness) {
 	s := newStore(t, h)
 	var mu sync.Mutex
 	changed := map[keystore.KeyID]int{}
 	kr := NewKeyring(t, "k1")
-	keys := keystore.NewKeys(s, kr, keystore.Options{Rand: randReader, Timeout: time.Minute, OnChange: func(id keystore.KeyID) {
+	keys := keystore.NewKeys(s, kr, keystore.Options{Rand: randReader, Timeout: time.Minute})
+	keys.Subscribe(func(ch keystore.Change) {
 		mu.Lock()
-		changed[id]++
+		changed[ch.ID]++
 		mu.Unlock()
-	}})
+	})
 	c := ctx(t)
 	batch := ImportKeys(t, largeBatch)
 	for i := range batch {
@@ -228,12 +229,12 @@ func testImportLarge(t *testing.T, h Harness) {
 		if r.Status == keystore.Created {
 			created++
 			if changed[r.Key.ID] != 1 {
-				t.Fatalf("created key %d reported to OnChange %d times", i, changed[r.Key.ID])
+				t.Fatalf("created key %d reported to the subscribers %d times", i, changed[r.Key.ID])
 			}
 		}
 	}
 	if len(changed) != created {
-		t.Fatalf("OnChange got %d keys, %d were created", len(changed), created)
+		t.Fatalf("the subscribers got %d keys, %d were created", len(changed), created)
 	}
 	for i, k := range batch {
 		got, err := keys.Get(c, k.ID)

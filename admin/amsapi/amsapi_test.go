@@ -1,4 +1,4 @@
-package admin
+package amsapi
 
 import (
 	"context"
@@ -17,8 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/ams"
-	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/playready"
 )
@@ -54,7 +55,7 @@ var otherPair = sync.OnceValues(func() (*x509.Certificate, *rsa.PrivateKey) {
 func newAMSEnv(t *testing.T) (*testEnv, *keystore.Keys) {
 	t.Helper()
 	cert, key := protectionPair()
-	return newRealEnv(t, func(o *Options) { o.ProtectionCert, o.ProtectionKey = cert, key })
+	return newRealEnv(t, func(o *testOptions) { o.ProtectionCert, o.ProtectionKey = cert, key })
 }
 
 // amsBody is a POST /api/ContentKeys body for key and kid, encrypted to pub.
@@ -178,7 +179,8 @@ func TestAMSSeedSample(t *testing.T) {
 		{"ContentKeyType": "1", "ProtectionKeyType": "0", "Name": "ContentKey"},
 		{"ContentKeyType": nil, "ProtectionKeyType": nil, "AuthorizationPolicyId": nil, "Created": "0001-01-01T00:00:00", "LastModified": nil},
 	} {
-		kid, _ := newUUIDv4(rand.Reader)
+		var kid keystore.KeyID
+		_, _ = rand.Read(kid[:])
 		key := [16]byte{byte(i + 1), 2, 3}
 		r := env.do(t, "POST", "/api/ContentKeys", secretWriter, amsBody(t, pub, thumb, kid, key, extra),
 			"Content-Type", verboseJSON, "Accept", verboseJSON, "DataServiceVersion", "3.0", "x-ms-version", "2.11")
@@ -189,10 +191,10 @@ func TestAMSSeedSample(t *testing.T) {
 			t.Errorf("%d: Content-Type %q", i, ct)
 		}
 		var v struct {
-			D amsContentKey `json:"d"`
+			D contentKey `json:"d"`
 		}
 		r.json(t, &v)
-		if v.D.Metadata == nil || v.D.Metadata.Type != amsContentKeyType || v.D.Metadata.URI != amsEntityPath(kid) || v.D.ID != amsID(kid) || v.D.ProtectionKeyType != 0 {
+		if v.D.Metadata == nil || v.D.Metadata.Type != amsContentKeyType || v.D.Metadata.URI != entityPath(kid) || v.D.ID != amsID(kid) || v.D.ProtectionKeyType != 0 {
 			t.Errorf("%d: verbose entity %s", i, r.body)
 		}
 		stored, err := keys.Get(context.Background(), kid)
@@ -205,7 +207,8 @@ func TestAMSSeedSample(t *testing.T) {
 		}
 	}
 	// A verbose {"d": {...}} request body is unwrapped.
-	kid, _ := newUUIDv4(rand.Reader)
+	var kid keystore.KeyID
+	_, _ = rand.Read(kid[:])
 	r := env.do(t, "POST", "/api/ContentKeys", secretWriter, `{"d":`+amsBody(t, pub, thumb, kid, [16]byte{9}, nil)+`}`)
 	if r.status != 201 {
 		t.Errorf("wrapped body: %d %s", r.status, r.body)
@@ -313,14 +316,16 @@ func TestAMSNotConfigured(t *testing.T) {
 func TestAMSOptions(t *testing.T) {
 	cert, key := protectionPair()
 	_, otherKey := otherPair()
-	for name, mod := range map[string]func(*Options){
-		"cert without key":    func(o *Options) { o.ProtectionCert = cert },
-		"key without cert":    func(o *Options) { o.ProtectionKey = key },
-		"key of another pair": func(o *Options) { o.ProtectionCert, o.ProtectionKey = cert, otherKey },
+	for name, o := range map[string]Options{
+		"cert without key":    {ProtectionCert: cert},
+		"key without cert":    {ProtectionKey: key},
+		"key of another pair": {ProtectionCert: cert, ProtectionKey: otherKey},
 	} {
-		o := Options{Log: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()}
-		mod(&o)
-		if _, err := New(o); err == nil {
+		p, err := plane.New(plane.Options{Log: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Register(p, o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -400,7 +405,7 @@ func TestAMSRoutes(t *testing.T) {
 		"/API/ContentKeys('nb:kid:UUID:" + kid1 + "')",
 	} {
 		r := env.do(t, "GET", target, secretReader, "")
-		var e amsContentKey
+		var e contentKey
 		r.json(t, &e)
 		if r.status != 200 || e.ID != "nb:kid:UUID:"+kid1 || e.Checksum != sum || e.Name != "a" || e.ContentKeyType != 4 || e.EncryptedContentKey != nil {
 			t.Errorf("%s: %d %s", target, r.status, r.body)
@@ -434,18 +439,18 @@ func TestAMSRoutes(t *testing.T) {
 		t.Errorf("DELETE /api/keys: %d %s", r.status, r.body)
 	}
 
-	list := func(target string, hdr ...string) []amsContentKey {
+	list := func(target string, hdr ...string) []contentKey {
 		t.Helper()
 		r := env.do(t, "GET", target, secretReader, "", hdr...)
 		if r.status != 200 {
 			t.Fatalf("%s: %d %s", target, r.status, r.body)
 		}
 		var plain struct {
-			Value []amsContentKey `json:"value"`
+			Value []contentKey `json:"value"`
 		}
 		var verbose struct {
 			D struct {
-				Results []amsContentKey `json:"results"`
+				Results []contentKey `json:"results"`
 			} `json:"d"`
 		}
 		if len(hdr) > 0 {
@@ -455,7 +460,7 @@ func TestAMSRoutes(t *testing.T) {
 		r.json(t, &plain)
 		return plain.Value
 	}
-	ids := func(es []amsContentKey) string {
+	ids := func(es []contentKey) string {
 		var s []string
 		for _, e := range es {
 			s = append(s, strings.TrimPrefix(e.ID, "nb:kid:UUID:"))
@@ -593,7 +598,7 @@ func TestAMSRoutes(t *testing.T) {
 
 // TestAMSDeliveryURLNotConfigured: GetKeyDeliveryUrl without --public-url.
 func TestAMSDeliveryURLNotConfigured(t *testing.T) {
-	env, _ := newRealEnv(t, func(o *Options) { o.PublicURL = "" })
+	env, _ := newRealEnv(t, func(o *testOptions) { o.PublicURL = "" })
 	env.do(t, "POST", "/api/keys", secretWriter, `{"id":"`+kid1+`"}`)
 	r := env.do(t, "POST", "/api/ContentKeys('"+kid1+"')/GetKeyDeliveryUrl", secretReader, `{"keyDeliveryType":2}`)
 	if p := r.problem(t); r.status != 501 || p.Code != codeNotConfigured || p.Reason != "public_url_not_configured" {
@@ -605,9 +610,9 @@ func TestAMSDeliveryURLNotConfigured(t *testing.T) {
 // not done.
 func TestAMSAuditFailsClosed(t *testing.T) {
 	w := &failWriter{}
-	env, keys := newRealEnv(t, func(o *Options) {
+	env, keys := newRealEnv(t, func(o *testOptions) {
 		o.ProtectionCert, o.ProtectionKey = protectionPair()
-		o.Audit = NewAudit(w, nil)
+		o.Audit = audit.New(w, nil)
 	})
 	cert, _ := protectionPair()
 	kid, _ := keystore.ParseKeyID(kid1)
@@ -641,7 +646,7 @@ func FuzzAMSCreateBody(f *testing.F) {
 			t.Fatalf("%d for %q: %s", r.status, body, r.body)
 		}
 		if r.status == 201 {
-			var got amsContentKey
+			var got contentKey
 			r.json(t, &got)
 			id, err := keystore.ParseKeyID(got.ID)
 			if err != nil {
@@ -657,13 +662,7 @@ func FuzzAMSCreateBody(f *testing.F) {
 	})
 }
 
-// newRealKeys is a keystore.Keys over a real bbolt file.
-func newRealKeys(tb testing.TB) *keystore.Keys {
-	tb.Helper()
-	return keystest.New(tb, keystore.Options{})
-}
-
 // newEnvWith is newEnv over keys with a protection pair.
 func newEnvWith(t testing.TB, keys *keystore.Keys, cert *x509.Certificate, key *rsa.PrivateKey) *testEnv {
-	return newEnv(t, func(o *Options) { o.Keys, o.ProtectionCert, o.ProtectionKey = keys, cert, key })
+	return newEnv(t, func(o *testOptions) { o.Keys, o.ProtectionCert, o.ProtectionKey = keys, cert, key })
 }

@@ -1,4 +1,4 @@
-package admin
+package plane
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-func (s *server) healthz(c echo.Context) error {
+func (p *Plane) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
@@ -21,24 +21,24 @@ type readiness struct {
 
 // readyz runs every check in parallel, each bounded by CheckTimeout, and
 // answers 200 when all pass, else 503 with each failing check's error.
-func (s *server) readyz(c echo.Context) error {
+func (p *Plane) readyz(c echo.Context) error {
 	ctx := c.Request().Context()
-	results := make([]string, len(s.checks))
+	results := make([]string, len(p.checks))
 	var wg sync.WaitGroup
-	for i, ch := range s.checks {
+	for i, ch := range p.checks {
 		wg.Go(func() { results[i] = runCheck(ctx, ch) })
 	}
 	wg.Wait()
-	body := readiness{Status: "ok", Checks: make(map[string]string, len(s.checks))}
+	body := readiness{Status: "ok", Checks: make(map[string]string, len(p.checks))}
 	status := http.StatusOK
-	for i, ch := range s.checks {
+	for i, ch := range p.checks {
 		body.Checks[ch.Name] = results[i]
 		if results[i] != "ok" {
 			body.Status, status = "unavailable", http.StatusServiceUnavailable
 		}
 	}
 	if status != http.StatusOK {
-		c.Response().Header().Set(echo.HeaderRetryAfter, s.retry)
+		c.Response().Header().Set(echo.HeaderRetryAfter, p.retry)
 	}
 	return c.JSON(status, body)
 }

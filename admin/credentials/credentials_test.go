@@ -1,8 +1,9 @@
-package admin
+package credentials
 
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +11,37 @@ import (
 	"testing"
 )
 
+// Test secrets, one per role, and the credentials file naming them.
+const (
+	secretReader   = "kda_reader-secret"
+	secretWriter   = "kda_writer-secret"
+	secretExporter = "kda_exporter-secret"
+	secretAdmin    = "kda_admin-secret"
+)
+
+func testCredentialsText() string {
+	return fmt.Sprintf("# test credentials\nreader-1 reader %s\nwriter-1 writer %s\n\nexporter-1 exporter %s\nadmin-1 admin %s\n",
+		HashSecret(secretReader), HashSecret(secretWriter), HashSecret(secretExporter), strings.ToUpper(HashSecret(secretAdmin)))
+}
+
+func TestRolePermissions(t *testing.T) {
+	for role, allowed := range map[Role]Permission{RoleReader: Read, RoleWriter: Read | Write, RoleExporter: Read | Export, RoleAdmin: Read | Write | Export | Admin} {
+		for _, p := range []Permission{Read, Write, Export, Admin} {
+			if role.Allows(p) != (allowed&p != 0) {
+				t.Errorf("%s allows %d: %v", role, p, role.Allows(p))
+			}
+		}
+		if role.Allows(0) {
+			t.Errorf("%s allows nothing", role)
+		}
+	}
+	if Role("owner").Allows(Read) {
+		t.Error("an unknown role allows reading")
+	}
+}
+
 func TestParseCredentials(t *testing.T) {
-	c, err := ParseCredentials([]byte(testCredentialsText()))
+	c, err := Parse([]byte(testCredentialsText()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,19 +57,19 @@ func TestParseCredentials(t *testing.T) {
 		secretExporter: {"exporter-1", RoleExporter},
 		secretAdmin:    {"admin-1", RoleAdmin}, // hash written in upper case
 	} {
-		cr, ok := c.match(secret)
-		if !ok || cr.name != want.name || cr.role != want.role {
+		cr, ok := c.Match(secret)
+		if !ok || cr.Name != want.name || cr.Role != want.role {
 			t.Errorf("%s: %+v %v", secret, cr, ok)
 		}
 	}
 	for _, s := range []string{"", "kda_", secretAdmin + " ", HashSecret(secretAdmin)} {
-		if _, ok := c.match(s); ok {
+		if _, ok := c.Match(s); ok {
 			t.Errorf("%q matched", s)
 		}
 	}
 	// Role names in any case.
-	c, err = ParseCredentials([]byte("ops WRITER " + HashSecret("x") + "\n"))
-	if cr, ok := c.match("x"); err != nil || !ok || cr.role != RoleWriter {
+	c, err = Parse([]byte("ops WRITER " + HashSecret("x") + "\n"))
+	if cr, ok := c.Match("x"); err != nil || !ok || cr.Role != RoleWriter {
 		t.Errorf("upper-case role: %v %+v", err, cr)
 	}
 }
@@ -59,7 +89,7 @@ func TestParseCredentialsRefuses(t *testing.T) {
 		{"four fields", "a reader " + h + " # comment", "line 1"},
 		{"bad name", "a/b reader " + h, "line 1"},
 	} {
-		_, err := ParseCredentials([]byte(c.text))
+		_, err := Parse([]byte(c.text))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.want)
 		}
@@ -75,7 +105,7 @@ func TestLoadAndReloadCredentials(t *testing.T) {
 		}
 	}
 	write("old reader " + HashSecret("old-secret") + "\n")
-	c, err := LoadCredentials(path)
+	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +114,7 @@ func TestLoadAndReloadCredentials(t *testing.T) {
 	if err := c.Reload(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("reload of a bad file: %v", err)
 	}
-	if _, ok := c.match("old-secret"); !ok {
+	if _, ok := c.Match("old-secret"); !ok {
 		t.Error("previous set lost after a failed reload")
 	}
 	// A good file replaces it.
@@ -92,10 +122,10 @@ func TestLoadAndReloadCredentials(t *testing.T) {
 	if err := c.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.match("old-secret"); ok {
+	if _, ok := c.Match("old-secret"); ok {
 		t.Error("old secret still valid after reload")
 	}
-	if cr, ok := c.match("new-secret"); !ok || cr.role != RoleAdmin {
+	if cr, ok := c.Match("new-secret"); !ok || cr.Role != RoleAdmin {
 		t.Errorf("new secret: %+v", cr)
 	}
 	// A missing file keeps the set too.
@@ -103,13 +133,13 @@ func TestLoadAndReloadCredentials(t *testing.T) {
 	if err := c.Reload(); err == nil {
 		t.Error("reload of a missing file succeeded")
 	}
-	if _, ok := c.match("new-secret"); !ok {
+	if _, ok := c.Match("new-secret"); !ok {
 		t.Error("set lost after a failed reload")
 	}
-	if _, err := LoadCredentials(path); err == nil {
+	if _, err := Load(path); err == nil {
 		t.Error("loading a missing file succeeded")
 	}
-	p, _ := ParseCredentials(nil)
+	p, _ := Parse(nil)
 	if err := p.Reload(); err == nil {
 		t.Error("reload without a file succeeded")
 	}
@@ -119,7 +149,7 @@ func TestReloadWhileMatching(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "creds")
 	line := "a reader " + HashSecret("s") + "\n"
 	os.WriteFile(path, []byte(line), 0o600)
-	c, err := LoadCredentials(path)
+	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +157,7 @@ func TestReloadWhileMatching(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 200 {
-				if _, ok := c.match("s"); !ok {
+				if _, ok := c.Match("s"); !ok {
 					t.Error("match failed during reload")
 					return
 				}
@@ -169,16 +199,16 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
 
-func TestCredentialLine(t *testing.T) {
-	line, err := CredentialLine("ci-bot", RoleWriter, "kda_x")
+func TestLine(t *testing.T) {
+	line, err := Line("ci-bot", RoleWriter, "kda_x")
 	if err != nil || line != "ci-bot writer "+HashSecret("kda_x") {
 		t.Fatalf("%q %v", line, err)
 	}
-	c, err := ParseCredentials([]byte(line))
+	c, err := Parse([]byte(line))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cr, ok := c.match("kda_x"); !ok || cr.name != "ci-bot" {
+	if cr, ok := c.Match("kda_x"); !ok || cr.Name != "ci-bot" {
 		t.Errorf("%+v", cr)
 	}
 	for _, bad := range []struct {
@@ -186,7 +216,7 @@ func TestCredentialLine(t *testing.T) {
 		role   Role
 		secret string
 	}{{"", RoleReader, "s"}, {"a b", RoleReader, "s"}, {"a", "root", "s"}, {"a", RoleReader, ""}} {
-		if _, err := CredentialLine(bad.name, bad.role, bad.secret); err == nil {
+		if _, err := Line(bad.name, bad.role, bad.secret); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
@@ -203,13 +233,13 @@ func FuzzParseCredentials(f *testing.F) {
 	f.Add([]byte("a reader " + HashSecret("s") + "\n#x\n\n"))
 	f.Add([]byte("a reader zz\n"))
 	f.Fuzz(func(t *testing.T, text []byte) {
-		c, err := ParseCredentials(text)
+		c, err := Parse(text)
 		if err != nil {
 			return
 		}
 		// Whatever is accepted has valid names and roles.
-		for _, e := range c.set.Load().entries {
-			if !validName(e.name) || e.role.permissions() == 0 {
+		for _, e := range c.cur.Load().entries {
+			if !validName(e.Name) || e.Role.Permissions() == 0 {
 				t.Fatalf("accepted %+v", e)
 			}
 		}

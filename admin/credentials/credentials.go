@@ -1,0 +1,293 @@
+// Package credentials reads and checks the admin credentials of keydelivery:
+// the credentials file (lines NAME ROLE SHA256HEX), the roles and what each
+// may do, and the secrets kdctl generates. It is a leaf package: it imports
+// the standard library only, so the server's admin plane and kdctl share it
+// without kdctl linking any HTTP framework.
+//
+// Trust boundary: the file holds only SHA-256 hashes of the secrets, so
+// reading it reveals no secret; a secret is compared in constant time with
+// every hash. Nothing here logs or returns a secret.
+package credentials
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Role is what an admin credential may do.
+type Role string
+
+// The roles, from the credentials file's ROLE column.
+const (
+	// RoleReader lists keys and reads their metadata.
+	RoleReader Role = "reader"
+	// RoleWriter is RoleReader plus create, import, delete and restore.
+	RoleWriter Role = "writer"
+	// RoleExporter is RoleReader plus export of key material.
+	RoleExporter Role = "exporter"
+	// RoleAdmin may do everything, including purge.
+	RoleAdmin Role = "admin"
+)
+
+// ParseRole accepts a role name in any case.
+func ParseRole(s string) (Role, error) {
+	r := Role(strings.ToLower(s))
+	if r.Permissions() == 0 {
+		return "", fmt.Errorf("credentials: unknown role %q (want reader, writer, exporter or admin)", s)
+	}
+	return r, nil
+}
+
+// Permission is a set of things a role may do; an admin operation names the
+// one it needs.
+type Permission uint8
+
+// The permissions.
+const (
+	// Read: list keys and read their metadata (never key material).
+	Read Permission = 1 << iota
+	// Write: create, import, delete and restore keys.
+	Write
+	// Export: read key material (CPIX export).
+	Export
+	// Admin: destroy keys (purge) and store key seeds.
+	Admin
+)
+
+// Permissions returns what r may do; 0 for an unknown role.
+func (r Role) Permissions() Permission {
+	switch r {
+	case RoleReader:
+		return Read
+	case RoleWriter:
+		return Read | Write
+	case RoleExporter:
+		return Read | Export
+	case RoleAdmin:
+		return Read | Write | Export | Admin
+	}
+	return 0
+}
+
+// Allows reports whether r holds every permission of p.
+func (r Role) Allows(p Permission) bool { return p != 0 && r.Permissions()&p == p }
+
+// Credential is one line of the credentials file: the name the audit log
+// records and the role. The secret's hash is kept out of reach.
+type Credential struct {
+	Name string
+	Role Role
+	hash [sha256.Size]byte
+}
+
+// set is immutable once built.
+type set struct {
+	entries []Credential
+}
+
+// Set is the set of admin credentials, read from a file of lines
+//
+//	NAME ROLE SHA256HEX
+//
+// where SHA256HEX is the SHA-256 of the secret in hex (any case; see
+// [HashSecret]), ROLE is reader, writer, exporter or admin, and NAME (1 to 64
+// letters, digits, '.', '_', '@' or '-') is what the audit log records.
+// Blank lines and lines starting with '#' are ignored.
+//
+// The file holds only hashes, so reading it does not reveal a secret. The
+// entries are immutable and swapped whole on Reload (an atomic pointer), so
+// checking a credential takes no lock. A Set is safe for concurrent use.
+type Set struct {
+	path string
+	cur  atomic.Pointer[set]
+	mu   sync.Mutex // serialises Reload
+}
+
+// Load reads the credentials file at path.
+func Load(path string) (*Set, error) {
+	entries, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Set{path: path}
+	c.cur.Store(entries)
+	return c, nil
+}
+
+// Parse builds a Set from the text of a credentials file, for a development
+// server that generated its own secret and for tests. Such a Set has no
+// file: Reload fails.
+func Parse(text []byte) (*Set, error) {
+	entries, err := parse(text)
+	if err != nil {
+		return nil, err
+	}
+	c := &Set{}
+	c.cur.Store(entries)
+	return c, nil
+}
+
+// Reload reads the file again and, if it parses, replaces the set. On any
+// error the previous set stays in force.
+func (c *Set) Reload() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.path == "" {
+		return errors.New("credentials: reload: not loaded from a file")
+	}
+	entries, err := readFile(c.path)
+	if err != nil {
+		return err
+	}
+	c.cur.Store(entries)
+	return nil
+}
+
+// Len returns the number of credentials in force.
+func (c *Set) Len() int { return len(c.cur.Load().entries) }
+
+func readFile(path string) (*set, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: read file: %w", err)
+	}
+	entries, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return entries, nil
+}
+
+func parse(text []byte) (*set, error) {
+	entries := &set{}
+	names := map[string]int{}
+	hashes := map[[sha256.Size]byte]int{}
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		f := strings.Fields(s)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("credentials: line %d: want \"NAME ROLE SHA256HEX\"", line)
+		}
+		if !validName(f[0]) {
+			return nil, fmt.Errorf("credentials: line %d: name %q must be 1 to 64 letters, digits, '.', '_', '@' or '-'", line, f[0])
+		}
+		role, err := ParseRole(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("credentials: line %d (%s): unknown role %q (want reader, writer, exporter or admin)", line, f[0], f[1])
+		}
+		var cr Credential
+		if len(f[2]) != 2*sha256.Size {
+			return nil, fmt.Errorf("credentials: line %d (%s): want the SHA-256 of the secret as %d hex digits, got %d characters", line, f[0], 2*sha256.Size, len(f[2]))
+		}
+		if _, err := hex.Decode(cr.hash[:], []byte(f[2])); err != nil {
+			return nil, fmt.Errorf("credentials: line %d (%s): the SHA-256 of the secret is not valid hex", line, f[0])
+		}
+		if prev, dup := names[f[0]]; dup {
+			return nil, fmt.Errorf("credentials: line %d: name %q already used on line %d", line, f[0], prev)
+		}
+		// Two names for one secret would make the audit log's credential
+		// name ambiguous.
+		if prev, dup := hashes[cr.hash]; dup {
+			return nil, fmt.Errorf("credentials: line %d (%s): same secret as line %d", line, f[0], prev)
+		}
+		names[f[0]], hashes[cr.hash] = line, line
+		cr.Name, cr.Role = f[0], role
+		entries.entries = append(entries.entries, cr)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("credentials: file: %w", err)
+	}
+	return entries, nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '.', c == '_', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Match returns the credential whose hash is the SHA-256 of secret. A nil
+// Set matches nothing.
+//
+// Security invariant: the secret is hashed once and compared with every
+// entry in constant time, with no early exit, so the time taken says
+// neither whether a secret matched nor which entry did.
+func (c *Set) Match(secret string) (Credential, bool) {
+	if c == nil {
+		return Credential{}, false
+	}
+	sum := sha256.Sum256([]byte(secret))
+	cur := c.cur.Load()
+	idx, found := 0, 0
+	for i := range cur.entries {
+		eq := subtle.ConstantTimeCompare(sum[:], cur.entries[i].hash[:])
+		idx = subtle.ConstantTimeSelect(eq, i, idx)
+		found |= eq
+	}
+	if found == 0 {
+		return Credential{}, false
+	}
+	return cur.entries[idx], true
+}
+
+// HashSecret returns the SHA-256 of secret in lower-case hex: the
+// SHA256HEX column of the credentials file.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// SecretPrefix starts every secret GenerateSecret makes, so that a leaked
+// admin secret is easy to recognise (and to scan for).
+const SecretPrefix = "kda_"
+
+// GenerateSecret returns a new admin secret: SecretPrefix followed by 32
+// bytes from rand in unpadded base64url. Use crypto/rand.Reader.
+func GenerateSecret(rand io.Reader) (string, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(rand, b[:]); err != nil {
+		return "", fmt.Errorf("credentials: generate secret: %w", err)
+	}
+	return SecretPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Line returns the credentials-file line for a credential named name with
+// the given role and secret, after checking the name and role.
+func Line(name string, role Role, secret string) (string, error) {
+	if !validName(name) {
+		return "", fmt.Errorf("credentials: credential name %q must be 1 to 64 letters, digits, '.', '_', '@' or '-'", name)
+	}
+	if role.Permissions() == 0 {
+		return "", fmt.Errorf("credentials: unknown role %q (want reader, writer, exporter or admin)", string(role))
+	}
+	if secret == "" {
+		return "", errors.New("credentials: empty secret")
+	}
+	return name + " " + string(role) + " " + HashSecret(secret), nil
+}

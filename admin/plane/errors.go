@@ -1,0 +1,318 @@
+package plane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/keystore"
+)
+
+// Public error codes: a stable, documented set, shared with package delivery
+// where the meaning is the same.
+const (
+	codeUnauthorized   = "unauthorized"
+	codeForbidden      = "forbidden"
+	codeNotFound       = "not_found"
+	codeInvalidRequest = "invalid_request"
+	codeMethod         = "method_not_allowed"
+	codeTooLarge       = "too_large"
+	codeUnsupported    = "unsupported_media_type"
+	codeConflict       = "conflict"
+	codeUnavailable    = "unavailable"
+	codeNotConfigured  = "not_configured"
+	codeInternal       = "internal"
+)
+
+// Reasons the plane answers with; the APIs add their own.
+const (
+	ReasonMissingCredential = "missing_credential"
+	ReasonInvalidCredential = "invalid_credential"
+	ReasonCredentialInQuery = "credential_in_query"
+	ReasonRole              = "role_insufficient"
+	ReasonInvalidKID        = "invalid_kid"
+	ReasonUnknownKey        = "unknown_key"
+	ReasonDeleted           = "deleted"
+	ReasonExists            = "exists"
+	ReasonStore             = "store_unavailable"
+	ReasonAudit             = "audit_unavailable"
+	ReasonNoRoute           = "no_route"
+	ReasonBodyTooLarge      = "body_too_large"
+	ReasonNotDeleted        = "not_deleted"
+	ReasonInvalidAsset      = "invalid_asset"
+)
+
+// realm is the WWW-Authenticate realm of the admin plane; it differs from the
+// delivery plane's, so a client can tell which credential is wanted.
+const realm = `Bearer realm="keydelivery-admin"`
+
+var (
+	errAuditUnavailable = errors.New("plane: audit record could not be written")
+	errCredentialInURL  = errors.New("plane: credential sent in the query string")
+)
+
+// authError refuses a request for its credential (401) or its role (403).
+type authError struct {
+	status int
+	reason string
+}
+
+func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
+
+// RequestError is a refusal with a status (0 means 400: 404, 409, 413, 415
+// and 501 are the others an API uses), a reason, and a detail written for a
+// person. The detail never quotes key material or a secret.
+type RequestError struct {
+	Status int
+	Reason string
+	Detail string
+}
+
+func (e *RequestError) Error() string { return "plane: " + e.Reason + ": " + e.Detail }
+
+// Invalid is a 400 RequestError.
+func Invalid(reason, format string, args ...any) error {
+	return &RequestError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// KeyError ties a store error to the KID it is about, so the answer can name
+// the KID without matching error text.
+type KeyError struct {
+	ID  keystore.KeyID
+	Err error
+}
+
+func (e *KeyError) Error() string { return fmt.Sprintf("plane: key %s: %v", e.ID, e.Err) }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// OnKey wraps a store error about id (nil stays nil).
+func OnKey(id keystore.KeyID, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &KeyError{ID: id, Err: err}
+}
+
+// EntriesError refuses a whole batch for its bad entries: nothing was
+// written (400 invalid_entries).
+type EntriesError struct {
+	Problems []httpedge.EntryProblem
+}
+
+func (e *EntriesError) Error() string {
+	return fmt.Sprintf("plane: batch refused: %d bad entries", len(e.Problems))
+}
+
+// ConflictError reports KIDs stored with a different key: those were left
+// untouched, the other entries of the batch were done (409 key_conflict,
+// with the outcome of every entry in Results).
+type ConflictError struct {
+	KIDs    []string
+	Results any
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("plane: %d keys conflict with stored keys", len(e.KIDs))
+}
+
+// NotConfigured is a 501: the server lacks the configuration an operation
+// needs; detail says which setting.
+func NotConfigured(reason, detail string) error {
+	return &RequestError{Status: http.StatusNotImplemented, Reason: reason, Detail: detail}
+}
+
+// classify is the single mapping from errors to the admin plane's answers.
+func classify(err error) httpedge.Problem {
+	var (
+		ae *authError
+		re *RequestError
+		ke *KeyError
+		be *EntriesError
+		ce *ConflictError
+		he *echo.HTTPError
+		p  httpedge.Problem
+	)
+	if errors.As(err, &ke) {
+		p.KID = ke.ID.String()
+	}
+	switch {
+	case errors.As(err, &be):
+		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
+		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.Problems))
+	case errors.As(err, &ce):
+		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
+		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.KIDs))
+	case errors.As(err, &ae):
+		p.Status, p.Reason = ae.status, ae.reason
+		if ae.status == http.StatusForbidden {
+			p.Code, p.Detail = codeForbidden, "this credential's role does not allow this operation"
+		} else {
+			p.Code = codeUnauthorized
+			p.Detail = "an admin credential is required: send Authorization: Bearer <secret>"
+			if ae.reason == ReasonInvalidCredential {
+				p.Detail = "the admin credential is not valid"
+			}
+		}
+	case errors.Is(err, errCredentialInURL):
+		p.Status, p.Code, p.Reason = http.StatusBadRequest, codeInvalidRequest, ReasonCredentialInQuery
+		p.Detail = "admin credentials are accepted only in the Authorization header, never in the URL; treat a secret sent in a URL as leaked"
+	case errors.Is(err, errAuditUnavailable):
+		p.Status, p.Code, p.Reason = http.StatusServiceUnavailable, codeUnavailable, ReasonAudit
+		p.Detail = "the audit record could not be written, so the operation was not done; retry shortly"
+	case errors.As(err, &re):
+		p.Status, p.Reason, p.Detail = re.Status, re.Reason, re.Detail
+		switch re.Status {
+		case 0:
+			p.Status, p.Code = http.StatusBadRequest, codeInvalidRequest
+		case http.StatusRequestEntityTooLarge:
+			p.Code = codeTooLarge
+		case http.StatusUnsupportedMediaType:
+			p.Code = codeUnsupported
+		case http.StatusNotImplemented:
+			p.Code = codeNotConfigured
+		case http.StatusNotFound:
+			p.Code = codeNotFound
+		case http.StatusConflict:
+			p.Code = codeConflict
+		default:
+			p.Code = codeInvalidRequest
+		}
+	case errors.Is(err, keystore.ErrInvalidKeyID):
+		p.Status, p.Code, p.Reason = http.StatusBadRequest, codeInvalidRequest, ReasonInvalidKID
+		p.Detail = httpedge.InvalidKIDDetail
+	case errors.Is(err, keystore.ErrExists):
+		p.Status, p.Code, p.Reason = http.StatusConflict, codeConflict, ReasonExists
+		p.Detail = "a key with this ID is already stored; a stored key is never overwritten"
+		if p.KID != "" {
+			p.Detail = "a key with ID " + p.KID + " is already stored; a stored key is never overwritten"
+		}
+	case errors.Is(err, keystore.ErrNotDeleted):
+		p.Status, p.Code, p.Reason = http.StatusConflict, codeConflict, ReasonNotDeleted
+		p.Detail = "the key is not deleted: only a deleted key can be restored or purged (DELETE it first)"
+	case errors.Is(err, keystore.ErrInvalidAsset):
+		p.Status, p.Code, p.Reason = http.StatusBadRequest, codeInvalidRequest, ReasonInvalidAsset
+		p.Detail = "an asset ID must be 1 to 256 printable characters without spaces"
+	case errors.Is(err, keystore.ErrDeleted):
+		p.Status, p.Code, p.Reason = http.StatusNotFound, codeNotFound, ReasonDeleted
+		p.Detail = "the key is deleted: restore it first (POST /api/keys/{kid}/restore)"
+	case errors.Is(err, keystore.ErrNotFound):
+		p.Status, p.Code, p.Reason = http.StatusNotFound, codeNotFound, ReasonUnknownKey
+		p.Detail = "no key with this ID is stored"
+	case errors.Is(err, keystore.ErrUnavailable):
+		p.Status, p.Code, p.Reason = http.StatusServiceUnavailable, codeUnavailable, ReasonStore
+		p.Detail = "the key store did not answer in time; retry shortly"
+	case errors.As(err, &he) && he.Code == http.StatusNotFound:
+		p.Status, p.Code, p.Reason = he.Code, codeNotFound, ReasonNoRoute
+		p.Detail = "no such endpoint"
+	case errors.As(err, &he) && he.Code == http.StatusMethodNotAllowed:
+		p.Status, p.Code, p.Detail = he.Code, codeMethod, "method not allowed on this endpoint"
+	case errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge:
+		p.Status, p.Code, p.Reason, p.Detail = he.Code, codeTooLarge, ReasonBodyTooLarge, "the request body is too large"
+	case errors.As(err, &he) && he.Code >= 400 && he.Code < 500:
+		p.Status, p.Code, p.Detail = he.Code, codeInvalidRequest, http.StatusText(he.Code)
+	default:
+		p.Status, p.Code = http.StatusInternalServerError, codeInternal
+		p.Detail = "internal error; the request ID links this answer to the server's log"
+	}
+	p.Type, p.Title = "about:blank", http.StatusText(p.Status)
+	return p
+}
+
+// resultOf is the audit result of an operation that ended with err: the
+// audit's own word for what happened, decided from the error.
+func resultOf(err error) audit.Result {
+	var (
+		ae *authError
+		re *RequestError
+		he *echo.HTTPError
+	)
+	switch {
+	case err == nil:
+		return audit.OK
+	case errors.As(err, &ae) && ae.status == http.StatusForbidden:
+		return audit.Forbidden
+	case errors.As(err, &ae):
+		return audit.Unauthorized
+	case errors.Is(err, errAuditUnavailable), errors.Is(err, keystore.ErrUnavailable):
+		return audit.Unavailable
+	case errors.As(err, new(*ConflictError)):
+		return audit.Conflict
+	case errors.As(err, new(*EntriesError)), errors.Is(err, errCredentialInURL):
+		return audit.Invalid
+	case errors.As(err, &re):
+		switch re.Status {
+		case http.StatusNotFound:
+			return audit.NotFound
+		case http.StatusConflict:
+			return audit.Conflict
+		case http.StatusNotImplemented:
+			return audit.Error // the server is not configured for it
+		}
+		return audit.Invalid
+	case errors.Is(err, keystore.ErrInvalidKeyID), errors.Is(err, keystore.ErrInvalidAsset):
+		return audit.Invalid
+	case errors.Is(err, keystore.ErrExists), errors.Is(err, keystore.ErrNotDeleted):
+		return audit.Conflict
+	case errors.Is(err, keystore.ErrNotFound):
+		return audit.NotFound
+	case errors.As(err, &he) && he.Code == http.StatusNotFound:
+		return audit.NotFound
+	case errors.As(err, &he) && he.Code >= 400 && he.Code < 500:
+		return audit.Invalid
+	case errors.Is(err, context.Canceled):
+		return audit.Error
+	}
+	return audit.Error
+}
+
+// handleError renders every error as a problem. It is echo's only error
+// handler; echo's default (which can echo err.Error()) is never used.
+func (p *Plane) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	pr := classify(err)
+	pr.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
+	setOutcome(c, pr.Reason, err)
+	h := c.Response().Header()
+	switch pr.Status {
+	case http.StatusUnauthorized:
+		h.Set(echo.HeaderWWWAuthenticate, realm)
+	case http.StatusMethodNotAllowed:
+		if isAPI(c.Request().URL.Path) {
+			h.Set(echo.HeaderAllow, allowed(c))
+		}
+	case http.StatusServiceUnavailable:
+		h.Set(echo.HeaderRetryAfter, p.retry)
+	case http.StatusInternalServerError:
+		p.log.Error("admin request failed", "request_id", pr.RequestID, "err", err)
+	}
+	if err := httpedge.WriteProblem(c.Response(), c.Request(), &pr); err != nil {
+		p.log.Warn("writing admin error response", "request_id", pr.RequestID, "err", err)
+	}
+}
+
+// allowOrder is the order of the Allow header's methods.
+var allowOrder = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed is the Allow header of a 405 under /api/: the methods the router
+// found for the path, in allowOrder, without OPTIONS (the API does not
+// answer OPTIONS).
+func allowed(c echo.Context) string {
+	found, _ := c.Get(echo.ContextKeyHeaderAllow).(string)
+	methods := strings.Split(found, ", ")
+	var out []string
+	for _, m := range allowOrder {
+		if slices.Contains(methods, m) {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
+}
