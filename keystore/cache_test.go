@@ -196,3 +196,20 @@ func BenchmarkCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKeysGet is an uncached key read: a bbolt read, the record
+// decoded, the value unsealed.
+func BenchmarkKeysGet(b *testing.B) {
+	keys := keystest.New(b, keystore.Options{})
+	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := keys.Get(ctx, k.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
