@@ -2,7 +2,9 @@ package keystore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/internal/keystest"
 	"github.com/keydelivery/keydelivery/keystore"
+	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
 )
 
@@ -194,5 +197,40 @@ func BenchmarkCacheHit(b *testing.B) {
 		if _, err := cache.Get(ctx, k.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkKeysGet is an uncached key read: a bbolt read, the record
+// decoded, the value unsealed; of a value in the current format (v2), and
+// of one a store written in format 1 holds (v1).
+func BenchmarkKeysGet(b *testing.B) {
+	v1 := storetest.LoadFormatV1(b)
+	store, err := boltstore.Open(filepath.Join(b.TempDir(), "keys.db"), time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	keys := keystore.NewKeys(store, storetest.RingFromLines(b, v1.KEKLine), keystore.Options{Rand: rand.Reader})
+	ctx := context.Background()
+	k, err := keys.Create(ctx, keystore.Key{ID: storetest.RandomID(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	if err := store.Create(ctx, keystore.Record{ID: v1.Key.ID, Sealed: v1.KeySealed, Created: now, Updated: now}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		id   keystore.KeyID
+	}{{"v2", k.ID}, {"v1", v1.Key.ID}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := keys.Get(ctx, c.id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

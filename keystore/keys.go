@@ -121,12 +121,8 @@ func (k *Keys) open(id KeyID, r Record) (Key, error) {
 		return Key{}, fmt.Errorf("keystore: key %s: %w: the record stored there is for %s", id, ErrSealed, r.ID)
 	}
 	key := metadata(r)
-	v, err := k.ring.open(key.Value[:0], id[:], r.Sealed)
-	if err != nil {
+	if err := k.ring.open(keySlot(&id), r.Sealed, key.Value[:]); err != nil {
 		return Key{}, fmt.Errorf("keystore: key %s: %w", r.ID, err)
-	}
-	if len(v) != len(key.Value) {
-		return Key{}, fmt.Errorf("keystore: key %s: %w: sealed value has %d bytes", r.ID, ErrSealed, len(v))
 	}
 	return key, nil
 }
@@ -157,7 +153,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 	}
 	now := k.now().UTC()
 	key.Created, key.Updated, key.DeletedAt = now, now, time.Time{}
-	sealed, err := k.ring.seal(key.ID[:], key.Value[:])
+	sealed, err := k.ring.seal(keySlot(&key.ID), key.Value[:])
 	if err != nil {
 		return Key{}, err
 	}
@@ -215,8 +211,7 @@ func (k *Keys) CheckKEKs(ctx context.Context) error {
 }
 
 func (k *Keys) checkKEK(ctx context.Context, id string) error {
-	name := kekCheckPrefix + id
-	label := []byte(name)
+	name, check := kekCheckPrefix+id, kekCheckSlot(id)
 	for attempt := 0; attempt < 2; attempt++ {
 		var v []byte
 		err := k.call(ctx, opGetMeta, func(ctx context.Context) (err error) {
@@ -225,7 +220,8 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 		})
 		switch {
 		case err == nil:
-			if _, err := k.ring.open(nil, label, v); err != nil {
+			var probe [16]byte
+			if err := k.ring.open(check, v, probe[:]); err != nil {
 				return fmt.Errorf("keystore: kek %q is not the key-encryption key this store was written with: refusing to start (restore the right kek file): %w", id, err)
 			}
 			return nil
@@ -236,7 +232,7 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 		if k.rand != nil {
 			_, _ = io.ReadFull(k.rand, probe[:])
 		}
-		sealed, err := k.ring.sealWith(k.ring.byID[id], label, probe[:])
+		sealed, err := k.ring.sealWith(k.ring.byID[id], check, probe[:])
 		if err != nil {
 			return err
 		}
@@ -440,10 +436,26 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 	return err
 }
 
+// update changes the record of id with fn, in one atomic step of the
+// store. A value sealed in an older format is sealed again in the current
+// one on the way (the format upgrade of CheckUpdate), after Keyring.upgrade
+// checked that it opens as this key and that the new value opens to the
+// same key; a value that does not open is written back as it was.
 func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Key, error) {
 	var r Record
 	err := k.call(ctx, opUpdate, func(ctx context.Context) (err error) {
-		r, err = k.store.Update(ctx, id, fn)
+		r, err = k.store.Update(ctx, id, func(r *Record) error {
+			if err := fn(r); err != nil {
+				return err
+			}
+			if r.ID != id {
+				return nil
+			}
+			if sealed, ok := k.ring.upgrade(keySlot(&id), r.Sealed, len(Key{}.Value)); ok {
+				r.Sealed = sealed
+			}
+			return nil
+		})
 		return err
 	})
 	if err != nil {

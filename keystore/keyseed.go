@@ -37,7 +37,7 @@ func (k *Keys) CreateKeySeed(ctx context.Context, seed KeySeed) (KeySeed, error)
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: must be 1 to %d bytes, got %d", seed.ID, MaxKeySeed, len(seed.Seed))
 	}
 	name := keySeedPrefix + seed.ID.String()
-	sealed, err := k.ring.seal([]byte(name), seed.Seed)
+	sealed, err := k.ring.seal(keySeedSlot(&seed.ID), seed.Seed)
 	if err != nil {
 		return KeySeed{}, err
 	}
@@ -68,8 +68,8 @@ func (k *Keys) KeySeed(ctx context.Context, id KeyID) (KeySeed, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: decode: %w", id, err)
 	}
-	seed, err := k.ring.open(nil, []byte(name), j.Sealed)
-	if err != nil {
+	seed := make([]byte, KeySeedSize)
+	if err := k.ring.open(keySeedSlot(&id), j.Sealed, seed); err != nil {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: %w", id, err)
 	}
 	return KeySeed{ID: id, Seed: seed, Name: j.Name, Created: j.Created}, nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,14 +18,6 @@ import (
 
 // KEKSize is the size of a key-encryption key: AES-256.
 const KEKSize = 32
-
-// sealVersion is the first byte of every sealed value.
-const sealVersion = 1
-
-// aadPrefix starts the additional data of every sealed key. The AAD binds a
-// sealed value to its KID and KEK ID: moving it to another KID, or relabelling
-// its KEK, makes it fail to open.
-const aadPrefix = "keydelivery/key/v1\x00"
 
 // A KEK is one key-encryption key of a Keyring.
 type kek struct {
@@ -146,18 +139,142 @@ func (kr *Keyring) IDs() []string {
 	return ids
 }
 
-// seal encrypts plaintext under the primary KEK, bound to label.
-// Layout: version(1) | len(kekID)(1) | kekID | nonce(12) | ciphertext+tag.
-func (kr *Keyring) seal(label, plaintext []byte) ([]byte, error) {
-	return kr.sealWith(kr.primary, label, plaintext)
+// The formats of a sealed value, its first byte. Both lay a value out the
+// same way: version(1) | len(kekID)(1) | kekID | nonce(12) | ciphertext+tag.
+// They differ in the additional data the ciphertext is bound to.
+const (
+	// sealV1 bound a bare label (a KID, "keyseed/<ID>", "kek-check/<KEK
+	// ID>") and the KEK ID. Labels of different kinds can coincide, so
+	// v1 values are still opened, under the rule of confusedV1, but never
+	// written.
+	sealV1 = 1
+	// sealV2 binds the value's kind, its slot's name and the KEK ID, each
+	// unambiguously (see appendAAD). Every value is written in v2.
+	sealV2 = 2
+)
+
+// The additional data of a sealed value starts with its format's prefix.
+// The two differ at byte 12, so no v1 additional data equals a v2 one, and
+// a value whose version byte was changed fails to open.
+const (
+	aadPrefixV1 = "keydelivery/key/v1\x00"
+	aadPrefixV2 = "keydelivery/sealed/v2\x00"
+)
+
+// A sealKind is what a sealed value is. A v2 value binds its kind in its
+// additional data, so a value of one kind never opens as another, whatever
+// the names. The numbers are part of the stored format: never reuse or
+// renumber one. A new kind is one new constant (and a slot constructor
+// below); it has no v1 form, so only v2 values of it ever open.
+type sealKind byte
+
+const (
+	kindContentKey sealKind = 1 // name: the KID's 16 bytes
+	kindKeySeed    sealKind = 2 // name: the key seed ID's 16 bytes
+	kindKEKCheck   sealKind = 3 // name: the KEK ID; sealed under that KEK only
+)
+
+// A slot is where a sealed value belongs: its kind, and the name of the one
+// value of that kind it holds (at most 255 bytes: KIDs are 16, KEK IDs at
+// most 64). Values are sealed to a slot and opened from one, never with a
+// raw label, so no caller can build another kind's additional data.
+type slot struct {
+	kind sealKind
+	name []byte
 }
 
-func (kr *Keyring) sealWith(k *kek, label, plaintext []byte) ([]byte, error) {
+// keySlot is the slot of the content key id.
+func keySlot(id *KeyID) slot { return slot{kindContentKey, id[:]} }
+
+// keySeedSlot is the slot of the key seed id.
+func keySeedSlot(id *KeyID) slot { return slot{kindKeySeed, id[:]} }
+
+// kekCheckSlot is the slot of the check value of the KEK kekID.
+func kekCheckSlot(kekID string) slot { return slot{kindKEKCheck, []byte(kekID)} }
+
+// aadLen is the length of the additional data of a value of format v in s,
+// sealed under kekID, or -1 when s's kind has no such format.
+func (s slot) aadLen(v byte, kekID string) int {
+	if v == sealV2 {
+		return len(aadPrefixV2) + 3 + len(s.name) + len(kekID)
+	}
+	n := len(aadPrefixV1) + 1 + len(kekID)
+	switch s.kind {
+	case kindContentKey:
+		return n + len(s.name)
+	case kindKeySeed:
+		return n + len(keySeedPrefix) + 36
+	case kindKEKCheck:
+		return n + len(kekCheckPrefix) + len(s.name)
+	}
+	return -1
+}
+
+// appendAAD appends the additional data of a value of format v in s, sealed
+// under kekID (s.aadLen(v, kekID) bytes).
+//
+// v2: aadPrefixV2 | kind(1) | len(name)(1) | name | len(kekID)(1) | kekID.
+// After the prefix every part is one byte or length-prefixed, so the bytes
+// decode to exactly one (kind, name, KEK ID): no two slots, and no two
+// KEKs, share additional data.
+//
+// v1: aadPrefixV1 | label | 0 | kekID, with the label v1 gave s's kind.
+func (s slot) appendAAD(b []byte, v byte, kekID string) []byte {
+	if v == sealV2 {
+		b = append(b, aadPrefixV2...)
+		b = append(b, byte(s.kind), byte(len(s.name)))
+		b = append(b, s.name...)
+		b = append(b, byte(len(kekID)))
+		return append(b, kekID...)
+	}
+	b = append(b, aadPrefixV1...)
+	switch s.kind {
+	case kindContentKey:
+		b = append(b, s.name...)
+	case kindKeySeed:
+		b = append(b, keySeedPrefix...)
+		b = KeyID(s.name).appendTo(b)
+	case kindKEKCheck:
+		b = append(b, kekCheckPrefix...)
+		b = append(b, s.name...)
+	}
+	b = append(b, 0)
+	return append(b, kekID...)
+}
+
+// confusedV1 reports whether a v1 value sealed under kekID, opened from s,
+// may have been written for a slot of another kind: open refuses it.
+//
+// Security invariant: a v1 value opens only from a slot of the kind it was
+// written for. The rule is exact. v1 additional data is aadPrefixV1 | label
+// | 0 | kekID; a KEK ID holds no 0 byte, so the last 0 splits it, and it
+// fixes (label, KEK ID). The v1 labels were: a content key's 16 KID bytes;
+// a key seed's "keyseed/" and its 36-character UUID (44 bytes); a KEK check
+// value's "kek-check/" and its KEK ID, always sealed under that same KEK. A
+// seed label is never 16 bytes long and never starts with "kek-check/"
+// (byte 2 differs), so seeds are never confused. A KID label equals a check
+// label exactly when the KID's bytes are "kek-check/" and a 6-character KEK
+// ID, and the value is sealed under that KEK: then the check value of that
+// KEK would open as the key. That is the one case refused. (The reverse,
+// such a key's v1 value copied into that KEK's check slot, does open there:
+// it proves what the check checks, that this KEK opens values sealed under
+// it; as a key it never opens.)
+func (s slot) confusedV1(kekID string) bool {
+	return s.kind == kindContentKey && len(s.name) == len(kekCheckPrefix)+len(kekID) &&
+		string(s.name[:len(kekCheckPrefix)]) == kekCheckPrefix && string(s.name[len(kekCheckPrefix):]) == kekID
+}
+
+// seal encrypts plaintext under the primary KEK, in v2, for slot s.
+func (kr *Keyring) seal(s slot, plaintext []byte) ([]byte, error) {
+	return kr.sealWith(kr.primary, s, plaintext)
+}
+
+func (kr *Keyring) sealWith(k *kek, s slot, plaintext []byte) ([]byte, error) {
 	nonce := make([]byte, k.aead.NonceSize())
 	if _, err := io.ReadFull(kr.rand, nonce); err != nil {
 		return nil, fmt.Errorf("keystore: seal: nonce: %w", err)
 	}
-	return sealTo(make([]byte, 0, sealedSize(k, len(plaintext))), k, nonce, label, plaintext, nil), nil
+	return sealTo(make([]byte, 0, sealedSize(k, len(plaintext))), k, nonce, s, plaintext, nil), nil
 }
 
 // sealedSize is the length of plaintextLen bytes sealed under k.
@@ -167,20 +284,20 @@ func sealedSize(k *kek, plaintextLen int) int {
 
 // sealTo writes the sealed form into dst, which must be empty with
 // sealedSize capacity: version, KEK ID length, KEK ID, nonce, then the
-// ciphertext of plaintext with the label and KEK ID as additional data
-// (built in adBuf, which it may reuse). The one writer of the format.
-func sealTo(dst []byte, k *kek, nonce, label, plaintext, adBuf []byte) []byte {
-	dst = append(dst, sealVersion, byte(len(k.id)))
+// ciphertext of plaintext with s's v2 additional data (built in adBuf,
+// which it may reuse). The one writer of the format.
+func sealTo(dst []byte, k *kek, nonce []byte, s slot, plaintext, adBuf []byte) []byte {
+	dst = append(dst, sealV2, byte(len(k.id)))
 	dst = append(dst, k.id...)
 	dst = append(dst, nonce...)
-	return k.aead.Seal(dst, dst[len(dst)-len(nonce):], plaintext, appendAAD(adBuf[:0], label, k.id))
+	return k.aead.Seal(dst, dst[len(dst)-len(nonce):], plaintext, s.appendAAD(adBuf[:0], sealV2, k.id))
 }
 
 // sealParallelMin is the smallest batch sealKeys spreads over the CPUs.
 const sealParallelMin = 2048
 
 // sealKeys is seal for a batch: each key's value under the primary KEK,
-// bound to its ID, in the same layout. The nonces are read from the
+// in its slot, in the same layout. The nonces are read from the
 // keyring's random source in one read, in order, by the calling goroutine
 // (the source need not be safe for concurrent use); a large batch is then
 // sealed on every CPU. The results share one allocation.
@@ -195,9 +312,9 @@ func (kr *Keyring) sealKeys(keys []Key) ([][]byte, error) {
 	buf := make([]byte, len(keys)*size)
 	out := make([][]byte, len(keys))
 	sealRange := func(lo, hi int) {
-		ad := make([]byte, 0, 64) // reused: the additional data of every key fits
+		ad := make([]byte, 0, 128) // reused: the additional data of every key fits
 		for i := lo; i < hi; i++ {
-			out[i] = sealTo(buf[i*size:i*size:(i+1)*size], k, nonces[i*ns:(i+1)*ns], keys[i].ID[:], keys[i].Value[:], ad)
+			out[i] = sealTo(buf[i*size:i*size:(i+1)*size], k, nonces[i*ns:(i+1)*ns], keySlot(&keys[i].ID), keys[i].Value[:], ad)
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(keys)/(sealParallelMin/2))
@@ -214,39 +331,87 @@ func (kr *Keyring) sealKeys(keys []Key) ([][]byte, error) {
 	return out, nil
 }
 
-// open decrypts what seal produced for the same label into dst (appending).
-func (kr *Keyring) open(dst, label, sealed []byte) ([]byte, error) {
-	if len(sealed) < 2 || sealed[0] != sealVersion {
-		return nil, fmt.Errorf("%w: unknown format", ErrSealed)
+// open decrypts sealed, a value of either format that must belong in slot
+// s, into out, which its plaintext must fill exactly. It allocates once (the
+// additional data and the plaintext share a buffer, cleared before it
+// returns), so that out can live on the caller's stack.
+func (kr *Keyring) open(s slot, sealed, out []byte) error {
+	if len(sealed) < 2 || (sealed[0] != sealV1 && sealed[0] != sealV2) {
+		return fmt.Errorf("%w: unknown format", ErrSealed)
 	}
-	n := int(sealed[1])
+	v, n := sealed[0], int(sealed[1])
 	if len(sealed) < 2+n {
-		return nil, fmt.Errorf("%w: truncated", ErrSealed)
+		return fmt.Errorf("%w: truncated", ErrSealed)
 	}
-	id := string(sealed[2 : 2+n])
-	k, ok := kr.byID[id]
+	k, ok := kr.byID[string(sealed[2:2+n])]
 	if !ok {
-		return nil, fmt.Errorf("%w: sealed under kek %q, which is not in the kek file", ErrSealed, id)
+		return fmt.Errorf("%w: sealed under kek %q, which is not in the kek file", ErrSealed, string(sealed[2:2+n]))
+	}
+	// A check value proves its own KEK: sealed under another one (which
+	// only a value of another kind can be), it proves nothing.
+	if s.kind == kindKEKCheck && string(s.name) != k.id {
+		return fmt.Errorf("%w: kek %q check value sealed under kek %q", ErrSealed, string(s.name), k.id)
+	}
+	if v == sealV1 && s.confusedV1(k.id) {
+		return fmt.Errorf("%w: a format-1 value under kek %q in the key whose id is that kek's check label", ErrSealed, k.id)
 	}
 	rest := sealed[2+n:]
 	ns := k.aead.NonceSize()
+	adLen := s.aadLen(v, k.id)
+	if adLen < 0 {
+		return fmt.Errorf("%w: format %d has no values of this kind", ErrSealed, v)
+	}
 	if len(rest) < ns+k.aead.Overhead() {
-		return nil, fmt.Errorf("%w: truncated", ErrSealed)
+		return fmt.Errorf("%w: truncated", ErrSealed)
 	}
-	out, err := k.aead.Open(dst, rest[:ns], rest[ns:], aad(label, id))
+	buf := make([]byte, 0, adLen+len(rest)-ns-k.aead.Overhead())
+	ad := s.appendAAD(buf, v, k.id)
+	plain, err := k.aead.Open(ad[len(ad):], rest[:ns], rest[ns:], ad)
 	if err != nil {
-		return nil, fmt.Errorf("%w: kek %q: authentication failed (wrong kek, tampered value, or value moved from another key)", ErrSealed, id)
+		return fmt.Errorf("%w: kek %q: authentication failed (wrong kek, tampered value, or value moved from another key or kind)", ErrSealed, k.id)
 	}
-	return out, nil
+	defer clear(plain)
+	if len(plain) != len(out) {
+		return fmt.Errorf("%w: sealed value has %d bytes, want %d", ErrSealed, len(plain), len(out))
+	}
+	copy(out, plain)
+	return nil
 }
 
-func aad(label []byte, kekID string) []byte {
-	return appendAAD(make([]byte, 0, len(aadPrefix)+len(label)+1+len(kekID)), label, kekID)
+// upgrade returns sealed, a value of an older format that opens from slot s
+// to size bytes, sealed again in the current format under the same KEK,
+// after checking that the new value opens to the same plaintext. ok is
+// false when sealed needs no upgrade or cannot be upgraded (it does not
+// open, or its KEK is gone): it is then left as it is.
+func (kr *Keyring) upgrade(s slot, sealed []byte, size int) (_ []byte, ok bool) {
+	if len(sealed) < 2 || sealed[0] != sealV1 || len(sealed) < 2+int(sealed[1]) {
+		return nil, false
+	}
+	k := kr.byID[string(sealed[2:2+int(sealed[1])])]
+	if k == nil {
+		return nil, false
+	}
+	plain := make([]byte, 2*size)
+	defer clear(plain)
+	was, now := plain[:size], plain[size:]
+	if kr.open(s, sealed, was) != nil {
+		return nil, false
+	}
+	resealed, err := kr.sealWith(k, s, was)
+	if err != nil || kr.open(s, resealed, now) != nil || subtle.ConstantTimeCompare(was, now) != 1 {
+		return nil, false
+	}
+	return resealed, true
 }
 
-func appendAAD(b, label []byte, kekID string) []byte {
-	b = append(b, aadPrefix...)
-	b = append(b, label...)
-	b = append(b, 0)
-	return append(b, kekID...)
+// sealUpgrade reports whether after is before sealed again in a newer
+// format under the same KEK, as Keyring.upgrade makes it: the one change of
+// a stored value CheckUpdate allows. The plaintext is not visible here;
+// Keys checked that it is unchanged before writing.
+func sealUpgrade(before, after []byte) bool {
+	if len(before) < 2 || len(after) != len(before) || before[0] != sealV1 || after[0] != sealV2 {
+		return false
+	}
+	n := 2 + int(before[1])
+	return len(before) >= n && bytes.Equal(before[1:n], after[1:n])
 }

@@ -47,8 +47,9 @@ type Record struct {
 // must be safe for concurrent use, honour the context's deadline, translate
 // their own errors into ErrNotFound, ErrExists and ErrUnavailable, and keep
 // Create atomic: of two concurrent Creates for one ID exactly one succeeds.
-// A stored record's key material (Sealed), ID and Assets never change: no
-// method overwrites them.
+// A stored record's ID and Assets never change, and its key material
+// (Sealed) changes only by a format upgrade (see CheckUpdate): no method
+// overwrites them otherwise.
 type Store interface {
 	// Get returns the record stored for id, or ErrNotFound.
 	Get(ctx context.Context, id KeyID) (Record, error)
@@ -70,8 +71,9 @@ type Store interface {
 	CreateBatch(ctx context.Context, rs []Record) ([]error, error)
 	// Update changes the stored record of id in one atomic
 	// read-modify-write: fn gets the current record and edits it. Only
-	// Name, Updated and DeletedAt may change; any other change is refused.
-	// It returns the record as stored, or ErrNotFound.
+	// Name, Updated and DeletedAt may change, and Sealed by a format
+	// upgrade; any other change is refused (CheckUpdate). It returns the
+	// record as stored, or ErrNotFound.
 	Update(ctx context.Context, id KeyID, fn func(*Record) error) (Record, error)
 	// Delete removes the record of id for good, or returns ErrNotFound.
 	// check, when not nil, sees the stored record first, in the same
@@ -114,14 +116,24 @@ func (e *ExistsError) Error() string { return fmt.Sprintf("%v: %s", ErrExists, e
 func (e *ExistsError) Is(target error) bool { return target == ErrExists }
 
 // ErrImmutable is returned by Update when fn changed a field that never
-// changes (the ID, the sealed key, the IV, the type, the creation method,
-// the creation time or the assets).
+// changes (the ID, the IV, the type, the creation method, the creation time
+// or the assets), or changed the sealed key other than by a format upgrade.
 var ErrImmutable = errors.New("keystore: only the name, the update time and the deletion time of a stored key can change")
 
 // CheckUpdate compares a record before and after an Update's fn. Backends
 // call it so that every backend refuses the same changes.
+//
+// The sealed key may change in one way only: a format upgrade, which Keys
+// writes when it updates a key sealed in an older format. What a store can
+// see of it is checked here: the value was sealed in format 1 and is now in
+// format 2, under the same KEK (the same KEK ID bytes after the version
+// byte), at the same length. Sealed values start with a version byte, the
+// KEK ID's length and the KEK ID; format 2 is the current one. That the
+// plaintext is unchanged is what Keys checks before writing: a store never
+// sees it.
 func CheckUpdate(before, after *Record) error {
-	if before.ID != after.ID || !bytes.Equal(before.Sealed, after.Sealed) || !bytes.Equal(before.IV, after.IV) ||
+	sealed := bytes.Equal(before.Sealed, after.Sealed) || sealUpgrade(before.Sealed, after.Sealed)
+	if before.ID != after.ID || !sealed || !bytes.Equal(before.IV, after.IV) ||
 		before.Type != after.Type || before.Method != after.Method || !before.Created.Equal(after.Created) ||
 		!slices.Equal(before.Assets, after.Assets) {
 		return ErrImmutable

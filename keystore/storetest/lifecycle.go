@@ -17,6 +17,7 @@ func runLifecycle(t *testing.T, h Harness) {
 	t.Run("CreateBatch", func(t *testing.T) { testCreateBatch(t, h) })
 	t.Run("CreateBatchLarge", func(t *testing.T) { testCreateBatchLarge(t, h) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, h) })
+	t.Run("UpdateSealedUpgrade", func(t *testing.T) { testUpdateSealedUpgrade(t, h) })
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, h) })
 	t.Run("DeleteWithCheck", func(t *testing.T) { testDelete(t, h) })
 	t.Run("ListPages", func(t *testing.T) { testList(t, h) })
