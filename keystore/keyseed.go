@@ -68,7 +68,9 @@ func (k *Keys) KeySeed(ctx context.Context, id KeyID) (KeySeed, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: decode: %w", id, err)
 	}
-	seed := make([]byte, KeySeedSize)
+	// A seed's size is its own (1 to MaxKeySeed bytes): read it from the
+	// sealed value; open checks the value whatever it says.
+	seed := make([]byte, min(max(k.ring.plaintextSize(j.Sealed), 0), MaxKeySeed))
 	if err := k.ring.open(keySeedSlot(&id), j.Sealed, seed); err != nil {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: %w", id, err)
 	}

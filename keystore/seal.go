@@ -378,6 +378,20 @@ func (kr *Keyring) open(s slot, sealed, out []byte) error {
 	return nil
 }
 
+// plaintextSize is the size of what sealed opens to (the same in both
+// formats), or -1 when it is not a value under a KEK of the keyring.
+func (kr *Keyring) plaintextSize(sealed []byte) int {
+	if len(sealed) < 2 || len(sealed) < 2+int(sealed[1]) {
+		return -1
+	}
+	n := int(sealed[1])
+	k, ok := kr.byID[string(sealed[2:2+n])]
+	if !ok {
+		return -1
+	}
+	return max(len(sealed)-2-n-k.aead.NonceSize()-k.aead.Overhead(), -1)
+}
+
 // upgrade returns sealed, a value of an older format that opens from slot s
 // to size bytes, sealed again in the current format under the same KEK,
 // after checking that the new value opens to the same plaintext. ok is

@@ -66,6 +66,7 @@ go test -race -count=1 -timeout 15m ./...
 for target in \
   "FuzzParseKeyID ./keystore 50000x" \
   "FuzzRecordRoundTrip ./keystore 20000x" \
+  "FuzzSealAAD ./keystore 20000x" \
   "FuzzVerify ./auth 30000x" \
   "FuzzRead ./cpix 50000x" \
   "FuzzCreateKeyBody ./admin 8000x" \

@@ -90,7 +90,7 @@ func testSealKinds(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: RandomID(t)})
+	seed, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: RandomID(t), Seed: bytes.Repeat([]byte{5}, 30)})
 	if err != nil {
 		t.Fatal(err)
 	}
