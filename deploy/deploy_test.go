@@ -175,7 +175,8 @@ const (
 )
 
 // serverBinary builds cmd/keydelivery once per run, the way deploy/Dockerfile
-// does (its -ldflags, with VERSION and COMMIT substituted).
+// does (its -ldflags, with VERSION and COMMIT substituted, and the server's
+// module alone: GOWORK=off).
 func serverBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -193,7 +194,7 @@ func serverBinary(t testing.TB) string {
 		out := filepath.Join(workDir, "keydelivery")
 		cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./cmd/keydelivery")
 		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/keydelivery: %v\n%s", err, b)
 			return

@@ -13,5 +13,9 @@
 // real /metrics scrape of the server built from this tree.
 //
 // Nothing imports this package, and it imports no package of ours (its
-// tests use internal/redistest to run the server on a real Redis).
+// tests use internal/redistest to run the server on a real Redis). It is a
+// module of its own (deploy/go.mod), so that the Kubernetes API types and
+// the YAML decoder its tests need stay out of the server's go.mod; the
+// go.work at the repository root puts it beside the server's module, so
+// `go test ./deploy/...` runs from the root against the tree it sits in.
 package deploy

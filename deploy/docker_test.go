@@ -115,6 +115,9 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(text, "CGO_ENABLED=0") {
 		t.Error("the build must set CGO_ENABLED=0 (static binary for distroless/static)")
 	}
+	if !strings.Contains(text, "GOWORK=off") {
+		t.Error("the build must set GOWORK=off: go.work names deploy/, which the build context leaves out")
+	}
 	for _, want := range []string{"-trimpath", "-s -w", "-X main.version=${VERSION}", "-X main.commit=${COMMIT}", "./cmd/keydelivery"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("go build lacks %q: %s", want, build)
@@ -197,6 +200,7 @@ func TestDockerIgnore(t *testing.T) {
 	goTool := lookPathOrFail(t, "go", "https://go.dev/dl/")
 	cmd := exec.Command(goTool, "list", "-deps", "-json=Dir,Module,GoFiles,EmbedFiles,Standard", "./cmd/keydelivery", "./cmd/kdctl")
 	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "GOWORK=off") // as the Dockerfile builds
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

@@ -8,7 +8,10 @@
 // prints the ratios target / baseline.
 //
 // It talks to loopback addresses only, every loop is bounded in time and
-// count, and it is never imported by the server. See loadtest/README.md.
+// count, and it is never imported by the server. It is a module of its own
+// (loadtest/go.mod), so that its plotting and histogram libraries stay out of
+// the server's go.mod; the go.work at the repository root lets
+// `go run ./loadtest` work from there. See loadtest/README.md.
 //
 //	go run ./loadtest [run] [flags]          measure (the default)
 //	go run ./loadtest serve-bare [--listen]  the bare net/http baseline server

@@ -393,7 +393,8 @@ func buildServer(tmp string) (string, error) {
 	return out, nil
 }
 
-// moduleRoot walks up from the working directory to keydelivery's go.mod.
+// moduleRoot walks up from the working directory to the server module's
+// go.mod (past loadtest's own).
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {

@@ -48,12 +48,40 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
+# The modules of go.work: the server at the root, loadtest/ and deploy/.
+# A pattern does not cross into another module (./... at the root is the
+# server's module only), so every command below names each module's tree.
+mapfile -t modules < <(go work edit -json | sed -n 's/^.*"DiskPath": "\(.*\)".*$/\1/p')
+[ ${#modules[@]} -gt 0 ] || { echo "test.sh: no module read from go.work" >&2; exit 1; }
+pkgs=()
+for m in "${modules[@]}"; do pkgs+=("$m/..."); done
+
+say "modules: ${modules[*]}"
+for m in "${modules[@]}"; do
+  (cd "$m" && go mod tidy -diff) || { echo "test.sh: go.mod or go.sum of $m is not tidy: run go mod tidy in $m" >&2; exit 1; }
+done
+# The server's dependencies resolve to the same versions in the workspace
+# (how the tests and `make` build it) as from its go.mod alone (how
+# deploy/Dockerfile builds it): another module cannot raise them unseen.
+deps='{{with .Module}}{{.Path}} {{.Version}}{{end}}'
+in_work=$(go list -deps -test -f "$deps" ./... | sort -u)
+alone=$(GOWORK=off go list -deps -test -f "$deps" ./... | sort -u)
+if [ "$in_work" != "$alone" ]; then
+  diff <(echo "$in_work") <(echo "$alone") >&2 || true
+  echo "test.sh: another module of go.work raises a dependency of the server (< workspace, > go.mod alone); require that version in the root go.mod" >&2
+  exit 1
+fi
+if GOWORK=off go list -m all | grep -E '^(gonum\.org|k8s\.io)/'; then
+  echo "test.sh: the server's module needs plotting or Kubernetes modules (above); they belong in loadtest/ or deploy/" >&2
+  exit 1
+fi
+
 say "go vet"
-go vet ./...
+go vet "${pkgs[@]}"
 go vet -tags e2e ./e2e/   # the end-to-end suite's Go side (run by scripts/e2e.sh)
 
 say "go test -race"
-go test -race -count=1 -timeout 15m ./...
+go test -race -count=1 -timeout 15m "${pkgs[@]}"
 
 # Short fuzzing runs of every parser of attacker input. Each target runs a
 # fixed number of inputs (about 5 s here) rather than for a wall-clock
