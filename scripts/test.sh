@@ -3,10 +3,34 @@
 # Installs redis-server from the system packages when it is missing (as
 # root, with apt-get); otherwise fails saying how to install it. Tests that
 # need Redis start their own redis-server on a free loopback port.
+#
+# The setup (tools present) stops at the first error. The checks after it
+# are stages: a stage that fails is recorded and the next one still runs,
+# so one run reports everything (the fuzzing included); the script then
+# names the failed stages and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '==> %s\n' "$*"; }
+
+# staticcheck, at this version only: go run builds it once into the Go
+# build cache (about a minute on a clean machine) and reuses it after.
+staticcheck_version=v0.8.2
+staticcheck() { go run "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version" "$@"; }
+
+# stage NAME COMMAND...: runs COMMAND as one stage. Inside it errexit is
+# off (bash ignores it in a tested command), so a stage of several steps
+# chains them with && to stop at its own first failure.
+failed=()
+stage() {
+  local name=$1
+  shift
+  say "$name"
+  if ! "$@"; then
+    echo "test.sh: stage failed: $name" >&2
+    failed+=("$name")
+  fi
+}
 
 if ! command -v go >/dev/null 2>&1; then
   echo "test.sh: Go is required (https://go.dev/dl/); none found on PATH" >&2
@@ -39,21 +63,29 @@ fi
 say "redis-server: $(redis-server --version | head -n1)"
 say "ffmpeg: $(ffmpeg -version | head -n1)"
 say "promtool: $(promtool --version 2>&1 | head -n1)"
+say "staticcheck: $(staticcheck -version)" # downloads and builds it the first time
 
-say "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
-if [ -n "$unformatted" ]; then
-  echo "gofmt would change:" >&2
-  echo "$unformatted" >&2
-  exit 1
-fi
+check_gofmt() {
+  local unformatted
+  unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')) || return
+  if [ -n "$unformatted" ]; then
+    echo "gofmt would change:" >&2
+    echo "$unformatted" >&2
+    return 1
+  fi
+}
+stage gofmt check_gofmt
 
-say "go vet"
-go vet ./...
-go vet -tags e2e ./e2e/   # the end-to-end suite's Go side (run by scripts/e2e.sh)
+# Each with the e2e tag too, for the end-to-end suite's Go side (run by
+# scripts/e2e.sh).
+vet() { go vet ./... && go vet -tags e2e ./e2e/; }
+stage "go vet" vet
+lint() { staticcheck ./... && staticcheck -tags e2e ./e2e/; }
+stage "staticcheck" lint
 
-say "go test -race"
-go test -race -count=1 -timeout 15m ./...
+# -timeout bounds a hang, nothing else: no test has a deadline of its own
+# that a slow machine can reach (internal/waittest).
+stage "go test -race" go test -race -count=1 -timeout 15m ./...
 
 # Short fuzzing runs of every parser of attacker input. Each target runs a
 # fixed number of inputs (about 5 s here) rather than for a wall-clock
@@ -76,7 +108,12 @@ for target in \
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run
-  say "fuzz $1 ($n)"
-  go test -run='^$' -fuzz="^$1\$" -fuzztime="$n" -timeout "$limit" "$2"
+  stage "fuzz $1 ($n)" go test -run='^$' -fuzz="^$1\$" -fuzztime="$n" -timeout "$limit" "$2"
 done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test.sh: FAILED (${#failed[@]} stage(s)):" >&2
+  printf '  %s\n' "${failed[@]}" >&2
+  exit 1
+fi
 say "all tests passed"
