@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/subtle"
@@ -62,6 +63,8 @@ type Keys struct {
 	subs    atomic.Pointer[[]*subscriber]
 	mu      sync.Mutex // serialises changes to subs
 	metrics *storeMetrics
+	// state is what Open and CheckStore found of the store's marker.
+	state storeState
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
@@ -105,7 +108,7 @@ func (k *Keys) record(ctx context.Context, id KeyID) (r Record, err error) {
 func (k *Keys) Get(ctx context.Context, id KeyID) (Key, error) {
 	r, err := k.record(ctx, id)
 	if err != nil {
-		return Key{}, err
+		return Key{}, k.notFound(err)
 	}
 	if !r.DeletedAt.IsZero() {
 		return Key{}, fmt.Errorf("keystore: key %s: %w", id, ErrDeleted)
@@ -130,10 +133,13 @@ func (k *Keys) open(id KeyID, r Record) (Key, error) {
 // Create seals and stores key. When key.Value is all zero and Options.Rand
 // is set, a random value is generated (and Method is CreatedRandom). Created
 // and Updated are set to now. If the ID is taken, Create returns ErrExists
-// and the stored key is untouched; when the stored value is the same as
-// key.Value, the error also wraps ErrSameKey, so an import can report an
-// idempotent repeat.
+// and the stored key is untouched; when the stored key is the one asked for
+// (the same value, content key type, IV and assets), the error also wraps
+// ErrSameKey, so that a retried create can answer "unchanged".
 func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
+	if err := k.writable(); err != nil {
+		return Key{}, err
+	}
 	if key.IV != nil && len(key.IV) != 16 {
 		return Key{}, fmt.Errorf("keystore: key %s: iv must be 16 bytes, got %d", key.ID, len(key.IV))
 	}
@@ -166,12 +172,13 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
+	k.wroteKeys()
 	k.changed(ctx, false, key.ID)
 	return key, nil
 }
 
-// ErrSameKey is wrapped (with ErrExists) by Create when the stored key has
-// the same value as the one offered.
+// ErrSameKey is wrapped (with ErrExists) by Create when the stored key is
+// the one offered: the same value, type, IV and assets.
 var ErrSameKey = errors.New("keystore: same key already stored")
 
 // existsError is Create's answer for a taken ID; createErr is the store's
@@ -187,7 +194,7 @@ func (k *Keys) existsError(ctx context.Context, key Key, createErr error) error 
 			return fmt.Errorf("%w: %s", ErrExists, key.ID)
 		}
 	}
-	if k.sameValue(key.ID, r, &key.Value) {
+	if r.Type == key.Type && bytes.Equal(r.IV, key.IV) && slices.Equal(r.Assets, key.Assets) && k.sameValue(key.ID, r, &key.Value) {
 		return fmt.Errorf("%w: %w: %s", ErrExists, ErrSameKey, key.ID)
 	}
 	return fmt.Errorf("%w: %s holds a different key", ErrExists, key.ID)
@@ -327,7 +334,7 @@ func (k *Keys) Ping(ctx context.Context) error {
 func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
 	r, err := k.record(ctx, id)
 	if err != nil {
-		return Key{}, err
+		return Key{}, k.notFound(err)
 	}
 	return metadata(r), nil
 }
@@ -422,6 +429,9 @@ func (k *Keys) Restore(ctx context.Context, id KeyID) (Key, error) {
 // Purge destroys a soft-deleted key for good; ErrNotDeleted if it is not
 // deleted (a live key is never destroyed in one step).
 func (k *Keys) Purge(ctx context.Context, id KeyID) error {
+	if err := k.writable(); err != nil {
+		return err
+	}
 	err := k.call(ctx, opDelete, func(ctx context.Context) error {
 		return k.store.Delete(ctx, id, func(r *Record) error {
 			if r.DeletedAt.IsZero() {
@@ -442,6 +452,9 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 // checked that it opens as this key and that the new value opens to the
 // same key; a value that does not open is written back as it was.
 func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Key, error) {
+	if err := k.writable(); err != nil {
+		return Key{}, err
+	}
 	var r Record
 	err := k.call(ctx, opUpdate, func(ctx context.Context) (err error) {
 		r, err = k.store.Update(ctx, id, func(r *Record) error {
@@ -459,7 +472,7 @@ func (k *Keys) update(ctx context.Context, id KeyID, fn func(*Record) error) (Ke
 		return err
 	})
 	if err != nil {
-		return Key{}, err
+		return Key{}, k.notFound(err)
 	}
 	k.changed(ctx, true, id)
 	return metadata(r), nil
@@ -516,6 +529,9 @@ const (
 // import costs no read per key. A store failure part-way returns an error
 // (other chunks may be stored); sending the same batch again completes it.
 func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
+	if err := k.writable(); err != nil {
+		return nil, err
+	}
 	for _, key := range keys {
 		if key.IV != nil && len(key.IV) != 16 {
 			return nil, fmt.Errorf("keystore: key %s: iv must be 16 bytes, got %d", key.ID, len(key.IV))
@@ -605,6 +621,7 @@ func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []i
 	defer func() {
 		for j, err := range errs {
 			if err == nil {
+				k.wroteKeys()
 				k.publish(Change{ID: rs[j].ID})
 			}
 		}

@@ -2,7 +2,9 @@ package keystore
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -32,7 +34,13 @@ type keySeedJSON struct {
 
 // CreateKeySeed seals and stores a key seed, which the caller generated or
 // was given. A stored seed is never overwritten: ErrExists.
+//
+// When the same seed is stored under the ID already (a retried create), the
+// error wraps ErrSameKey as well.
 func (k *Keys) CreateKeySeed(ctx context.Context, seed KeySeed) (KeySeed, error) {
+	if err := k.writable(); err != nil {
+		return KeySeed{}, err
+	}
 	if len(seed.Seed) == 0 || len(seed.Seed) > MaxKeySeed {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: must be 1 to %d bytes, got %d", seed.ID, MaxKeySeed, len(seed.Seed))
 	}
@@ -47,6 +55,16 @@ func (k *Keys) CreateKeySeed(ctx context.Context, seed KeySeed) (KeySeed, error)
 		return KeySeed{}, err
 	}
 	err = k.call(ctx, opCreateMeta, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, b) })
+	if errors.Is(err, ErrExists) {
+		// The seed asked for is stored already (a retried create): say so.
+		if stored, rerr := k.KeySeed(ctx, seed.ID); rerr == nil {
+			same := subtle.ConstantTimeCompare(stored.Seed, seed.Seed) == 1
+			clear(stored.Seed)
+			if same {
+				return KeySeed{}, fmt.Errorf("keystore: key seed %s: %w: %w", seed.ID, ErrExists, ErrSameKey)
+			}
+		}
+	}
 	if err != nil {
 		return KeySeed{}, fmt.Errorf("keystore: key seed %s: %w", seed.ID, err)
 	}

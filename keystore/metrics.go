@@ -23,11 +23,13 @@ const (
 	opListMeta
 	opPing
 	opNotify
+	opCreateExpiring
+	opGetExpiring
 	numOps
 )
 
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
-	"get_meta", "create_meta", "list_meta", "ping", "notify"}
+	"get_meta", "create_meta", "list_meta", "ping", "notify", "create_expiring", "get_expiring"}
 
 // The results a store operation is counted under.
 const (
@@ -36,10 +38,14 @@ const (
 	resExists
 	resUnavailable
 	resError
+	resNotReplicated
 	numResults
 )
 
-var resultNames = [numResults]string{"ok", "not_found", "exists", "unavailable", "error"}
+// resultNames are the result label values. A full store (ErrFull) counts as
+// unavailable, so the store-unavailable alert fires for it;
+// not_replicated is a write the replicas did not confirm in time.
+var resultNames = [numResults]string{"ok", "not_found", "exists", "unavailable", "error", "not_replicated"}
 
 // storeMetrics holds every child up front, so counting an operation on the
 // hot path is two array lookups.
@@ -90,6 +96,8 @@ func (m *storeMetrics) observe(op storeOp, err error, d time.Duration) {
 		r = resExists
 	case errors.Is(err, ErrUnavailable):
 		r = resUnavailable
+	case errors.Is(err, ErrNotReplicated):
+		r = resNotReplicated
 	default:
 		r = resError
 	}

@@ -25,6 +25,22 @@ var (
 	// ErrSealed: a sealed value could not be opened (wrong or missing KEK,
 	// or the value was tampered with or moved to another KID).
 	ErrSealed = errors.New("keystore: cannot open sealed value")
+	// ErrFull: the store refuses writes for lack of room (a full disk, a
+	// Redis at maxmemory, a Redis that cannot persist). It matches
+	// ErrUnavailable: it is transient, nothing was written, and what is
+	// stored stays readable.
+	ErrFull = fmt.Errorf("%w: store full", ErrUnavailable)
+	// ErrNotReplicated: the write was done on the primary, but fewer
+	// replicas than required confirmed it in time. It may survive a
+	// failover or not: the caller must not count it as done, and sends it
+	// again (every write is retry-safe; the retry waits for the replicas
+	// again). It does not match ErrUnavailable: the store answered.
+	ErrNotReplicated = errors.New("keystore: write not confirmed by enough replicas in time")
+	// ErrStoreLost: the store lost its data (its marker is gone, or it is
+	// empty where it held keys). Nothing is written into it, and a key it
+	// does not find is not reported missing, until an operator adopts the
+	// store (Keys.Adopt).
+	ErrStoreLost = errors.New("keystore: the store lost its data")
 )
 
 // Record is what a Store persists for one key: metadata in the clear and
@@ -97,6 +113,21 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Expiring is an optional Store capability: small named values that the
+// store forgets after a while, such as the idempotency keys of creates
+// (Keys.ClaimIdempotency). They live apart from the meta values: GetMeta
+// and ListMeta never see them. Both backends implement it, checked by the
+// conformance suite.
+type Expiring interface {
+	// CreateExpiring stores value under name for ttl (at least), if no
+	// value that has not expired is stored under name; else it returns
+	// ErrExists and leaves the stored value untouched.
+	CreateExpiring(ctx context.Context, name string, value []byte, ttl time.Duration) error
+	// GetExpiring returns the value stored under name, or ErrNotFound when
+	// there is none or it has expired.
+	GetExpiring(ctx context.Context, name string) ([]byte, error)
 }
 
 // ExistsError is a CreateBatch (or Create) result for a record whose ID is

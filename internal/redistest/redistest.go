@@ -164,6 +164,35 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// Signal sends sig to the running server (SIGSTOP and SIGCONT pause and
+// resume it). It fails t when the server is not running.
+func (s *Server) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		t.Fatalf("redistest: signal %v to redis-server on %s: not running", sig, s.Addr)
+	}
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("redistest: signal %v to redis-server on %s: %v", sig, s.Addr, err)
+	}
+}
+
+// Kill kills the server with SIGKILL, as a crash would (nothing is
+// flushed), and waits for it to exit. The port and directory stay with s
+// for Restart. Killing a stopped server does nothing.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	s.kill()
+}
+
+// Running reports whether the server process is running.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
+}
+
 // kill is the cleanup: it kills the process without ceremony, whether or
 // not the test failed.
 func (s *Server) kill() {

@@ -8,12 +8,15 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,18 +26,25 @@ import (
 )
 
 var (
-	keysBucket   = []byte("keys")
-	metaBucket   = []byte("meta")
-	assetsBucket = []byte("assets") // asset ID, 0, KID -> empty: the keys of each asset
+	keysBucket     = []byte("keys")
+	metaBucket     = []byte("meta")
+	assetsBucket   = []byte("assets")   // asset ID, 0, KID -> empty: the keys of each asset
+	expiringBucket = []byte("expiring") // name -> 8 bytes of expiry (Unix nanoseconds, big-endian), value
 )
 
 // Store is a keystore.Store on a bbolt file.
 type Store struct {
 	db   *bolt.DB
 	path string
+	// lastSweep is when CreateExpiring last removed expired values
+	// (Unix nanoseconds).
+	lastSweep atomic.Int64
 }
 
-var _ keystore.Store = (*Store)(nil)
+var (
+	_ keystore.Store    = (*Store)(nil)
+	_ keystore.Expiring = (*Store)(nil)
+)
 
 // Open opens (creating if needed, with mode 0600) the store file at path.
 // It waits at most lockTimeout for another process to release the file.
@@ -50,7 +60,7 @@ func Open(path string, lockTimeout time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket} {
+		for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket, expiringBucket} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -154,7 +164,7 @@ func (s *Store) CreateBatch(ctx context.Context, rs []keystore.Record) ([]error,
 			}
 			break
 		}
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			keys, assets := tx.Bucket(keysBucket), tx.Bucket(assetsBucket)
 			for _, i := range chunk {
 				r := rs[i]
@@ -205,7 +215,7 @@ func (s *Store) Update(ctx context.Context, id keystore.KeyID, fn func(*keystore
 		return keystore.Record{}, err
 	}
 	var out keystore.Record
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(keysBucket)
 		v := b.Get(id[:])
 		if v == nil {
@@ -240,7 +250,7 @@ func (s *Store) Delete(ctx context.Context, id keystore.KeyID, check func(*keyst
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(keysBucket)
 		v := b.Get(id[:])
 		if v == nil {
@@ -370,13 +380,82 @@ func (s *Store) createMeta(ctx context.Context, k, v []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
 		if b.Get(k) != nil {
 			return keystore.ErrExists
 		}
 		return b.Put(k, v)
 	})
+}
+
+// update runs a write transaction. A write refused for lack of room (a
+// full disk, a quota, a file size limit) is keystore.ErrFull: bbolt rolls
+// the transaction back, and the file stays as it was, readable.
+func (s *Store) update(fn func(*bolt.Tx) error) error { return full(s.db.Update(fn)) }
+
+// full marks the errors of a full disk as keystore.ErrFull.
+func full(err error) error {
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)) {
+		return fmt.Errorf("%w: %w", keystore.ErrFull, err)
+	}
+	return err
+}
+
+// sweepEvery is how often CreateExpiring removes expired values.
+const sweepEvery = time.Hour
+
+// CreateExpiring implements keystore.Expiring. An expired value under name
+// is replaced; once an hour the call also removes every expired value.
+func (s *Store) CreateExpiring(ctx context.Context, name string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := time.Now()
+	sweep := now.UnixNano()-s.lastSweep.Load() > int64(sweepEvery)
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(expiringBucket)
+		if v := b.Get([]byte(name)); v != nil && !expired(v, now) {
+			return keystore.ErrExists
+		}
+		if sweep {
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if expired(v, now) {
+					if err := c.Delete(); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		rec := make([]byte, 8, 8+len(value))
+		binary.BigEndian.PutUint64(rec, uint64(now.Add(ttl).UnixNano()))
+		return b.Put([]byte(name), append(rec, value...))
+	})
+	if err != nil {
+		return fmt.Errorf("boltstore: create expiring %s: %w", name, err)
+	}
+	if sweep {
+		s.lastSweep.Store(now.UnixNano())
+	}
+	return nil
+}
+
+// GetExpiring implements keystore.Expiring.
+func (s *Store) GetExpiring(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.get(ctx, expiringBucket, []byte(name))
+	if err == nil && (len(b) < 8 || expired(b, time.Now())) {
+		err = keystore.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: get expiring %s: %w", name, err)
+	}
+	return b[8:], nil
+}
+
+// expired reports whether the stored expiring value v has expired at now.
+func expired(v []byte, now time.Time) bool {
+	return len(v) < 8 || int64(binary.BigEndian.Uint64(v)) <= now.UnixNano()
 }
 
 // Ping implements keystore.Store: it fails once the store is closed.

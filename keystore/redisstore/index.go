@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -32,8 +34,39 @@ const (
 	listChunk = 1000
 )
 
-// indexName is the sorted set of every stored KID.
-func (s *Store) indexName() string { return s.prefix + "index" }
+// The index kinds: sorted sets sharded by slot (see shardOf).
+const (
+	keyIndex  = "ix" // the KIDs of the records
+	metaIndex = "mx" // the names of the meta values
+)
+
+// shardOf is the shard of the index kind that the entry of key goes to:
+// <prefix><kind>:{tag}, where tag puts the shard in key's own slot. So an
+// entry lies on the node of its record, is written in the same round trip,
+// and losing a node loses (or makes unreachable) only the entries of the
+// records on it. There is one shard per slot: 16,384.
+func (s *Store) shardOf(kind, key string) string {
+	return s.prefix + kind + ":" + slotTag(keySlot(key))
+}
+
+// shardsOf returns every shard of the index kind that can hold entries:
+// one per slot, or only one when the prefix has a hash tag (then every key
+// of the store is in its slot).
+func (s *Store) shardsOf(kind string) []string {
+	if _, tagged := hashTag(s.prefix); tagged {
+		return []string{s.shardOf(kind, s.prefix)}
+	}
+	out := make([]string, numSlots)
+	for slot := range out {
+		out[slot] = s.prefix + kind + ":" + slotTag(slot)
+	}
+	return out
+}
+
+// legacyIndexName and legacyMetaNames are the single sorted sets that
+// versions before the sharded index kept; MigrateIndex moves them.
+func (s *Store) legacyIndexName() string { return s.prefix + "index" }
+func (s *Store) legacyMetaNames() string { return s.prefix + "metanames" }
 
 // assetName is the sorted set of the KIDs of one asset.
 func (s *Store) assetName(asset string) string { return s.prefix + "asset:" + asset }
@@ -77,37 +110,27 @@ func isReply(err error) bool {
 	return errors.As(err, &re)
 }
 
-// indexEntry is one member of one index: the KID in the global index
-// (asset == "") or in an asset's set. owner is the position in a batch of
-// the record the entry is written for.
+// indexEntry is one member of an asset's set: owner is the position in a
+// batch of the record the entry is written for.
 type indexEntry struct {
 	id    keystore.KeyID
 	asset string
 	owner int
 }
 
-// entries returns the index entries of a record: the global index and one
-// per asset.
+// entries returns the asset entries of a record.
 func entries(id keystore.KeyID, assets []string, owner int) []indexEntry {
-	es := make([]indexEntry, 0, 1+len(assets))
-	es = append(es, indexEntry{id: id, owner: owner})
+	es := make([]indexEntry, 0, len(assets))
 	for _, a := range assets {
 		es = append(es, indexEntry{id: id, asset: a, owner: owner})
 	}
 	return es
 }
 
-func (s *Store) entryKey(e indexEntry) string {
-	if e.asset == "" {
-		return s.indexName()
-	}
-	return s.assetName(e.asset)
-}
+func (s *Store) entryKey(e indexEntry) string { return s.assetName(e.asset) }
 
 // belongs reports whether the stored record r still calls for entry e.
-func belongs(r keystore.Record, e indexEntry) bool {
-	return e.asset == "" || slices.Contains(r.Assets, e.asset)
-}
+func belongs(r keystore.Record, e indexEntry) bool { return slices.Contains(r.Assets, e.asset) }
 
 // Create implements keystore.Store: a batch of one (SET NX, then the index
 // entries). See CreateBatch.
@@ -122,29 +145,31 @@ func (s *Store) Create(ctx context.Context, r keystore.Record) error {
 	return nil
 }
 
-// CreateBatch implements keystore.Store. The records are written with SET
-// NX, pipelined (pipeMax per round trip), and then their index entries with
-// ZADD, grouped per index key (zaddMax members per ZADD), pipelined too: a
-// batch of n records with few distinct assets costs about 2n/pipeMax round
-// trips, not n.
+// CreateBatch implements keystore.Store. Each record is written with SET
+// NX, and its KID to the index shard of its slot with ZADD, in the same
+// round trip on the same connection (writeUnits: pipelined, pipeMax records
+// per round trip, grouped by cluster node; then WAIT when writes wait for
+// replicas). Then the asset entries, ZADD grouped per asset (zaddMax
+// members each), pipelined: a batch of n records costs about n/pipeMax
+// round trips per node, plus one per pipeMax asset entries.
 //
-// Index entries are written after the records, by separate commands (they
-// live in other cluster slots). When an index write fails, the record is
-// stored but missing from List and ListAsset, and its result is
+// The ZADD of the KID is sent whatever SET NX answers, so sending a record
+// again writes its index entry if an earlier attempt stored the record
+// without it. Asset entries live in other slots: when their write fails,
+// the record is stored but missing from ListAsset, and its result is
 // keystore.ErrUnavailable, so the caller sends the batch again. The
 // records already stored then answer keystore.ErrExists, and for every
-// such record CreateBatch reads the stored record and writes its index
-// entries again (ZADD is idempotent): a resent batch heals the index. The
-// same holds when a lost reply made go-redis retry a SET NX that Redis had
+// such record CreateBatch reads the stored record and writes its asset
+// entries again (ZADD is idempotent): a resent batch heals them. The same
+// holds when a lost reply made go-redis retry a SET NX that Redis had
 // applied.
 //
 // A record whose ID is taken answers a *keystore.ExistsError with the
 // record as stored, read by those same pipelined GETs, so that
 // keystore.Keys.Import tells "unchanged" from "conflict" without a GET per
 // key; one that is gone again or does not decode answers a plain
-// keystore.ErrExists. On Redis Cluster the keys of a batch lie in many
-// slots: go-redis splits each pipeline by node, and no command of a batch
-// touches two keys.
+// keystore.ErrExists. A write the replicas did not confirm in time answers
+// keystore.ErrNotReplicated (it is stored on the master; send it again).
 //
 // When no record got an answer (Redis down, a canceled context, a refused
 // command on every record) CreateBatch returns that single error. After a
@@ -165,7 +190,7 @@ func (s *Store) CreateBatch(ctx context.Context, rs []keystore.Record) ([]error,
 
 // createBatch is CreateBatch with bare errors; the callers add context.
 func (s *Store) createBatch(ctx context.Context, rs []keystore.Record) ([]error, error) {
-	enc := make([][]byte, len(rs))
+	us := make([]*unit, len(rs))
 	for i, r := range rs {
 		for _, a := range r.Assets {
 			if a == "" {
@@ -176,55 +201,25 @@ func (s *Store) createBatch(ctx context.Context, rs []keystore.Record) ([]error,
 		if err != nil {
 			return nil, fmt.Errorf("key %s: %w", r.ID, err)
 		}
-		enc[i] = b
+		key := s.keyName(r.ID)
+		us[i] = &unit{key: key, value: b, shard: s.shardOf(keyIndex, key), member: member(r.ID)}
 	}
 	errs := make([]error, len(rs))
 	if len(rs) == 0 {
 		return errs, nil
 	}
-
-	// 1. The records: SET NX, pipelined. In one pipeline Redis runs the
-	// commands in order, so a KID repeated in the batch answers ErrExists
-	// the second time.
-	sets := make([]*redis.StatusCmd, len(rs))
-	answered, sent := 0, 0
-	var first, broken error
-	for sent < len(rs) && broken == nil {
-		end := min(sent+pipeMax, len(rs))
-		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := sent; i < end; i++ {
-				sets[i] = p.SetArgs(ctx, s.keyName(rs[i].ID), enc[i], redis.SetArgs{Mode: "NX"})
-			}
-			return nil
-		})
-		for i := sent; i < end; i++ {
-			switch err := sets[i].Err(); {
-			case err == nil:
-				answered++
-			case errors.Is(err, redis.Nil): // NX and the key exists
-				errs[i] = keystore.ErrExists
-				answered++
-			default:
-				errs[i] = translate(err)
-				if first == nil {
-					first = errs[i]
-				}
-				if !isReply(err) {
-					broken = errs[i]
-				}
-			}
-		}
-		sent = end
+	// 1. The records and their index entries. A KID repeated in the batch
+	// answers ErrExists the second time: units of one slot go in order on
+	// one connection.
+	if err := s.writeUnits(ctx, us); err != nil {
+		return nil, err
 	}
-	if answered == 0 {
-		return nil, first
-	}
-	for i := sent; i < len(rs); i++ {
-		errs[i] = fmt.Errorf("not sent after an earlier failure: %w", broken)
+	for i, u := range us {
+		errs[i] = u.err
 	}
 
-	// 2. The index entries: of the records created now, and of the stored
-	// records that answered ErrExists (healing an index write that failed
+	// 2. The asset entries: of the records created now, and of the stored
+	// records that answered ErrExists (healing an asset write that failed
 	// before).
 	var es []indexEntry
 	var existing []int
@@ -232,7 +227,7 @@ func (s *Store) createBatch(ctx context.Context, rs []keystore.Record) ([]error,
 		switch {
 		case err == nil:
 			es = append(es, entries(rs[i].ID, rs[i].Assets, i)...)
-		case errors.Is(err, keystore.ErrExists):
+		case errors.Is(err, keystore.ErrExists) && !errors.Is(err, keystore.ErrNotReplicated):
 			existing = append(existing, i)
 		}
 	}
@@ -245,7 +240,11 @@ func (s *Store) createBatch(ctx context.Context, rs []keystore.Record) ([]error,
 		}
 	}
 	es = append(es, heal...)
-	s.addIndex(ctx, es, func(owner int, err error) { errs[owner] = indexError(err) })
+	s.addIndex(ctx, es, func(owner int, err error) {
+		if errs[owner] == nil || errors.Is(errs[owner], keystore.ErrExists) {
+			errs[owner] = indexError(err)
+		}
+	})
 	return errs, nil
 }
 
@@ -426,32 +425,271 @@ func (s *Store) unindex(ctx context.Context, es []indexEntry) error {
 	return first
 }
 
-// List implements keystore.Store. It pages through the global index with
-// ZRANGE BYLEX (listChunk members at a time) and reads the records of each
-// page in one pipeline. An index member whose record is gone (a Delete
-// whose index cleanup failed) is skipped and removed; one that is not a
-// member this package writes is skipped. A record that does not decode or
-// names another KID fails the call, as Get would.
+// List implements keystore.Store from the key index shards (one per slot),
+// merged in KID order. A page is found by range: every shard is asked,
+// pipelined, for its members in [from, from+width) (ZRANGE BYLEX, at most
+// limit each), where width is what should hold about twice limit KIDs at
+// the store's size (KIDs are spread evenly: random UUIDs); a range that
+// holds too few is followed by one twice as wide, and a shard that had more
+// than limit members in it bounds what the round may return. So a page
+// costs one or two rounds of one ZRANGE per shard, whatever the store's
+// size, and the size is counted (ZCARD of every shard) at most every
+// sizeMaxAge.
 //
-// List sees only what the index holds: a record whose index write failed
-// (its Create or CreateBatch answered keystore.ErrUnavailable) is missing
-// until the same record is sent again, which writes its entries.
+// The records of the members found are read in pipelines. A member whose
+// record is gone (a Delete whose cleanup failed) is skipped and removed;
+// one that is not a member this package writes is skipped. A record that
+// does not decode or names another KID fails the call, as Get would.
+//
+// Every shard must answer: on Redis Cluster, List fails while a master is
+// down (and until its replica took over), as the order of a page cannot
+// be known without it.
 func (s *Store) List(ctx context.Context, from keystore.KeyID, limit int) ([]keystore.Record, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	out, err := s.list(ctx, from, limit)
+	if err != nil {
+		s.connectionFailed(err)
+		return nil, fmt.Errorf("redisstore: list: %w", translate(err))
+	}
+	return out, nil
+}
+
+// sizeMaxAge is how long List trusts its count of the index's size, which
+// only sets the width of the first range it asks for.
+const sizeMaxAge = 10 * time.Second
+
+func (s *Store) list(ctx context.Context, from keystore.KeyID, limit int) ([]keystore.Record, error) {
+	shards := s.shardsOf(keyIndex)
+	n, err := s.indexSize(ctx, shards)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	// The range asked for is [start, hi): start is a lex bound ("[member"
+	// or "(member"), lo the KID it is at as a number, for the width.
+	lo := new(big.Int).SetBytes(from[:])
+	start := "[" + member(from)
+	// width = 2^128 * want / n, so that about want KIDs fall in it.
+	want := int64(2*limit + 16)
+	width := new(big.Int).Lsh(big.NewInt(want), 128)
+	width.Div(width, big.NewInt(n))
 	var out []keystore.Record
-	err := s.scanIndex(ctx, indexEntry{id: from}, limit, func(ids []keystore.KeyID, recs [][]byte) error {
-		for i, id := range ids {
-			r, err := decodeAt(id, recs[i])
+	for {
+		hi := new(big.Int).Add(lo, width)
+		last := hi.Cmp(maxID) > 0 // the range reaches the end of the key space
+		stop := "+"
+		if !last {
+			stop = "(" + lexMember(hi)
+		}
+		ids, bound, err := s.rangeShards(ctx, shards, start, stop, limit)
+		if err != nil {
+			return nil, err
+		}
+		recs, err := s.readLive(ctx, ids, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recs...)
+		if len(out) >= limit {
+			return out[:limit], nil
+		}
+		switch {
+		case bound != "": // a shard was cut off: go on right after it
+			start = "(" + bound
+			if id, ok := parseMember(bound); ok {
+				lo.SetBytes(id[:])
+			}
+		case last:
+			return out, nil
+		default:
+			start, lo = "["+lexMember(hi), hi
+			width.Lsh(width, 1)
+		}
+	}
+}
+
+// maxID is the largest KID as a number.
+var maxID = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
+
+// lexMember is the index member of the KID n.
+func lexMember(n *big.Int) string {
+	var id keystore.KeyID
+	n.FillBytes(id[:])
+	return member(id)
+}
+
+// rangeShards returns, sorted, the KIDs of every shard's members between
+// the lex bounds start and stop, each shard asked for at most limit. When
+// a shard gave limit members, what lies after its last one is not known,
+// so only the members up to the smallest such last one are returned, and
+// bound is that member; else bound is "". Members that are not KIDs this
+// package wrote are skipped.
+func (s *Store) rangeShards(ctx context.Context, shards []string, start, stop string, limit int) ([]keystore.KeyID, string, error) {
+	var bound string
+	var all []string
+	for chunk := range slices.Chunk(shards, pipeMax) {
+		cmds := make([]*redis.StringSliceCmd, len(chunk))
+		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, sh := range chunk {
+				cmds[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: sh, Start: start, Stop: stop, ByLex: true, Count: int64(limit)})
+			}
+			return nil
+		})
+		for _, c := range cmds {
+			ms, err := c.Result()
 			if err != nil {
-				return fmt.Errorf("key %s: %w", id, err)
+				return nil, "", err
+			}
+			if len(ms) == limit && (bound == "" || ms[len(ms)-1] < bound) {
+				bound = ms[len(ms)-1]
+			}
+			all = append(all, ms...)
+		}
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	var ids []keystore.KeyID
+	for _, m := range all {
+		if bound != "" && m > bound {
+			break
+		}
+		if id, ok := parseMember(m); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, bound, nil
+}
+
+// indexSize is the number of members of the key index: counted (ZCARD of
+// every shard, pipelined) at most every sizeMaxAge, or again when it was 0.
+func (s *Store) indexSize(ctx context.Context, shards []string) (int64, error) {
+	s.size.mu.Lock()
+	n, at := s.size.n, s.size.at
+	s.size.mu.Unlock()
+	if n > 0 && time.Since(at) < sizeMaxAge {
+		return n, nil
+	}
+	var total int64
+	for chunk := range slices.Chunk(shards, pipeMax) {
+		cmds := make([]*redis.IntCmd, len(chunk))
+		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, sh := range chunk {
+				cmds[i] = p.ZCard(ctx, sh)
+			}
+			return nil
+		})
+		for _, c := range cmds {
+			v, err := c.Result()
+			if err != nil {
+				return 0, err
+			}
+			total += v
+		}
+	}
+	s.size.mu.Lock()
+	s.size.n, s.size.at = total, time.Now()
+	s.size.mu.Unlock()
+	return total, nil
+}
+
+// readLive reads the records of ids (in order, listChunk per pipeline)
+// until it has want live ones; members whose record is gone are removed
+// from their shard (best effort).
+func (s *Store) readLive(ctx context.Context, ids []keystore.KeyID, want int) ([]keystore.Record, error) {
+	var out []keystore.Record
+	for start := 0; start < len(ids) && len(out) < want; {
+		chunk := ids[start:min(start+listChunk, start+want-len(out)+8, len(ids))]
+		start += len(chunk)
+		gets := make([]*redis.StringCmd, len(chunk))
+		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				gets[i] = p.Get(ctx, s.keyName(id))
+			}
+			return nil
+		})
+		var stale []keystore.KeyID
+		for i, id := range chunk {
+			b, err := gets[i].Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+				stale = append(stale, id)
+				continue
+			case err != nil:
+				return nil, err
+			}
+			if len(out) == want {
+				continue
+			}
+			r, err := decodeAt(id, b)
+			if err != nil {
+				return nil, fmt.Errorf("key %s: %w", id, err)
 			}
 			out = append(out, r)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: list: %w", err)
+		_ = s.dropStale(ctx, stale) // best effort; the next List tries again
 	}
 	return out, nil
+}
+
+// dropStale removes the index entries of ids, whose records are gone. A
+// record of the same KID may have been created again meanwhile, its ZADD
+// landing before this ZREM; so the record is read again after the ZREM
+// (on the same node: the shard is in the record's slot) and the entry of
+// one that exists now is written back.
+func (s *Store) dropStale(ctx context.Context, ids []keystore.KeyID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	gets := make([]*redis.StringCmd, len(ids))
+	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			key := s.keyName(id)
+			p.ZRem(ctx, s.shardOf(keyIndex, key), member(id))
+			gets[i] = p.Get(ctx, key)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return translate(err)
+	}
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			if gets[i].Err() == nil {
+				key := s.keyName(id)
+				p.ZAdd(ctx, s.shardOf(keyIndex, key), redis.Z{Member: member(id)})
+			}
+		}
+		return nil
+	})
+	return translate(err)
+}
+
+// scanNames returns the members of every shard of the index kind that
+// start with prefix, sorted (ListMeta: the meta values are few).
+func (s *Store) scanNames(ctx context.Context, kind, prefix string) ([]string, error) {
+	var all []string
+	for chunk := range slices.Chunk(s.shardsOf(kind), pipeMax) {
+		cmds := make([]*redis.StringSliceCmd, len(chunk))
+		_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, sh := range chunk {
+				cmds[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: sh, ByLex: true, Start: "[" + prefix, Stop: "[" + prefix + "\xff"})
+			}
+			return nil
+		})
+		for _, c := range cmds {
+			ms, err := c.Result()
+			if err != nil {
+				s.connectionFailed(err)
+				return nil, translate(err)
+			}
+			all = append(all, ms...)
+		}
+	}
+	slices.Sort(all)
+	return slices.Compact(all), nil
 }
 
 // ListAsset implements keystore.Store, like List on the asset's set. It
@@ -537,4 +775,58 @@ func (s *Store) scanIndex(ctx context.Context, start indexEntry, limit int, page
 		}
 	}
 	return nil
+}
+
+// MigrateIndex moves the entries of the single sorted sets that versions
+// before the sharded index kept (<prefix>index of every KID,
+// <prefix>metanames of every meta name) into the shards of their slots:
+// listChunk members at a time, each chunk added to its shards and then
+// removed from the old set, so a migration cut off part-way goes on where
+// it stopped, and the old set disappears (Redis removes an empty set) once
+// it is done. Members that are not what this package wrote are dropped.
+// A server runs it at startup and every minute, so the entries that
+// servers of an older version add during a rolling upgrade move too; List
+// does not read the old sets. It returns how many entries it moved.
+func (s *Store) MigrateIndex(ctx context.Context) (int, error) {
+	moved := 0
+	for _, old := range []struct {
+		set   string
+		shard func(m string) (string, bool)
+	}{
+		{s.legacyIndexName(), func(m string) (string, bool) {
+			id, ok := parseMember(m)
+			return s.shardOf(keyIndex, s.keyName(id)), ok
+		}},
+		{s.legacyMetaNames(), func(m string) (string, bool) { return s.shardOf(metaIndex, s.metaName(m)), m != "" }},
+	} {
+		for {
+			ms, err := s.c.ZRange(ctx, old.set, 0, listChunk-1).Result()
+			if err != nil {
+				return moved, fmt.Errorf("redisstore: migrate %s: %w", old.set, translate(err))
+			}
+			if len(ms) == 0 {
+				break
+			}
+			_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, m := range ms {
+					if shard, ok := old.shard(m); ok {
+						p.ZAdd(ctx, shard, redis.Z{Member: m})
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return moved, fmt.Errorf("redisstore: migrate %s: %w", old.set, translate(err))
+			}
+			rem := make([]any, len(ms))
+			for i, m := range ms {
+				rem[i] = m
+			}
+			if err := s.c.ZRem(ctx, old.set, rem...).Err(); err != nil {
+				return moved, fmt.Errorf("redisstore: migrate %s: %w", old.set, translate(err))
+			}
+			moved += len(ms)
+		}
+	}
+	return moved, nil
 }

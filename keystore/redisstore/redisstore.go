@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,12 +71,40 @@ type Options struct {
 	// server name taken from the host being dialed.
 	TLSConfig *tls.Config
 	// AutoPipeline sends the key reads of concurrent callers (Get) to Redis
-	// together, in shared pipelines, through go-redis' autopipeliner: a
-	// burst of reads costs Redis and the kernel a few round trips instead
-	// of one each. A lone read still goes out at once. Every other command
-	// takes the plain client.
+	// together, in shared pipelines (see batcher): a burst of reads costs
+	// Redis and the kernel a few round trips instead of one each. A lone
+	// read still goes out at once, and every read still ends at its
+	// context's deadline. Every other command takes the plain client.
 	AutoPipeline bool
+
+	// Replicated acknowledgements. After every write (a create, an update,
+	// a delete, a meta or expiring value) the store sends WAIT on the
+	// write's connection and counts the write done only when WaitReplicas
+	// replicas confirm it within WaitTimeout; fewer is
+	// keystore.ErrNotReplicated. With WaitAuto, a write waits for one
+	// replica when the master that takes it has one connected (INFO
+	// replication), and for none when it has none. The zero value waits
+	// for none, as a store without replicas needs.
+	WaitReplicas int
+	WaitAuto     bool
+	// WaitTimeout bounds each WAIT (default 1s); the caller's deadline
+	// must leave room for it.
+	WaitTimeout time.Duration
+	// WaitAOF sends WAITAOF (Redis 7.2 or later) instead of WAIT: the
+	// master's own append-only file must hold the write too (fsynced),
+	// and WaitReplicas replicas' files.
+	WaitAOF bool
+	// SlotReloadInterval is how often, at least, a Cluster client reloads
+	// the slot map (default 1s; go-redis' own default is a minute). It is
+	// also reloaded at once when a node refuses connections.
+	SlotReloadInterval time.Duration
 }
+
+// DefaultWaitTimeout is Options.WaitTimeout's default.
+const DefaultWaitTimeout = time.Second
+
+// DefaultSlotReloadInterval is Options.SlotReloadInterval's default.
+const DefaultSlotReloadInterval = time.Second
 
 // maxRetries is how often go-redis repeats a command that failed on the
 // network. One retry rides over a connection Redis closed while it sat in
@@ -89,16 +118,39 @@ const dialerRetries = 2
 
 // Store is a keystore.Store on Redis. It is safe for concurrent use.
 type Store struct {
-	c        redis.UniversalClient
-	reads    redis.Cmdable // c, or c's autopipeliner (Options.AutoPipeline)
+	c       redis.UniversalClient
+	single  *redis.Client        // c, on one server or behind Sentinel
+	cluster *redis.ClusterClient // c, on Redis Cluster
+	// batch sends the key reads of concurrent callers together
+	// (Options.AutoPipeline); nil: each read on its own.
+	batch    *batcher
 	prefix   string
 	redacted string
+	mode     mode
+
+	waitAuto     bool
+	waitReplicas int
+	waitTimeout  time.Duration
+	waitAOF      bool
+	topology     topology
+	// lastReload is when the slot map was last reloaded after a
+	// connection failure (Unix nanoseconds).
+	lastReload atomic.Int64
+	// size is List's count of the key index (see indexSize).
+	size struct {
+		mu sync.Mutex
+		n  int64
+		at time.Time
+	}
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var _ keystore.Store = (*Store)(nil)
+var (
+	_ keystore.Store    = (*Store)(nil)
+	_ keystore.Expiring = (*Store)(nil)
+)
 
 // New validates o and returns a Store. It does not contact Redis: a server
 // that is down now makes calls fail with keystore.ErrUnavailable until it
@@ -133,6 +185,15 @@ func New(o Options) (*Store, error) {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	if o.WaitReplicas < 0 || o.WaitTimeout < 0 || o.SlotReloadInterval < 0 {
+		return nil, fmt.Errorf("redisstore: WaitReplicas %d, WaitTimeout %v and SlotReloadInterval %v must not be negative", o.WaitReplicas, o.WaitTimeout, o.SlotReloadInterval)
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = DefaultWaitTimeout
+	}
+	if o.SlotReloadInterval == 0 {
+		o.SlotReloadInterval = DefaultSlotReloadInterval
 	}
 	if o.PoolSize < 0 || o.MinIdleConns < 0 {
 		return nil, fmt.Errorf("redisstore: PoolSize %d and MinIdleConns %d must not be negative", o.PoolSize, o.MinIdleConns)
@@ -182,21 +243,46 @@ func New(o Options) (*Store, error) {
 		// (another command an ACL user would need); keep the client plain.
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
-	c := redis.NewUniversalClient(uo)
-	s := &Store{c: c, reads: c, prefix: o.Prefix, redacted: e.redacted()}
+	s := &Store{prefix: o.Prefix, redacted: e.redacted(), mode: e.mode,
+		waitAuto: o.WaitAuto, waitReplicas: o.WaitReplicas, waitTimeout: o.WaitTimeout, waitAOF: o.WaitAOF}
+	if e.mode == cluster {
+		co := uo.Cluster()
+		// go-redis reloads the slot map on MOVED, ASK and READONLY, and
+		// otherwise once a minute; a master that died answers none of them
+		// (its connections are refused), so without a short interval its
+		// slots stay unreachable for up to a minute after the cluster
+		// failed over. connectionFailed reloads at once too.
+		co.ClusterStateReloadInterval = o.SlotReloadInterval
+		s.cluster = redis.NewClusterClient(co)
+		s.c = s.cluster
+	} else {
+		s.single = redis.NewUniversalClient(uo).(*redis.Client)
+		s.c = s.single
+	}
 	if o.AutoPipeline {
-		// The blocking face: each Get waits for its own answer, and reads
-		// that arrive while a batch is out leave together in the next one.
-		// The client closes it when it closes.
-		ap, err := c.AutoPipeline()
-		if err != nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("redisstore: auto-pipelining: %w", err)
-		}
-		s.reads = ap
+		s.batch = newBatcher(s.c)
 	}
 	return s, nil
 }
+
+// connectionFailed reloads the cluster's slot map (at most every
+// reloadMinGap) after a command failed on the network: the node may be a
+// master that died, whose slots a replica took over.
+func (s *Store) connectionFailed(err error) {
+	if s.cluster == nil || err == nil || isReply(err) || errors.Is(err, context.Canceled) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastReload.Load()
+	if now-last < int64(reloadMinGap) || !s.lastReload.CompareAndSwap(last, now) {
+		return
+	}
+	s.cluster.ReloadState(context.Background())
+}
+
+// reloadMinGap spaces the slot map reloads that connection failures
+// trigger.
+const reloadMinGap = 100 * time.Millisecond
 
 // Redacted returns the URL with the password replaced by "xxxxx", for
 // logs. A password given in Options.Password shows as xxxxx too.
@@ -215,14 +301,18 @@ func (s *Store) metaName(name string) string { return s.prefix + "meta:" + name 
 // Redis is untrusted, and a record copied between keys must not be
 // delivered as the key it was copied to.
 func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, error) {
-	// The autopipeliner does not look at the context: a read it has queued
-	// ends with its batch, bounded by the socket timeouts. A caller that
-	// has already given up is told so here, as the plain client would.
 	if err := ctx.Err(); err != nil {
 		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, translate(err))
 	}
-	b, err := s.reads.Get(ctx, s.keyName(id)).Bytes()
+	var b []byte
+	var err error
+	if s.batch != nil {
+		b, err = s.batch.get(ctx, s.keyName(id))
+	} else {
+		b, err = s.c.Get(ctx, s.keyName(id)).Bytes()
+	}
 	if err != nil {
+		s.connectionFailed(err)
 		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, translate(err))
 	}
 	r, err := decodeAt(id, b)
@@ -236,21 +326,22 @@ func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, er
 func (s *Store) GetMeta(ctx context.Context, name string) ([]byte, error) {
 	b, err := s.c.Get(ctx, s.metaName(name)).Bytes()
 	if err != nil {
+		s.connectionFailed(err)
 		return nil, fmt.Errorf("redisstore: get meta %s: %w", name, translate(err))
 	}
 	return b, nil
 }
 
-// CreateMeta implements keystore.Store with SET NX.
-// The names are also added to a sorted set, <prefix>metanames, for
-// ListMeta; on ErrExists too, so a retry heals a name the set missed.
+// CreateMeta implements keystore.Store: SET NX of the value and ZADD of
+// its name to the meta name index shard of its slot (metaShard), for
+// ListMeta, on one connection, then WAIT when writes wait. On ErrExists the
+// name is added too, so a retry heals a name the index missed.
 func (s *Store) CreateMeta(ctx context.Context, name string, value []byte) error {
-	err := s.setNX(ctx, s.metaName(name), value)
-	if err != nil && !errors.Is(err, keystore.ErrExists) {
-		return fmt.Errorf("redisstore: create meta %s: %w", name, err)
-	}
-	if zerr := s.c.ZAdd(ctx, s.prefix+"metanames", redis.Z{Member: name}).Err(); zerr != nil {
-		return fmt.Errorf("redisstore: create meta %s: index: %w", name, translate(zerr))
+	key := s.metaName(name)
+	u := &unit{key: key, value: value, shard: s.shardOf(metaIndex, key), member: name}
+	err := s.writeUnits(ctx, []*unit{u})
+	if err == nil {
+		err = u.err
 	}
 	if err != nil {
 		return fmt.Errorf("redisstore: create meta %s: %w", name, err)
@@ -258,25 +349,43 @@ func (s *Store) CreateMeta(ctx context.Context, name string, value []byte) error
 	return nil
 }
 
-// ListMeta implements keystore.Store from <prefix>metanames.
+// ListMeta implements keystore.Store from the meta name index shards.
 func (s *Store) ListMeta(ctx context.Context, prefix string) ([]string, error) {
-	names, err := s.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.prefix + "metanames", ByLex: true,
-		Start: "[" + prefix, Stop: "[" + prefix + "\xff"}).Result()
+	names, err := s.scanNames(ctx, metaIndex, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: list meta: %w", translate(err))
+		return nil, fmt.Errorf("redisstore: list meta: %w", err)
 	}
 	return names, nil
 }
 
-func (s *Store) setNX(ctx context.Context, key string, value []byte) error {
-	err := s.c.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX"}).Err()
-	if errors.Is(err, redis.Nil) { // NX and the key exists: nothing was set
-		return keystore.ErrExists
+// expiringName is where an expiring value lives.
+func (s *Store) expiringName(name string) string { return s.prefix + "exp:" + name }
+
+// CreateExpiring implements keystore.Expiring with SET NX PX (Redis
+// expires the value), then WAIT when writes wait.
+func (s *Store) CreateExpiring(ctx context.Context, name string, value []byte, ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
+	u := &unit{key: s.expiringName(name), value: value, ttl: ttl}
+	err := s.writeUnits(ctx, []*unit{u})
+	if err == nil {
+		err = u.err
 	}
 	if err != nil {
-		return translate(err)
+		return fmt.Errorf("redisstore: create expiring %s: %w", name, err)
 	}
 	return nil
+}
+
+// GetExpiring implements keystore.Expiring.
+func (s *Store) GetExpiring(ctx context.Context, name string) ([]byte, error) {
+	b, err := s.c.Get(ctx, s.expiringName(name)).Bytes()
+	if err != nil {
+		s.connectionFailed(err)
+		return nil, fmt.Errorf("redisstore: get expiring %s: %w", name, translate(err))
+	}
+	return b, nil
 }
 
 // Ping implements keystore.Store: it sends PING (to one node of a cluster).
@@ -290,7 +399,12 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements keystore.Store. It closes every connection; calls made
 // afterwards fail with keystore.ErrUnavailable. Closing twice is harmless.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.c.Close() })
+	s.closeOnce.Do(func() {
+		if s.batch != nil {
+			s.batch.close()
+		}
+		s.closeErr = s.c.Close()
+	})
 	return s.closeErr
 }
 
@@ -321,10 +435,19 @@ func translate(err error) error {
 	switch {
 	case errors.Is(err, redis.Nil):
 		return keystore.ErrNotFound
+	case full(err):
+		return fmt.Errorf("%w: %w", keystore.ErrFull, err)
 	case unavailable(err):
 		return fmt.Errorf("%w: %w", keystore.ErrUnavailable, err)
 	}
 	return err
+}
+
+// full reports whether err is Redis refusing a write for lack of room: OOM
+// (maxmemory reached under noeviction) or MISCONF (it cannot persist, e.g.
+// a full disk, and stops accepting writes). Reads still work.
+func full(err error) bool {
+	return redis.HasErrorPrefix(err, "OOM") || redis.HasErrorPrefix(err, "MISCONF")
 }
 
 // unavailable reports whether err means Redis could not answer now but may

@@ -75,10 +75,14 @@ func (s *Store) Update(ctx context.Context, id keystore.KeyID, fn func(*keystore
 			p.Set(ctx, key, enc, 0)
 			return nil
 		})
-		if err == nil {
-			out = after
+		if err != nil {
+			return err
 		}
-		return err
+		out = after
+		if err := s.confirmOn(ctx, tx, key); err != nil {
+			return final(err)
+		}
+		return nil
 	})
 	if err != nil {
 		return keystore.Record{}, fmt.Errorf("redisstore: update %s: %w", id, err)
@@ -87,12 +91,14 @@ func (s *Store) Update(ctx context.Context, id keystore.KeyID, fn func(*keystore
 }
 
 // Delete implements keystore.Store like Update: WATCH, GET, check, then
-// MULTI DEL EXEC, retried when another writer got in between (check may
-// run more than once). Afterwards the record's index entries are removed
-// (ZREM on the global index and on each asset's set, other slots, so not
-// in the transaction). That cleanup is best effort: if it fails, Delete
-// still returns nil, because the record, the part that matters, is gone,
-// and List and ListAsset skip and remove members whose record is gone.
+// MULTI DEL ZREM EXEC (the record and its entry in the key index shard of
+// its slot), retried when another writer got in between (check may run
+// more than once), then WAIT when writes wait for replicas. Afterwards the
+// record's asset entries are removed (ZREM on each asset's set, other
+// slots, so not in the transaction). That cleanup is best effort: if it
+// fails, Delete still returns nil, because the record, the part that
+// matters, is gone, and ListAsset skips and removes members whose record is
+// gone.
 func (s *Store) Delete(ctx context.Context, id keystore.KeyID, check func(*keystore.Record) error) error {
 	key := s.keyName(id)
 	var assets []string
@@ -113,18 +119,32 @@ func (s *Store) Delete(ctx context.Context, id keystore.KeyID, check func(*keyst
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, key)
+			p.ZRem(ctx, s.shardOf(keyIndex, key), member(id))
 			return nil
 		})
-		if err == nil {
-			assets = stored
+		if err != nil {
+			return err
 		}
-		return err
+		assets = stored
+		if err := s.confirmOn(ctx, tx, key); err != nil {
+			return final(err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("redisstore: delete %s: %w", id, err)
 	}
 	_ = s.unindex(ctx, entries(id, assets, 0))
 	return nil
+}
+
+// confirmOn waits for the replicas to hold what tx wrote (see confirm).
+func (s *Store) confirmOn(ctx context.Context, tx *redis.Tx, key string) error {
+	n, err := s.nodeFor(ctx, key)
+	if err != nil {
+		return fmt.Errorf("%w: the write is done but its replication could not be confirmed: %w", keystore.ErrNotReplicated, translate(err))
+	}
+	return s.confirm(ctx, tx, n, key)
 }
 
 // finalError carries an error out of a watch closure that ends the
