@@ -55,6 +55,9 @@ var (
 	opKeySeedsCreate = plane.Operation{Name: "keyseeds.create", Perm: credentials.Admin, Writes: true}
 	opKeySeedsList   = plane.Operation{Name: "keyseeds.list", Perm: credentials.Read}
 	opKeySeedsGet    = plane.Operation{Name: "keyseeds.get", Perm: credentials.Read}
+
+	// Adopting the store accepts whatever it holds as the truth: admin.
+	opStoreAdopt = plane.Operation{Name: "store.adopt", Perm: credentials.Admin, Writes: true}
 )
 
 // api serves the native admin API. It holds no key store: its operations
@@ -105,5 +108,6 @@ func Register(p *plane.Plane, o Options) error {
 	p.Handle(http.MethodPost, "/api/keyseeds", opKeySeedsCreate, a.createKeySeed)
 	p.Handle(http.MethodGet, "/api/keyseeds", opKeySeedsList, a.listKeySeeds)
 	p.Handle(http.MethodGet, "/api/keyseeds/:id", opKeySeedsGet, a.getKeySeed)
+	p.Handle(http.MethodPost, "/api/store/adopt", opStoreAdopt, a.adoptStore)
 	return nil
 }

@@ -75,6 +75,20 @@ func TestReadyz(t *testing.T) {
 			t.Fatalf("readyz: %d %s", r.status, r.body)
 		}
 	})
+	t.Run("an advisory check reports but does not fail", func(t *testing.T) {
+		env := newEnv(t, func(o *testOptions) {
+			o.Checks = []plane.Check{
+				{Name: "store", Check: ok},
+				{Name: "store_durable", Advisory: true, Check: func(context.Context) error { return errors.New("appendfsync everysec") }},
+			}
+		})
+		r := env.do(t, "GET", "/readyz", "", "")
+		var body readiness
+		r.json(t, &body)
+		if r.status != 200 || body.Status != "ok" || body.Checks["store_durable"] != "appendfsync everysec" {
+			t.Fatalf("readyz: %d %s", r.status, r.body)
+		}
+	})
 	t.Run("checks run in parallel with a deadline", func(t *testing.T) {
 		// In a synctest bubble the clock is fake: it moves only when every
 		// goroutine waits, so the elapsed time below is the checks' own,
@@ -424,10 +438,16 @@ func TestCreateKeyConflict(t *testing.T) {
 	if r := env.do(t, "POST", "/api/keys", secretWriter, body); r.status != 201 {
 		t.Fatalf("first create: %d %s", r.status, r.body)
 	}
+	// The same key again (a retried create) is no conflict: 200, unchanged
+	// (issue 11: 409 means a real conflict only).
+	if r := env.do(t, "POST", "/api/keys", secretWriter, body); r.status != 200 || !strings.Contains(string(r.body), `"status":"unchanged"`) ||
+		r.header.Get("Location") != "/api/keys/"+kid1 {
+		t.Fatalf("same key again: %d %s", r.status, r.body)
+	}
 	for name, b := range map[string]string{
-		"same key":      body,
-		"different key": `{"id":"` + strings.ToUpper(kid1) + `","key":"` + ivB64 + `"}`,
-		"random key":    `{"id":"` + kid1 + `"}`,
+		"different key":  `{"id":"` + strings.ToUpper(kid1) + `","key":"` + ivB64 + `"}`,
+		"random key":     `{"id":"` + kid1 + `"}`,
+		"different type": `{"id":"` + kid1 + `","key":"` + keyB64 + `","type":0}`,
 	} {
 		r := env.do(t, "POST", "/api/keys", secretWriter, b)
 		if r.status != 409 {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -65,7 +66,7 @@ func (f *fakeKeys) Create(_ context.Context, k keystore.Key) (keystore.Key, erro
 		return keystore.Key{}, f.err
 	}
 	if old, ok := f.keys[k.ID]; ok {
-		if old.Value == k.Value {
+		if old.Value == k.Value && old.Type == k.Type && bytes.Equal(old.IV, k.IV) {
 			return keystore.Key{}, fmt.Errorf("%w: %w: %s", keystore.ErrExists, keystore.ErrSameKey, k.ID)
 		}
 		return keystore.Key{}, fmt.Errorf("%w: %s", keystore.ErrExists, k.ID)

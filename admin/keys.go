@@ -2,6 +2,8 @@ package admin
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -104,23 +106,84 @@ func metadataOf(k *keystore.Key) keyMetadata {
 	return m
 }
 
+// createAnswer is the answer of POST /api/keys: the key's metadata, and
+// "status":"unchanged" when the key was stored already as asked (200); a
+// key created now (201) has no status member, as before.
+type createAnswer struct {
+	keyMetadata
+	Status string `json:"status,omitempty"`
+}
+
+// statusUnchanged is the status of a create that found the key it asked
+// for stored already.
+const statusUnchanged = "unchanged"
+
+// IdempotencyKeyHeader names the header that makes a create of a random
+// key retry-safe.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// reasonIdempotencyReused refuses an idempotency key sent before with a
+// different request.
+const reasonIdempotencyReused = "idempotency_key_reused"
+
 // createKey serves POST /api/keys: it creates a key with a random value,
 // imports the one given, or derives it from a key seed (stored, keySeedId,
 // or inline, keySeed), and answers 201 with its metadata. A stored key is
-// never overwritten: a taken ID is 409, whatever value is stored under it,
-// so the answer says nothing about the stored value.
+// never overwritten. Every create is safe to
+// send again:
+//
+//   - When the ID is taken by the key asked for (the same value, type, IV
+//     and assets: a retried import or derivation), the answer is 200 with
+//     "status":"unchanged". Any other stored key is 409: a real conflict.
+//   - A random key is asked for again by the same request, which cannot
+//     name the value: with an Idempotency-Key header the first attempt
+//     binds the key to a KID in the store (for keystore.IdempotencyTTL),
+//     and a retry with the same key and body answers that KID's key (200
+//     unchanged, or 201 if the first attempt stopped before storing it).
+//     The same key with another body is 422 idempotency_key_reused. The
+//     header is ignored on creates that give or derive their value.
 func (a *api) createKey(c *plane.Call) (plane.Answer, error) {
-	k, err := a.parseCreate(c)
+	k, fp, err := a.parseCreate(c)
 	defer clear(k.Value[:]) // best effort: Go may have copied it
 	if err != nil {
 		return plane.Answer{}, err
+	}
+	idem := c.Header(IdempotencyKeyHeader)
+	if k.Method != keystore.CreatedRandom {
+		idem = ""
+	}
+	if len(idem) > keystore.MaxIdempotencyKey || strings.ContainsFunc(idem, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return plane.Answer{}, plane.Invalid("invalid_idempotency_key", "the Idempotency-Key header must be 1 to %d printable ASCII characters", keystore.MaxIdempotencyKey)
 	}
 	keys, err := c.Begin(k.ID)
 	if err != nil {
 		return plane.Answer{}, err
 	}
+	retry := false
+	if idem != "" {
+		id, first, err := keys.ClaimIdempotency(c.Context(), c.Credential().Name, idem, k.ID, fp)
+		if errors.Is(err, keystore.ErrIdempotencyMismatch) {
+			return plane.Answer{}, &plane.RequestError{Status: http.StatusUnprocessableEntity, Reason: reasonIdempotencyReused,
+				Detail: "this Idempotency-Key was sent before with a different request: use a new key for a new request"}
+		}
+		if err != nil {
+			return plane.Answer{}, plane.OnKey(k.ID, err)
+		}
+		if !first {
+			retry, k.ID = true, id
+			c.Name(id)
+		}
+	}
 	stored, err := keys.Create(c.Context(), k)
 	clear(stored.Value[:])
+	if errors.Is(err, keystore.ErrSameKey) || (retry && errors.Is(err, keystore.ErrExists)) {
+		// Stored already, as asked: by this request's earlier attempt.
+		meta, merr := keys.Metadata(c.Context(), k.ID)
+		if merr != nil {
+			return plane.Answer{}, plane.OnKey(k.ID, merr)
+		}
+		return plane.JSON(http.StatusOK, createAnswer{metadataOf(&meta), statusUnchanged}).With("Location", "/api/keys/"+k.ID.String()), nil
+	}
 	if err != nil {
 		return plane.Answer{}, plane.OnKey(k.ID, err)
 	}
@@ -131,12 +194,35 @@ func (a *api) createKey(c *plane.Call) (plane.Answer, error) {
 // key, keySeedId and keySeed is given; the KID is settled first, since a
 // key seed derivation needs it. Error details never quote the key, the seed
 // or the IV.
-func (a *api) parseCreate(c *plane.Call) (keystore.Key, error) {
+//
+// fp is the request's fingerprint for an idempotency key: a digest of what
+// a create of a random key asks for (the ID given, name, type, IV,
+// assets), nothing secret.
+func (a *api) parseCreate(c *plane.Call) (k keystore.Key, fp []byte, err error) {
 	var b createBody
 	defer func() { b.Key, b.KeySeed = "", "" }()
 	if err := c.DecodeJSON(&b, maxKeyBody, createMembers); err != nil {
-		return keystore.Key{}, err
+		return keystore.Key{}, nil, err
 	}
+	k, err = a.buildCreate(c, &b)
+	if err != nil {
+		return k, nil, err
+	}
+	return k, fingerprint(&b, k.Type), nil
+}
+
+// fingerprint is the digest of what a create of a random key asks for, for
+// its idempotency key: the ID given (or none), name, type, IV and assets.
+func fingerprint(b *createBody, typ keystore.ContentKeyType) []byte {
+	h := sha256.New()
+	for _, part := range append([]string{b.ID, b.Name, typ.String(), b.IV}, b.Assets...) {
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return h.Sum(nil)
+}
+
+// buildCreate turns a create body into the key to create.
+func (a *api) buildCreate(c *plane.Call, b *createBody) (keystore.Key, error) {
 	var k keystore.Key
 	var err error
 	// KID: any form ParseKeyID accepts; a random UUIDv4 when absent.

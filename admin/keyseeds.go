@@ -38,7 +38,8 @@ func keySeedMetadataOf(s *keystore.KeySeed) keySeedMetadata {
 // createKeySeed serves POST /api/keyseeds (role admin): it stores a
 // PlayReady key seed, given or random, sealed like a key, and answers 201
 // with its metadata. The seed never appears in an answer, a log line or an
-// audit record; a taken ID is 409 and the stored seed is untouched.
+// audit record; a taken ID is 409 and the stored seed is untouched, unless
+// it holds the seed given (a retried create): 200, "status":"unchanged".
 func (a *api) createKeySeed(c *plane.Call) (plane.Answer, error) {
 	seed, err := a.parseKeySeed(c)
 	defer clear(seed.Seed) // best effort: Go may have copied it
@@ -51,6 +52,15 @@ func (a *api) createKeySeed(c *plane.Call) (plane.Answer, error) {
 	}
 	stored, err := keys.CreateKeySeed(c.Context(), seed)
 	clear(stored.Seed)
+	if errors.Is(err, keystore.ErrSameKey) {
+		// The same seed under the ID: a retried create.
+		meta, err := keys.KeySeed(c.Context(), seed.ID)
+		clear(meta.Seed)
+		if err != nil {
+			return plane.Answer{}, err
+		}
+		return plane.JSON(http.StatusOK, keySeedAnswer{keySeedMetadataOf(&meta), statusUnchanged}).With("Location", "/api/keyseeds/"+seed.ID.String()), nil
+	}
 	if errors.Is(err, keystore.ErrExists) {
 		err = &plane.RequestError{Status: http.StatusConflict, Reason: plane.ReasonExists,
 			Detail: "a key seed with ID " + seed.ID.String() + " is already stored; a stored seed is never overwritten"}
@@ -59,6 +69,14 @@ func (a *api) createKeySeed(c *plane.Call) (plane.Answer, error) {
 		return plane.Answer{}, err
 	}
 	return plane.JSON(http.StatusCreated, keySeedMetadataOf(&stored)).With("Location", "/api/keyseeds/"+stored.ID.String()), nil
+}
+
+// keySeedAnswer is the answer of POST /api/keyseeds that found the same
+// seed stored under the ID already: the metadata and "status":"unchanged"
+// (200).
+type keySeedAnswer struct {
+	keySeedMetadata
+	Status string `json:"status"`
 }
 
 // parseKeySeed reads the body of POST /api/keyseeds: "id" (a KID form;

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -174,12 +175,16 @@ func TestStoreErrors(t *testing.T) {
 	for _, c := range []struct {
 		err    error
 		status int
+		reason string
 	}{
-		{keystore.ErrUnavailable, 503},
-		{context.DeadlineExceeded, 500},
-		{context.Canceled, 503},
-		{errors.New("boom: secret detail"), 500},
-		{keystore.ErrNotFound, 404},
+		{keystore.ErrUnavailable, 503, "store_unavailable"},
+		{context.DeadlineExceeded, 500, ""},
+		{context.Canceled, 503, "store_unavailable"},
+		{errors.New("boom: secret detail"), 500, ""},
+		{keystore.ErrNotFound, 404, "unknown_key"},
+		// A lost store: a key it does not hold may be one it lost.
+		{&keystore.StoreLostError{Why: "marker gone"}, 503, "store_lost"},
+		{fmt.Errorf("x: %w", keystore.ErrFull), 503, "store_full"},
 	} {
 		h, _ := newTestHandler(t, &fakeKeys{err: c.err}, id)
 		rec := httptest.NewRecorder()
@@ -191,6 +196,9 @@ func TestStoreErrors(t *testing.T) {
 		}
 		if c.status == 503 && rec.Header().Get("Retry-After") == "" {
 			t.Errorf("503 without Retry-After")
+		}
+		if c.reason != "" && !strings.Contains(rec.Body.String(), `"reason":"`+c.reason+`"`) {
+			t.Errorf("%v: body %s, want reason %s", c.err, rec.Body.String(), c.reason)
 		}
 		if strings.Contains(rec.Body.String(), "secret detail") {
 			t.Errorf("error text leaked: %s", rec.Body.String())

@@ -33,6 +33,8 @@ const (
 	reasonMissingKID    = "missing_kid"
 	reasonUnknownKey    = "unknown_key"
 	reasonStore         = "store_unavailable"
+	reasonStoreLost     = "store_lost"
+	reasonStoreFull     = "store_full"
 	// license requests
 	reasonInvalidBody      = "invalid_body"
 	reasonSessionType      = "invalid_session_type"
@@ -114,8 +116,14 @@ func classify(err error) (status int, code, reason, detail string) {
 		return http.StatusBadRequest, codeInvalidRequest, reasonMissingKID, "the kid query parameter is required, e.g. /?kid=0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
 	case errors.Is(err, keystore.ErrInvalidKeyID):
 		return http.StatusBadRequest, codeInvalidRequest, reasonInvalidKID, httpedge.InvalidKIDDetail
+	case errors.Is(err, keystore.ErrStoreLost):
+		// Checked before ErrNotFound: a key the lost store does not hold
+		// may be one it lost, and is not reported missing.
+		return http.StatusServiceUnavailable, codeUnavailable, reasonStoreLost, "the key store lost its data and is being restored; retry later"
 	case errors.Is(err, keystore.ErrNotFound):
 		return http.StatusNotFound, codeNotFound, reasonUnknownKey, "no key with this ID is stored"
+	case errors.Is(err, keystore.ErrFull):
+		return http.StatusServiceUnavailable, codeUnavailable, reasonStoreFull, "the key store is full; retry shortly"
 	case errors.Is(err, keystore.ErrUnavailable), errors.Is(err, context.Canceled):
 		// Canceled: the client went away or the server is stopping.
 		return http.StatusServiceUnavailable, codeUnavailable, reasonStore, "the key store did not answer in time; retry shortly"

@@ -350,14 +350,16 @@ func (k *Keys) writable() error {
 	return nil
 }
 
-// notFound turns ErrNotFound into the store-lost error while the store is
-// found lost: a key it does not hold may be one it lost.
+// notFound turns ErrNotFound into the store-lost error (which does not
+// match ErrNotFound) while the store is found lost: a key it does not hold
+// may be one it lost.
 func (k *Keys) notFound(err error) error {
 	if err == nil || !errors.Is(err, ErrNotFound) || errors.Is(err, ErrDeleted) {
 		return err
 	}
 	if lost := k.Lost(); lost != nil {
-		return fmt.Errorf("%w (%w)", lost, err)
+		// Not wrapping ErrNotFound: callers must not report it missing.
+		return lost
 	}
 	return err
 }

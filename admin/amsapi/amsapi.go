@@ -262,7 +262,8 @@ func text(s string) bool { return utf8.ValidString(s) && !strings.ContainsFunc(s
 // create serves POST /api/ContentKeys: it decrypts EncryptedContentKey
 // with the protection key, checks Checksum against the decrypted key and
 // the Id, and stores the key (creation method Import). A KID already
-// stored is 409, whatever key it holds. AuthorizationPolicyId is accepted
+// stored with another key (or type) is 409; with the same key and type (a
+// retried create) the answer is 200 with the stored entity. AuthorizationPolicyId is accepted
 // and echoed in this answer but not stored.
 func (a *api) create(c *plane.Call) (plane.Answer, error) {
 	r, err := parseCreate(c)
@@ -298,14 +299,21 @@ func (a *api) create(c *plane.Call) (plane.Answer, error) {
 	if err != nil {
 		return plane.Answer{}, err
 	}
+	status := http.StatusCreated
 	stored, err := keys.Create(c.Context(), keystore.Key{ID: r.id, Value: value, Name: r.name, Type: r.typ, Method: keystore.CreatedImport})
 	clear(stored.Value[:])
+	if errors.Is(err, keystore.ErrSameKey) {
+		// The key asked for is stored already (a retried create): 200
+		// with the stored entity.
+		status = http.StatusOK
+		stored, err = keys.Metadata(c.Context(), r.id)
+	}
 	if err != nil {
 		return plane.Answer{}, plane.OnKey(r.id, err)
 	}
 	e := a.entity(c, &stored, playready.Checksum(value, r.id))
 	e.AuthorizationPolicyID = r.authPolicyID
-	return answer(c, http.StatusCreated, e).With("Location", entityPath(r.id)), nil
+	return answer(c, status, e).With("Location", entityPath(r.id)), nil
 }
 
 // liveEntity reads the live key id and describes it with its checksum. A

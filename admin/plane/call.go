@@ -46,8 +46,14 @@ type Writer interface {
 	Purge(ctx context.Context, id keystore.KeyID) error
 	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
 	// CreateKeySeed seals and stores a key seed; ErrExists if the ID is
-	// taken.
+	// taken (and ErrSameKey too when the same seed is stored).
 	CreateKeySeed(ctx context.Context, seed keystore.KeySeed) (keystore.KeySeed, error)
+	// ClaimIdempotency binds an idempotency key of the caller scope to a
+	// KID and a request fingerprint (keystore.Keys.ClaimIdempotency).
+	ClaimIdempotency(ctx context.Context, scope, key string, id keystore.KeyID, fingerprint []byte) (keystore.KeyID, bool, error)
+	// Adopt takes the store as it is, on an operator's word
+	// (keystore.Keys.Adopt): it returns the store's identity.
+	Adopt(ctx context.Context) (string, error)
 }
 
 // Keys is the key store the plane hands to operations (keystore.Keys).

@@ -47,6 +47,14 @@ const (
 	ReasonBodyTooLarge      = "body_too_large"
 	ReasonNotDeleted        = "not_deleted"
 	ReasonInvalidAsset      = "invalid_asset"
+	// ReasonNotReplicated: the write was done on the Redis master but its
+	// replicas did not confirm it in time (503; send it again).
+	ReasonNotReplicated = "not_replicated"
+	// ReasonStoreFull: the store refused the write for lack of room (503).
+	ReasonStoreFull = "store_full"
+	// ReasonStoreLost: the store lost its data; nothing is written until an
+	// operator adopts it (503).
+	ReasonStoreLost = "store_lost"
 )
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
@@ -205,6 +213,15 @@ func classify(err error) httpedge.Problem {
 	case errors.Is(err, keystore.ErrNotFound):
 		p.Status, p.Code, p.Reason = http.StatusNotFound, codeNotFound, ReasonUnknownKey
 		p.Detail = "no key with this ID is stored"
+	case errors.Is(err, keystore.ErrStoreLost):
+		p.Status, p.Code, p.Reason = http.StatusServiceUnavailable, codeUnavailable, ReasonStoreLost
+		p.Detail = "the key store lost its data (its marker is gone, or it is empty where it held keys): nothing is written into it, and a key it does not hold is not reported missing, until an operator restores it from a backup or adopts it as it is (kdctl store adopt)"
+	case errors.Is(err, keystore.ErrNotReplicated):
+		p.Status, p.Code, p.Reason = http.StatusServiceUnavailable, codeUnavailable, ReasonNotReplicated
+		p.Detail = "the write was done on the primary but not confirmed by enough replicas in time, so it does not count as done and may be lost in a failover: send the same request again (it is safe to repeat)"
+	case errors.Is(err, keystore.ErrFull):
+		p.Status, p.Code, p.Reason = http.StatusServiceUnavailable, codeUnavailable, ReasonStoreFull
+		p.Detail = "the key store is full (no space on its disk, or Redis at maxmemory or unable to persist): nothing was written, stored keys stay readable; retry once space is freed"
 	case errors.Is(err, keystore.ErrUnavailable):
 		p.Status, p.Code, p.Reason = http.StatusServiceUnavailable, codeUnavailable, ReasonStore
 		p.Detail = "the key store did not answer in time; retry shortly"
@@ -240,7 +257,8 @@ func resultOf(err error) audit.Result {
 		return audit.Forbidden
 	case errors.As(err, &ae):
 		return audit.Unauthorized
-	case errors.Is(err, errAuditUnavailable), errors.Is(err, keystore.ErrUnavailable):
+	case errors.Is(err, errAuditUnavailable), errors.Is(err, keystore.ErrUnavailable),
+		errors.Is(err, keystore.ErrNotReplicated), errors.Is(err, keystore.ErrStoreLost):
 		return audit.Unavailable
 	case errors.As(err, new(*ConflictError)):
 		return audit.Conflict

@@ -20,7 +20,8 @@ type readiness struct {
 }
 
 // readyz runs every check in parallel, each bounded by CheckTimeout, and
-// answers 200 when all pass, else 503 with each failing check's error.
+// answers 200 when all pass (advisory checks aside: their errors are shown
+// but do not count), else 503 with each failing check's error.
 func (p *Plane) readyz(c echo.Context) error {
 	ctx := c.Request().Context()
 	results := make([]string, len(p.checks))
@@ -33,7 +34,7 @@ func (p *Plane) readyz(c echo.Context) error {
 	status := http.StatusOK
 	for i, ch := range p.checks {
 		body.Checks[ch.Name] = results[i]
-		if results[i] != "ok" {
+		if results[i] != "ok" && !ch.Advisory {
 			body.Status, status = "unavailable", http.StatusServiceUnavailable
 		}
 	}

@@ -25,6 +25,9 @@ import (
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Advisory: the check's error is shown in the answer's detail but does
+	// not make the server unready.
+	Advisory bool
 }
 
 // CheckTimeout bounds each readiness check.
