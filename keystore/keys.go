@@ -27,6 +27,9 @@ type Options struct {
 	// Timeout bounds each store call (default DefaultTimeout). A call that
 	// runs out of time fails with ErrUnavailable, never with ErrNotFound.
 	Timeout time.Duration
+	// WriteTimeout bounds each store call that writes (default Timeout):
+	// longer where a write also waits for replicas.
+	WriteTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Rand supplies generated key material (default: none; Create then
@@ -54,9 +57,10 @@ type Notifier interface {
 // the way in, opens it on the way out, and puts a deadline on every call.
 // It is safe for concurrent use.
 type Keys struct {
-	store   Store
-	ring    *Keyring
-	timeout time.Duration
+	store        Store
+	ring         *Keyring
+	timeout      time.Duration
+	writeTimeout time.Duration
 	now     func() time.Time
 	rand    io.Reader
 	// subs are the change subscribers, copied on write (see Subscribe).
@@ -69,10 +73,13 @@ type Keys struct {
 
 // NewKeys returns a Keys over store, sealing with ring.
 func NewKeys(store Store, ring *Keyring, o Options) *Keys {
-	k := &Keys{store: store, ring: ring, timeout: o.Timeout, now: o.Now, rand: o.Rand,
+	k := &Keys{store: store, ring: ring, timeout: o.Timeout, writeTimeout: o.WriteTimeout, now: o.Now, rand: o.Rand,
 		metrics: newStoreMetrics(o.Registerer, o.Backend)}
 	if k.timeout <= 0 {
 		k.timeout = DefaultTimeout
+	}
+	if k.writeTimeout <= 0 {
+		k.writeTimeout = k.timeout
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -83,7 +90,11 @@ func NewKeys(store Store, ring *Keyring, o Options) *Keys {
 // call runs f with the store deadline and turns a missed deadline into
 // ErrUnavailable, so a slow store never looks like a missing key.
 func (k *Keys) call(ctx context.Context, op storeOp, f func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, k.timeout)
+	timeout := k.timeout
+	if op.writes() {
+		timeout = k.writeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	err := f(ctx)
@@ -208,16 +219,21 @@ const kekCheckPrefix = "kek-check/"
 // ID the store has seen before, the check value written then must open
 // (otherwise the file holds a different key under that ID, and CheckKEKs
 // refuses rather than serve garbage); for a new ID a check value is written.
-func (k *Keys) CheckKEKs(ctx context.Context) error {
+func (k *Keys) CheckKEKs(ctx context.Context) error { return k.checkKEKs(ctx, "") }
+
+// checkKEKs is CheckKEKs; with marker set (Open, Adopt), a new check value
+// is written only after every copy of the store marker marker was found
+// again, just before: a store that lost its data meanwhile gets none.
+func (k *Keys) checkKEKs(ctx context.Context, marker string) error {
 	for _, id := range k.ring.IDs() {
-		if err := k.checkKEK(ctx, id); err != nil {
+		if err := k.checkKEK(ctx, id, marker); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (k *Keys) checkKEK(ctx context.Context, id string) error {
+func (k *Keys) checkKEK(ctx context.Context, id, marker string) error {
 	name, check := kekCheckPrefix+id, kekCheckSlot(id)
 	for attempt := 0; attempt < 2; attempt++ {
 		var v []byte
@@ -242,6 +258,11 @@ func (k *Keys) checkKEK(ctx context.Context, id string) error {
 		sealed, err := k.ring.sealWith(k.ring.byID[id], check, probe[:])
 		if err != nil {
 			return err
+		}
+		if marker != "" {
+			if err := k.markersIntact(ctx, marker); err != nil {
+				return err
+			}
 		}
 		err = k.call(ctx, opCreateMeta, func(ctx context.Context) error { return k.store.CreateMeta(ctx, name, sealed) })
 		if err == nil {

@@ -28,6 +28,15 @@ const (
 	numOps
 )
 
+// writes reports whether op writes to the store.
+func (op storeOp) writes() bool {
+	switch op {
+	case opCreate, opCreateBatch, opUpdate, opDelete, opCreateMeta, opCreateExpiring:
+		return true
+	}
+	return false
+}
+
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
 	"get_meta", "create_meta", "list_meta", "ping", "notify", "create_expiring", "get_expiring"}
 

@@ -34,8 +34,12 @@ type markerValue struct {
 }
 
 // storeState is what Keys knows of the store's marker, guarded by mu.
+// Open, CheckStore and Adopt hold check while they run, so that they never
+// interleave (a check that began before an adoption must not write after
+// it); check comes before mu in the lock order.
 type storeState struct {
-	mu sync.Mutex
+	check sync.Mutex
+	mu    sync.Mutex
 	// id is the marker's identity once Open or Adopt accepted the store.
 	id string
 	// heldKeys: the store was seen holding at least one key, so finding
@@ -174,6 +178,13 @@ func (k *Keys) setLost(why string) error {
 // finds it whole again: a server keeps running on it, unready, so that an
 // operator can adopt it through the admin API.
 func (k *Keys) Open(ctx context.Context, o OpenOptions) error {
+	k.state.check.Lock()
+	defer k.state.check.Unlock()
+	return k.openStore(ctx, o)
+}
+
+// openStore is Open with state.check held.
+func (k *Keys) openStore(ctx context.Context, o OpenOptions) error {
 	ms, err := k.markers(ctx)
 	if err != nil {
 		return err
@@ -210,7 +221,7 @@ func (k *Keys) Open(ctx context.Context, o OpenOptions) error {
 	default:
 		return k.setLost(fmt.Sprintf("the store holds %d of the %d copies of its marker: it lost part of its data (a Redis node that came back empty?); restore it, or adopt it as it is (kdctl store adopt)", present, markerCopies))
 	}
-	if err := k.CheckKEKs(ctx); err != nil {
+	if err := k.checkKEKs(ctx, id); err != nil {
 		return err
 	}
 	k.state.mu.Lock()
@@ -238,12 +249,14 @@ func newMarkerID(rand io.Reader) (string, error) {
 // store's error when it could not tell (which changes nothing). A server
 // calls it every minute.
 func (k *Keys) CheckStore(ctx context.Context) error {
+	k.state.check.Lock()
+	defer k.state.check.Unlock()
 	k.state.mu.Lock()
 	want, held := k.state.id, k.state.heldKeys
 	k.state.mu.Unlock()
 	if want == "" {
 		// Open refused it (or was not called): try again, without adopting.
-		return k.Open(ctx, OpenOptions{})
+		return k.openStore(ctx, OpenOptions{})
 	}
 	ms, err := k.markers(ctx)
 	if err != nil {
@@ -302,6 +315,8 @@ func (k *Keys) Lost() error {
 // a new one), checks the KEKs (writing the check values of KEK IDs the
 // store has not seen), and clears the lost state.
 func (k *Keys) Adopt(ctx context.Context) (string, error) {
+	k.state.check.Lock()
+	defer k.state.check.Unlock()
 	ms, err := k.markers(ctx)
 	if err != nil {
 		return "", err
@@ -322,7 +337,7 @@ func (k *Keys) Adopt(ctx context.Context) (string, error) {
 	if got, present, err := markerSummary(ms); err != nil || present != markerCopies || got != id {
 		return "", fmt.Errorf("keystore: adopt: the store holds the markers of another store; remove the %s* meta values first", markerPrefix)
 	}
-	if err := k.CheckKEKs(ctx); err != nil {
+	if err := k.checkKEKs(ctx, id); err != nil {
 		return "", err
 	}
 	hasKeys, _, err := k.holdsData(ctx)
@@ -333,6 +348,19 @@ func (k *Keys) Adopt(ctx context.Context) (string, error) {
 	k.state.id, k.state.heldKeys, k.state.lost, k.state.lostWhy = id, hasKeys, false, ""
 	k.state.mu.Unlock()
 	return id, nil
+}
+
+// markersIntact reports whether every copy of the marker id is stored.
+func (k *Keys) markersIntact(ctx context.Context, id string) error {
+	ms, err := k.markers(ctx)
+	if err != nil {
+		return err
+	}
+	got, present, err := markerSummary(ms)
+	if err != nil || present != markerCopies || got != id {
+		return &StoreLostError{Why: "the store marker changed while the KEKs were being checked: the store lost its data; no KEK check value was written"}
+	}
+	return nil
 }
 
 // StoreID is the identity of the store's marker, "" before Open.

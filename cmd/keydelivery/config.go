@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,15 @@ type config struct {
 	RedisPasswordFile string
 	RedisPoolSize     int
 	RedisAutoPipeline bool
+
+	// Durability (issue 11): writes confirmed by replicas, the Redis
+	// settings check, the store marker.
+	RedisWaitReplicas   string
+	RedisWaitTimeout    time.Duration
+	RedisWaitAOF        bool
+	RedisRequireDurable bool
+	StoreAdopt          bool
+	StoreCheckInterval  time.Duration
 
 	TokenCerts         []string
 	TokenCertsReload   time.Duration
@@ -107,6 +117,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.RedisPasswordFile, "redis-password-file", "", "file holding the Redis password (or set KD_REDIS_PASSWORD)")
 	fs.IntVar(&c.RedisPoolSize, "redis-pool-size", 0, "Redis connection pool size (default 10 per CPU)")
 	fs.BoolVar(&c.RedisAutoPipeline, "redis-auto-pipeline", true, "send the key reads of concurrent requests to Redis together, in shared pipelines (go-redis auto-pipelining; --redis-auto-pipeline=false: one round trip per read)")
+	// Durability (issue 11).
+	fs.StringVar(&c.RedisWaitReplicas, "redis-wait-replicas", "auto", "replicas that must confirm each admin write (WAIT) before it is acknowledged: a number, or auto (1 when the master taking the write has a replica connected, 0 when it has none); fewer in time answers 503 not_replicated")
+	fs.DurationVar(&c.RedisWaitTimeout, "redis-wait-timeout", time.Second, "how long a write waits for its replicas (--redis-wait-replicas)")
+	fs.BoolVar(&c.RedisWaitAOF, "redis-wait-aof", false, "also wait for the append-only files (WAITAOF, Redis 7.2 or later): the master's own, fsynced, and the replicas'")
+	fs.BoolVar(&c.RedisRequireDurable, "redis-require-durable", false, "refuse to start, and fail readiness later, while a Redis setting can lose an acknowledged key (redis_not_durable); without it they are logged and shown in /readyz")
+	fs.DurationVar(&c.StoreCheckInterval, "store-check-interval", time.Minute, "how often the store's marker (store_lost) and the Redis settings (redis_not_durable) are checked again after startup")
+	fs.BoolVar(&c.StoreAdopt, "store-adopt", false, "take the store as it is at startup: write the store marker into a new store (or one restored from a backup, or one that lost data), which is refused (store_lost) otherwise; set it for one start, never as a standing setting")
 	fs.Var(listFlag{&c.TokenCerts}, "token-certs", "trusted token-signing certificates: files or directories of PEM, DER or Azure Key Vault certificate JSON (comma-separated or repeated)")
 	fs.DurationVar(&c.TokenCertsReload, "token-certs-reload", 10*time.Second, "how often to check --token-certs for changes (0 disables; SIGHUP always reloads)")
 	fs.Var(listFlag{&c.TokenIssuers}, "token-issuer", "accepted token issuers (iss), comma-separated or repeated")
@@ -270,7 +287,35 @@ func (c *config) validate() error {
 	} else if strings.TrimPrefix(spec, "bolt:") == "" {
 		errs = append(errs, errors.New("--store bolt:PATH needs a path"))
 	}
+	errs = append(errs, c.validateDurability()...)
 	return errors.Join(errs...)
+}
+
+// validateDurability checks the durability flags (issue 11).
+func (c *config) validateDurability() []error {
+	var errs []error
+	if _, _, err := c.waitReplicas(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RedisWaitTimeout <= 0 || c.StoreCheckInterval <= 0 {
+		errs = append(errs, errors.New("--redis-wait-timeout and --store-check-interval must be positive"))
+	}
+	if strings.HasPrefix(c.storeSpec(), "bolt:") && (c.RedisWaitAOF || c.RedisRequireDurable) {
+		errs = append(errs, errors.New("--redis-wait-aof and --redis-require-durable need a Redis store (--store redis://...)"))
+	}
+	return errs
+}
+
+// waitReplicas parses --redis-wait-replicas: auto, or a number.
+func (c *config) waitReplicas() (n int, auto bool, err error) {
+	if c.RedisWaitReplicas == "auto" {
+		return 0, true, nil
+	}
+	n, err = strconv.Atoi(c.RedisWaitReplicas)
+	if err != nil || n < 0 || n > 64 || c.RedisWaitReplicas[0] == '+' {
+		return 0, false, fmt.Errorf("--redis-wait-replicas %q: want auto or a number of replicas from 0 to 64", c.RedisWaitReplicas)
+	}
+	return n, false, nil
 }
 
 func readSecretFile(path string) (string, error) {

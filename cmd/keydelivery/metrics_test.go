@@ -40,7 +40,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	rs := redistest.Start(t, redistest.Options{})
 	m := newMaterial(t)
-	s := start(t, m.args("redis://"+rs.Addr+"/0", "--key-cache-ttl", "1m"), nil)
+	s := start(t, m.args("redis://"+rs.Addr+"/0", "--key-cache-ttl", "1m", "--store-adopt"), nil)
 	value := randomKey(t)
 	kid := s.createKey(t, value, nil)
 	tok := m.token(t, kid)

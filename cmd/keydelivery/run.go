@@ -187,6 +187,7 @@ type app struct {
 	// delivery and admin are the two planes' servers.
 	delivery, admin *http.Server
 	closers         []io.Closer
+	durable         *durability
 }
 
 // build opens the store and builds everything on it, from the leaves up:
@@ -200,6 +201,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 			s.close()
 		}
 	}()
+	newBolt := isNewBoltStore(cfg)
 	if s.store, err = openStore(cfg, log); err != nil {
 		return nil, err
 	}
@@ -221,10 +223,10 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 		}
 		return out
 	}))
-	s.keys = keystore.NewKeys(s.store, m.ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
-		Registerer: m.reg, Backend: backend})
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = s.keys.CheckKEKs(startCtx)
+	s.keys = keystore.NewKeys(s.store, m.ring, keystore.Options{Timeout: cfg.StoreTimeout, WriteTimeout: cfg.StoreTimeout + cfg.RedisWaitTimeout,
+		Rand: rand.Reader, Registerer: m.reg, Backend: backend})
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = s.openKeys(startCtx, newBolt)
 	cancel()
 	if err != nil {
 		return nil, err
@@ -300,7 +302,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 	cfg, m := s.cfg, s.m
 	p, err := plane.New(plane.Options{
 		Log: s.log, Registerer: m.reg, Metrics: metrics.Handler(m.reg),
-		Checks: []plane.Check{
+		Checks: append([]plane.Check{
 			{Name: "serving", Check: func(context.Context) error {
 				if !s.serving.Load() {
 					return errors.New("not serving (starting or draining)")
@@ -314,7 +316,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 				}
 				return nil
 			}},
-		},
+		}, s.durabilityChecks()...),
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
 	})
 	if err != nil {
@@ -343,6 +345,7 @@ func (s *app) serve(ctx context.Context) error {
 		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
 	g.Go(func() error { return s.keys.Watch(gctx) })
+	g.Go(func() error { s.watchStore(gctx); return nil })
 	if cfg.DeletedRetention > 0 {
 		g.Go(func() error {
 			sweepDeleted(gctx, s.keys, s.audit, cfg.DeletedRetention, time.Hour, time.Now, log)
@@ -487,7 +490,9 @@ func openStore(cfg *config, log *slog.Logger) (keystore.Store, error) {
 		password = p
 	}
 	redisstore.SetLogger(log)
-	return redisstore.New(redisstore.Options{URL: spec, Password: password, PoolSize: cfg.RedisPoolSize, AutoPipeline: cfg.RedisAutoPipeline})
+	waitN, waitAuto, _ := cfg.waitReplicas() // validated
+	return redisstore.New(redisstore.Options{URL: spec, Password: password, PoolSize: cfg.RedisPoolSize, AutoPipeline: cfg.RedisAutoPipeline,
+		WaitReplicas: waitN, WaitAuto: waitAuto, WaitTimeout: cfg.RedisWaitTimeout, WaitAOF: cfg.RedisWaitAOF})
 }
 
 // redactStore hides a password in a store URL for logs.

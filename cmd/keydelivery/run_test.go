@@ -129,7 +129,7 @@ func TestDeliveryEndToEndRedis(t *testing.T) {
 	}
 	storeURL := "redis://" + rs.Addr + "/0"
 	// The key cache is off, so the outage below reaches the store.
-	s := start(t, m.args(storeURL, "--redis-password-file", pwFile, "--store-timeout", "300ms", "--key-cache-ttl", "0"), nil)
+	s := start(t, m.args(storeURL, "--redis-password-file", pwFile, "--store-timeout", "300ms", "--key-cache-ttl", "0", "--store-adopt"), nil)
 	value := randomKey(t)
 	kid := s.createKey(t, value, nil)
 	exerciseDelivery(t, s, m, kid, value)
@@ -494,7 +494,7 @@ func TestKeyCacheInvalidatedAcrossInstances(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	m := newMaterial(t)
 	store := "redis://" + rs.Addr + "/0"
-	a := start(t, m.args(store, "--key-cache-ttl", "1h"), nil)
+	a := start(t, m.args(store, "--key-cache-ttl", "1h", "--store-adopt"), nil)
 	b := start(t, m.args(store, "--key-cache-ttl", "1h"), nil)
 	value := randomKey(t)
 	kid := a.createKey(t, value, nil)
