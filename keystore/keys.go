@@ -61,8 +61,8 @@ type Keys struct {
 	ring         *Keyring
 	timeout      time.Duration
 	writeTimeout time.Duration
-	now     func() time.Time
-	rand    io.Reader
+	now          func() time.Time
+	rand         io.Reader
 	// subs are the change subscribers, copied on write (see Subscribe).
 	subs    atomic.Pointer[[]*subscriber]
 	mu      sync.Mutex // serialises changes to subs

@@ -260,4 +260,3 @@ func (s *app) durabilityChecks() []plane.Check {
 	}
 	return checks
 }
-
