@@ -3,13 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,12 +36,21 @@ type client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// retries is how often a request is sent again (see send); notes gets
+	// a line per retry (nil: none).
+	retries int
+	notes   io.Writer
 }
+
+// defaultRetries is how often kdctl sends a request again by default
+// ($KD_RETRIES overrides it).
+const defaultRetries = 5
 
 func newClient(base *url.URL, token string, timeout time.Duration) *client {
 	return &client{
-		base:  base,
-		token: token,
+		base:    base,
+		token:   token,
+		retries: defaultRetries,
 		http: &http.Client{
 			Timeout: timeout,
 			// The admin API never redirects; following one could carry
@@ -90,9 +105,10 @@ func (p entryProblem) String() string {
 
 // serverError is a non-2xx answer.
 type serverError struct {
-	status int
-	p      problem
-	raw    string // a short excerpt when the body is not a problem
+	status     int
+	p          problem
+	raw        string        // a short excerpt when the body is not a problem
+	retryAfter time.Duration // the answer's Retry-After
 }
 
 func (e *serverError) Error() string {
@@ -147,6 +163,14 @@ type request struct {
 	ctype string
 	// accept is the media type wanted for a 2xx answer (default JSON).
 	accept string
+	// once: the request must not be sent twice (a create that the server
+	// cannot recognise when repeated, such as a random key seed): it is
+	// sent again only when it never reached the server.
+	once bool
+	// doneIfRepeated names the refusals (problem reasons) that, answered
+	// to a repeated request, mean that an earlier attempt did the work
+	// (restore: not_deleted; purge: unknown_key).
+	doneIfRepeated []string
 }
 
 // answer is a 2xx response.
@@ -154,6 +178,9 @@ type answer struct {
 	status int
 	ctype  string // the media type, without parameters
 	body   []byte
+	// repeated: no body; an earlier attempt did the work (see
+	// request.doneIfRepeated).
+	repeated bool
 }
 
 // do sends in (when not nil) as JSON to the API path made of segments and
@@ -174,16 +201,118 @@ func (c *client) do(ctx context.Context, method string, in any, segments ...stri
 	return a.body, nil
 }
 
-// send makes one request and returns a 2xx answer. Any other answer is an
+// send makes a request and returns a 2xx answer. Any other answer is an
 // *exitError wrapping a *serverError: exit 1 for 4xx, 3 for anything else.
+//
+// It sends the request again, up to c.retries times, with exponential
+// backoff and jitter (retryBase doubling up to retryCap, or the server's
+// Retry-After when longer, at most retryAfterCap), when the answer may
+// change: the server could not be reached, the connection dropped or
+// timed out, or the answer was 502, 503 (a store that did not answer, a
+// write its replicas did not confirm: not_replicated), 504 or 429. Every
+// admin write is safe to repeat: creating a key that is stored as asked
+// answers "unchanged", and a POST with a body carries one Idempotency-Key
+// for all its attempts, so a random key created by an attempt whose answer
+// was lost is the one a retry answers. A request marked once is repeated only when it
+// never reached the server. A refusal in doneIfRepeated answered to a
+// repeated request means an earlier attempt did the work.
 func (c *client) send(ctx context.Context, r request) (*answer, error) {
+	// One key for every attempt of a POST with a body (a create, an
+	// import). net/http replays a request that carries one by itself when
+	// a kept-alive connection was closed under it; a request sent once
+	// carries none, and neither does a request without a body, whose
+	// attempts are counted here alone (doneIfRepeated).
+	idem := ""
+	if r.method == http.MethodPost && r.body != nil && !r.once {
+		idem = newIdempotencyKey()
+	}
+	for attempt := 0; ; attempt++ {
+		a, sent, err := c.sendOnce(ctx, r, idem)
+		if err == nil {
+			return a, nil
+		}
+		var se *serverError
+		if attempt > 0 && errors.As(err, &se) && slices.Contains(r.doneIfRepeated, se.p.Reason) {
+			return &answer{status: http.StatusOK, repeated: true}, nil
+		}
+		wait, again := retryable(err, sent && r.once)
+		if !again || attempt >= c.retries {
+			return nil, err
+		}
+		wait = max(wait, backoff(attempt))
+		if c.notes != nil {
+			fmt.Fprintf(c.notes, "kdctl: %v; sending it again in %v (retry %d of %d)\n", err, wait.Round(time.Millisecond), attempt+1, c.retries)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// Retry timing (see send).
+const (
+	retryBase     = 250 * time.Millisecond
+	retryCap      = 8 * time.Second
+	retryAfterCap = 30 * time.Second
+)
+
+// backoff is the wait before retry attempt+1: retryBase doubled attempt
+// times, at most retryCap, less a random part of up to a half.
+func backoff(attempt int) time.Duration {
+	d := min(retryCap, retryBase<<min(attempt, 10))
+	return d - time.Duration(mathrand.Int64N(int64(d/2)+1))
+}
+
+// retryable reports whether an attempt that failed with err may be sent
+// again, and the wait the server asked for. sentOnce: the request may not
+// be repeated once it reached the server.
+func retryable(err error, sentOnce bool) (time.Duration, bool) {
+	var se *serverError
+	if errors.As(err, &se) {
+		switch se.status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
+			return min(se.retryAfter, retryAfterCap), !sentOnce
+		}
+		return 0, false
+	}
+	var ne *networkError
+	if errors.As(err, &ne) {
+		return 0, !ne.sent || !sentOnce
+	}
+	return 0, false
+}
+
+// networkError is a request that got no answer; sent tells whether it
+// may have reached the server.
+type networkError struct {
+	sent bool
+	err  error
+}
+
+func (e *networkError) Error() string { return e.err.Error() }
+func (e *networkError) Unwrap() error { return e.err }
+
+// newIdempotencyKey is a random key for the attempts of one request.
+func newIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "kdctl-" + hex.EncodeToString(b[:])
+}
+
+// sendOnce makes one attempt; sent reports whether the request may have
+// reached the server.
+func (c *client) sendOnce(ctx context.Context, r request, idem string) (_ *answer, sent bool, _ error) {
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, c.url(r.path, r.query).String(), body)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, false, usageError("%v", err)
 	}
 	accept := r.accept
 	if accept == "" {
@@ -195,24 +324,34 @@ func (c *client) send(ctx context.Context, r request) (*answer, error) {
 	if r.body != nil {
 		req.Header.Set("Content-Type", r.ctype)
 	}
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("server unreachable at %s: %w", redact(c.base), unwrapURLError(err))}
+		var oe *net.OpError
+		sent := !(errors.As(err, &oe) && oe.Op == "dial")
+		return nil, sent, &exitError{code: exitUnavailable, err: &networkError{sent: sent,
+			err: fmt.Errorf("server unreachable at %s: %w", redact(c.base), unwrapURLError(err))}}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("reading the answer from %s: %w", redact(c.base), err)}
+		return nil, true, &exitError{code: exitUnavailable, err: &networkError{sent: true,
+			err: fmt.Errorf("reading the answer from %s: %w", redact(c.base), err)}}
 	}
 	if len(b) > maxResponse {
 		clear(b)
-		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the answer from %s is larger than %d bytes", redact(c.base), maxResponse)}
+		return nil, true, &exitError{code: exitUnavailable, err: fmt.Errorf("the answer from %s is larger than %d bytes", redact(c.base), maxResponse)}
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return &answer{status: resp.StatusCode, ctype: mt, body: b}, nil
+		return &answer{status: resp.StatusCode, ctype: mt, body: b}, true, nil
 	}
 	se := &serverError{status: resp.StatusCode}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		se.retryAfter = time.Duration(s) * time.Second
+	}
 	if mt != mediaProblem || json.Unmarshal(b, &se.p) != nil {
 		se.p = problem{}
 		se.raw = excerpt(b, 120)
@@ -221,7 +360,7 @@ func (c *client) send(ctx context.Context, r request) (*answer, error) {
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
 		code = exitRefused
 	}
-	return nil, &exitError{code: code, err: se}
+	return nil, true, &exitError{code: code, err: se}
 }
 
 // url is the API URL of the path segments under the base URL.

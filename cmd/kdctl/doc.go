@@ -18,6 +18,7 @@
 //	kdctl keys delivery-url KID [--type envelope|clearkey|playready|widevine|fairplay]
 //	kdctl keyseeds create [--id ID] [--name N] [--seed-file F]
 //	kdctl keyseeds list
+//	kdctl store adopt
 //	kdctl hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
@@ -64,6 +65,30 @@
 // never printed, and never taken from a flag value. keys create
 // --key-seed-id ID then derives a key from that seed and the KID (creation
 // method KeySeed), as PlayReady license servers holding the same seed do.
+//
+// # Retries
+//
+// A request whose answer may change is sent again by kdctl itself, up to
+// $KD_RETRIES times (default 5), waiting 250 ms doubled each time (at most
+// 8 s, less a random part), or the server's Retry-After when longer: when
+// the server could not be reached, the connection dropped or timed out, or
+// the answer was 503 (a store that did not answer in time, a write its
+// replicas did not confirm: not_replicated), 502, 504 or 429. Each retry is
+// reported on stderr. Every admin write is safe to repeat: a create that
+// finds its key stored as asked answers "unchanged" (exit 0), and every
+// attempt of a create or import carries the same Idempotency-Key, so a
+// random key created by an attempt whose answer was lost is the key kdctl
+// prints; a repeated restore that finds the key live, or purge that finds
+// it gone, means the earlier attempt did it. A random key seed (keyseeds
+// create without --id and --seed-file) is sent again only if it never
+// reached the server.
+//
+// # The store
+//
+// store adopt (role admin) takes the key store as it is: after the server
+// found that it lost its data (store_lost), or once for a new Redis store,
+// which the server cannot tell from one that lost everything. It writes the
+// store marker and the KEK check values, and the server becomes ready.
 //
 // # HLS
 //

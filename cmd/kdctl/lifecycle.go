@@ -116,9 +116,16 @@ func (e *env) keysRestore(args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := c.do(e.ctx, http.MethodPost, nil, "api", "keys", kid.String(), "restore")
+	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keys", kid.String(), "restore"},
+		doneIfRepeated: []string{"not_deleted"}})
 	if err != nil {
 		return err
+	}
+	b := a.body
+	if a.repeated { // an earlier attempt restored it: show the key as it is
+		if b, err = c.do(e.ctx, http.MethodGet, nil, "api", "keys", kid.String()); err != nil {
+			return err
+		}
 	}
 	return printJSON(e.stdout, b)
 }
@@ -133,7 +140,8 @@ func (e *env) keysPurge(args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.send(e.ctx, request{method: http.MethodDelete, path: []string{"api", "keys", kid.String()}, query: url.Values{"purge": {"true"}}})
+	_, err = c.send(e.ctx, request{method: http.MethodDelete, path: []string{"api", "keys", kid.String()}, query: url.Values{"purge": {"true"}},
+		doneIfRepeated: []string{"unknown_key"}})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -78,6 +79,10 @@ Commands:
         or base64), or a random one; prints its metadata, never the seed
   keyseeds list
         print the key seeds' metadata, one JSON object per line
+  store adopt
+        take the key store as it is (role admin): after it lost its data
+        (store_lost), or once for a new store; writes its marker and the
+        KEK check values, and the server becomes ready again
   hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX]
               [--token-file F | --token TOKEN] [--force]
         export the key (role exporter) into a new 0600 key file (default
@@ -100,6 +105,12 @@ Global flags (also accepted after the subcommand):
   --timeout D              per-request timeout (default 30s)
 
 The admin secret is never accepted as a flag value.
+
+A request whose answer may change (server unreachable, connection dropped,
+503 such as not_replicated, 502, 504, 429) is sent again, up to $KD_RETRIES
+times (default 5), with backoff; every write is safe to repeat (a create
+that finds its key stored answers "unchanged"; a POST carries one
+Idempotency-Key for all its attempts).
 
 Exit codes:
   0  success
@@ -209,6 +220,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return e.keyseedsCreate(rest[2:])
 	case cmd == "keyseeds" && sub == "list":
 		return e.keyseedsList(rest[2:])
+	case cmd == "store" && sub == "adopt":
+		return e.storeAdopt(rest[2:])
 	case cmd == "hls" && sub == "keyinfo":
 		return e.hlsKeyinfo(rest[2:])
 	case cmd == "token" && sub == "mint":
@@ -217,7 +230,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return e.kekGenerate(rest[2:])
 	case cmd == "adminkey" && sub == "generate":
 		return e.adminkeyGenerate(rest[2:])
-	case cmd == "keys" || cmd == "keyseeds" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
+	case cmd == "keys" || cmd == "keyseeds" || cmd == "store" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
 		if sub == "" {
 			return usageError("%s: missing subcommand", cmd)
 		}
@@ -270,7 +283,16 @@ func (e *env) client() (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newClient(u, token, e.g.timeout), nil
+	c := newClient(u, token, e.g.timeout)
+	c.notes = e.stderr
+	if v := e.g.getenv("KD_RETRIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			return nil, usageError("KD_RETRIES %q: want a number of retries from 0 to 100", v)
+		}
+		c.retries = n
+	}
+	return c, nil
 }
 
 // maxTokenFile bounds the credential file.

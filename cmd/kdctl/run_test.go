@@ -233,7 +233,8 @@ func TestUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	r := kdctl(t, map[string]string{"KD_ADMIN_TOKEN": "kda_x"}, "--server", "http://"+addr, "keys", "create", "--quiet")
+	// KD_RETRIES=0: this is about the answer, not the retries (TestRetries).
+	r := kdctl(t, map[string]string{"KD_ADMIN_TOKEN": "kda_x", "KD_RETRIES": "0"}, "--server", "http://"+addr, "keys", "create", "--quiet")
 	if r.code != 3 || !strings.Contains(r.stderr, "unreachable") {
 		t.Errorf("unreachable: %d %s", r.code, r.stderr)
 	}
@@ -267,7 +268,7 @@ func TestServerErrors(t *testing.T) {
 				io.WriteString(w, c.body)
 			}))
 			defer srv.Close()
-			r := kdctl(t, map[string]string{"KD_SERVER": srv.URL, "KD_ADMIN_TOKEN": "kda_x"}, "keys", "create", "--quiet")
+			r := kdctl(t, map[string]string{"KD_SERVER": srv.URL, "KD_ADMIN_TOKEN": "kda_x", "KD_RETRIES": "0"}, "keys", "create", "--quiet")
 			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 				t.Errorf("%d %q, want %d and %q", r.code, r.stderr, c.code, c.want)
 			}
