@@ -119,6 +119,14 @@ stage "staticcheck" lint
 # that a slow machine can reach (internal/waittest).
 stage "go test -race" go test -race -count=1 -timeout 15m "${pkgs[@]}"
 
+# The fault-injection suite (faults/, build tag faults), short form: the
+# built server on real redis-server processes (single, Sentinel, Cluster)
+# and bbolt, disturbed while an acknowledged-write ledger runs (about 2
+# minutes). Its own stage, without -race: what it exercises runs as
+# processes. The long form, with the bounds asserted: make faults.
+faults() { go vet -tags faults ./faults/ && staticcheck -tags faults ./faults/ && go test -tags faults -count=1 -timeout 10m ./faults/; }
+stage "faults (short form)" faults
+
 # Short fuzzing runs of every parser of attacker input. Each target runs a
 # fixed number of inputs (about 5 s here) rather than for a wall-clock
 # -fuzztime: Go's fuzz coordinator can fail a duration-bounded run with

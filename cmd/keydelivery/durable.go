@@ -88,6 +88,16 @@ func (s *app) openKeys(ctx context.Context, newBolt bool) error {
 	s.durable = newDurability(s.m.reg)
 	adopt := cfg.StoreAdopt || cfg.Dev || newBolt
 	err := s.keys.Open(ctx, keystore.OpenOptions{Adopt: adopt})
+	// A store that does not answer at once (Redis loading, a failover
+	// under way) is asked again until the start-up time is up.
+	for errors.Is(err, keystore.ErrUnavailable) && ctx.Err() == nil {
+		s.log.Warn("the store does not answer yet; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+			err = s.keys.Open(ctx, keystore.OpenOptions{Adopt: adopt})
+		}
+	}
 	var lost *keystore.StoreLostError
 	switch {
 	case errors.As(err, &lost):

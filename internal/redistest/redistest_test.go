@@ -155,3 +155,31 @@ func TestQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelAndCluster: the topologies come up as described: the
+// Sentinels name the master; every slot of the cluster has a master that
+// takes writes, and a replica.
+func TestSentinelAndCluster(t *testing.T) {
+	s := StartSentinel(t, SentinelOptions{Replicas: 2, Sentinels: 3})
+	if got := s.MasterAddr(t); got != s.Master.Addr {
+		t.Fatalf("the Sentinels name %q as the master, want %s", got, s.Master.Addr)
+	}
+	if !strings.HasPrefix(s.URL(), "redis+sentinel://") || !strings.HasSuffix(s.URL(), "/"+s.Name) {
+		t.Fatalf("URL %q", s.URL())
+	}
+	c := StartCluster(t, ClusterOptions{Masters: 3, ReplicasPerMaster: 1})
+	for _, slot := range []int{0, 8000, 16383} {
+		m := c.MasterOf(t, slot)
+		if m == nil || !c.ServesAsMaster(t, m) {
+			t.Fatalf("no master serves slot %d", slot)
+		}
+	}
+	key := "kd:key:x"
+	m := c.MasterOf(t, c.KeySlot(t, key))
+	if v := m.MustDo(t, "SET", key, "v"); v != "OK" {
+		t.Fatalf("SET on the master of its slot = %v", v)
+	}
+	if got := m.Info(t, "replication", "connected_slaves"); got != "1" {
+		t.Fatalf("master %s has %s replicas, want 1", m.Addr, got)
+	}
+}

@@ -396,10 +396,28 @@ func (s *Store) update(fn func(*bolt.Tx) error) error { return full(s.db.Update(
 
 // full marks the errors of a full disk as keystore.ErrFull.
 func full(err error) error {
-	if err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)) {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) || fullText(err) {
 		return fmt.Errorf("%w: %w", keystore.ErrFull, err)
 	}
 	return err
+}
+
+// fullText reports whether err's text ends with the text of a full disk's
+// errno. bbolt wraps the errors of growing its file with %s ("file resize
+// error: truncate ...: file too large", "file sync error: ..."), which
+// drops their type: only the text is left of them. This is the one place
+// an error is matched by text, at the boundary where bbolt lost it.
+func fullText(err error) bool {
+	msg := err.Error()
+	for _, e := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG} {
+		if strings.HasSuffix(msg, ": "+e.Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 // sweepEvery is how often CreateExpiring removes expired values.

@@ -59,19 +59,18 @@ func (b *batcher) get(ctx context.Context, key string) ([]byte, error) {
 		return nil, redis.ErrClosed
 	}
 	if b.inFlight < maxInFlight {
-		// A free slot: this read leaves at once, as a batch of one on the
-		// caller's own goroutine and context; whatever queued meanwhile
-		// leaves next, on another goroutine.
+		// A free slot: this read leaves at once, as a batch of one (on a
+		// goroutine of its own: the caller waits for it or its context,
+		// whichever ends first, since go-redis does not end every call at
+		// its context's deadline: a Cluster client's retries after a
+		// master died can outlast it).
 		b.inFlight++
 		b.mu.Unlock()
-		b.send([]*read{r})
-		if next := b.take(); next != nil {
-			go b.run(next)
-		}
-		return r.val, r.err
+		go b.run([]*read{r})
+	} else {
+		b.queue = append(b.queue, r)
+		b.mu.Unlock()
 	}
-	b.queue = append(b.queue, r)
-	b.mu.Unlock()
 	select {
 	case <-r.done:
 		return r.val, r.err

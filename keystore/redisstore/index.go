@@ -460,23 +460,34 @@ func (s *Store) List(ctx context.Context, from keystore.KeyID, limit int) ([]key
 // only sets the width of the first range it asks for.
 const sizeMaxAge = 10 * time.Second
 
+// smallPage is the largest page List finds in one round over the whole
+// key space, without counting the index first: each shard answers its
+// first smallPage members, so this stays one member per shard (List of
+// one key, to see whether the store holds any).
+const smallPage = 1
+
 func (s *Store) list(ctx context.Context, from keystore.KeyID, limit int) ([]keystore.Record, error) {
 	shards := s.shardsOf(keyIndex)
-	n, err := s.indexSize(ctx, shards)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
-		return nil, nil
-	}
 	// The range asked for is [start, hi): start is a lex bound ("[member"
 	// or "(member"), lo the KID it is at as a number, for the width.
 	lo := new(big.Int).SetBytes(from[:])
 	start := "[" + member(from)
-	// width = 2^128 * want / n, so that about want KIDs fall in it.
-	want := int64(2*limit + 16)
-	width := new(big.Int).Lsh(big.NewInt(want), 128)
-	width.Div(width, big.NewInt(n))
+	// width = 2^128 * want / n, so that about want KIDs fall in it. A
+	// page of one asks for the whole range at once: every shard's first
+	// member, the least of which is the page; the size need not be
+	// counted.
+	width := new(big.Int).Lsh(big.NewInt(1), 129)
+	if limit > smallPage {
+		n, err := s.indexSize(ctx, shards)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		width = new(big.Int).Lsh(big.NewInt(int64(2*limit+16)), 128)
+		width.Div(width, big.NewInt(n))
+	}
 	var out []keystore.Record
 	for {
 		hi := new(big.Int).Add(lo, width)

@@ -309,7 +309,7 @@ func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, er
 	if s.batch != nil {
 		b, err = s.batch.get(ctx, s.keyName(id))
 	} else {
-		b, err = s.c.Get(ctx, s.keyName(id)).Bytes()
+		b, err = s.getBounded(ctx, s.keyName(id))
 	}
 	if err != nil {
 		s.connectionFailed(err)
@@ -320,6 +320,32 @@ func (s *Store) Get(ctx context.Context, id keystore.KeyID) (keystore.Record, er
 		return keystore.Record{}, fmt.Errorf("redisstore: get %s: %w", id, err)
 	}
 	return r, nil
+}
+
+// getBounded is GET of key that returns by ctx's end at the latest. On a
+// single server go-redis ends the call at the deadline itself; a Cluster
+// client may not (its retries and redirections after a master died can
+// outlast the deadline), so there the call runs on its own goroutine and is
+// abandoned at the deadline (it ends by the socket timeouts).
+func (s *Store) getBounded(ctx context.Context, key string) ([]byte, error) {
+	if s.cluster == nil {
+		return s.c.Get(ctx, key).Bytes()
+	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := s.c.Get(ctx, key).Bytes()
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		return r.b, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // GetMeta implements keystore.Store.
