@@ -3,6 +3,7 @@ package plane
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,6 +51,7 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 			return &authError{status: http.StatusUnauthorized, reason: ReasonInvalidCredential}
 		}
 		c.Set(credentialKey, cr)
+		p.extendDeadlines(c)
 		if r.Method == http.MethodOptions {
 			if _, routed := c.Get(echo.ContextKeyHeaderAllow).(string); routed {
 				return echo.ErrMethodNotAllowed
@@ -57,6 +59,21 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// extendDeadlines gives a request whose credential matched the time of an
+// admin operation (Options.AuthenticatedTimeout) to send its body and get
+// its answer. Only now: the body of a request is never read before its
+// credential is checked, so until then the server's short timeouts hold.
+func (p *Plane) extendDeadlines(c echo.Context) {
+	if p.authTimeout <= 0 {
+		return
+	}
+	rc := http.NewResponseController(c.Response())
+	until := time.Now().Add(p.authTimeout)
+	// A ResponseWriter without deadlines (a test recorder) keeps none.
+	_ = rc.SetReadDeadline(until)
+	_ = rc.SetWriteDeadline(until)
 }
 
 // bearer returns the secret of "Bearer <secret>" (scheme in any case).

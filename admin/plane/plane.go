@@ -54,6 +54,18 @@ type Options struct {
 	Audit *audit.Log
 	// RetryAfter is the Retry-After sent with 503 (default 1s).
 	RetryAfter time.Duration
+	// ClientAddr is the address of the client that sent a request (behind
+	// trusted proxies, the one they forwarded), for the access log and the
+	// audit log's source. Default: the TCP peer's address.
+	ClientAddr func(*http.Request) string
+	// AuthenticatedTimeout, when positive, is how long a request under
+	// /api/ may take to arrive and be answered once its credential is
+	// valid: the read and write deadlines move that far from the moment the
+	// credential matched. Before that, the server's own timeouts (short, the
+	// delivery plane's) bound it, so a client without a credential cannot
+	// hold a connection open by sending its body slowly. Default: the
+	// server's timeouts throughout.
+	AuthenticatedTimeout time.Duration
 }
 
 // Plane is the admin listener's http.Handler, on which the admin APIs
@@ -67,6 +79,8 @@ type Plane struct {
 	checks  []Check
 	retry   string
 	metrics *planeMetrics
+	// authTimeout is Options.AuthenticatedTimeout.
+	authTimeout time.Duration
 
 	// rewrites run before routing, in order (see Rewrite).
 	rewrites []func(*url.URL)
@@ -104,11 +118,16 @@ func New(o Options) (*Plane, error) {
 		retry:   httpedge.RetryAfter(o.RetryAfter),
 		metrics: newMetrics(o.Registerer),
 		ops:     map[string]Operation{},
+
+		authTimeout: o.AuthenticatedTimeout,
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort, e.Debug = true, true, false
 	e.HTTPErrorHandler = p.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientAddr != nil {
+		e.IPExtractor = o.ClientAddr
+	}
 	// Order: recover, request ID, metrics and log, no-store, the /api/
 	// credential check, then the route (an operation wrapped by serve).
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: p.logPanic}))

@@ -95,6 +95,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if dev, err = ensureDevMaterial(cfg.DataDir, time.Now()); err != nil {
 			return fmt.Errorf("dev mode: %w", err)
 		}
+		if cfg.DevTLS {
+			if err := ensureDevTLS(&dev, time.Now()); err != nil {
+				return fmt.Errorf("dev mode TLS: %w", err)
+			}
+		}
 		cfg.devDefaults(dev)
 		log.Warn("DEV MODE: generated material is for development only", "data_dir", cfg.DataDir, "generated_now", dev.Created)
 	}
@@ -108,8 +113,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
-			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID())
+		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s); %s\n",
+			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID(), m.edge.describe(cfg))
 		return nil
 	}
 	s, err := build(ctx, cfg, log, m)
@@ -117,11 +122,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer s.close()
-	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String())
-	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String())
+	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String(), "scheme", scheme(m.edge.delivery))
+	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String(), "scheme", scheme(m.edge.admin))
 	log.Info("keydelivery ready", "version", buildInfo().Version, "store", redactStore(cfg.storeSpec()), "gogc", gcPercent)
 	if cfg.Dev {
-		printDevBanner(stdout, dev, "http://"+displayAddr(s.dl.Addr()), "http://"+displayAddr(s.al.Addr()))
+		printDevBanner(stdout, dev, scheme(m.edge.delivery)+"://"+displayAddr(s.dl.Addr()), scheme(m.edge.admin)+"://"+displayAddr(s.al.Addr()))
+		if cfg.DevTLS {
+			printDevTLS(stdout, dev)
+		}
 	}
 	err = s.serve(ctx)
 	log.Info("stopped")
@@ -139,6 +147,7 @@ type checked struct {
 	protCert *x509.Certificate
 	protKey  *rsa.PrivateKey
 	creds    *credentials.Set
+	edge     *edge
 }
 
 // loadChecked reads and checks what --check-config checks.
@@ -169,6 +178,9 @@ func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
 		if m.creds, err = credentials.Load(cfg.AdminCredentialsFile); err != nil {
 			return nil, err
 		}
+	}
+	if m.edge, err = loadEdge(cfg, log, m.reg); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -248,16 +260,19 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	}
 	s.closers = append(s.closers, s.al)
 	if cfg.PublicURL == "" && cfg.Dev {
-		cfg.PublicURL = "http://" + displayAddr(s.dl.Addr())
+		cfg.PublicURL = scheme(m.edge.delivery) + "://" + displayAddr(s.dl.Addr())
 	}
 	adminHandler, err := s.buildAdmin()
 	if err != nil {
 		return nil, err
 	}
 	// Players' requests are small and quick; the admin plane's bulk
-	// imports and exports (tens of megabytes of CPIX) get minutes.
-	s.delivery = newHTTPServer(deliveryHandler, log, 15*time.Second)
-	s.admin = newHTTPServer(adminHandler, log, 5*time.Minute)
+	// imports and exports (tens of megabytes of CPIX) get minutes, but only
+	// once their credential is checked (plane.Options.AuthenticatedTimeout):
+	// until then, the delivery plane's timeouts.
+	s.delivery = newHTTPServer(deliveryHandler, log, cfg)
+	s.admin = newHTTPServer(adminHandler, log, cfg)
+	s.buildEdge()
 	return s, nil
 }
 
@@ -290,7 +305,7 @@ func (s *app) buildDelivery() (http.Handler, error) {
 		Log: s.log, Verifier: tokens, Keys: keys, Registerer: m.reg,
 		CORSOrigins: cfg.CORSOrigins, Serving: s.serving.Load, AccessLog: cfg.AccessLog,
 		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
-		PersistentLicenses: cfg.ClearKeyPersistent,
+		PersistentLicenses: cfg.ClearKeyPersistent, ClientAddr: m.edge.clientAddr,
 	})
 }
 
@@ -316,6 +331,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 			}},
 		},
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
+		ClientAddr: m.edge.clientAddr, AuthenticatedTimeout: cfg.AdminRequestTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -343,6 +359,7 @@ func (s *app) serve(ctx context.Context) error {
 		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
 	g.Go(func() error { return s.keys.Watch(gctx) })
+	s.watchEdge(g, gctx)
 	if cfg.DeletedRetention > 0 {
 		g.Go(func() error {
 			sweepDeleted(gctx, s.keys, s.audit, cfg.DeletedRetention, time.Hour, time.Now, log)
@@ -358,8 +375,9 @@ func (s *app) serve(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-hup:
-				log.Info("SIGHUP: reloading token certificates and admin credentials")
+				log.Info("SIGHUP: reloading token certificates, TLS certificates and admin credentials")
 				_ = s.m.trust.Reload() // logs the new set, or why it kept the old one
+				s.reloadTLS()
 				if s.m.creds != nil {
 					if err := s.m.creds.Reload(); err != nil {
 						log.Warn("admin credentials reload failed; keeping the previous set", "err", err)
@@ -425,23 +443,33 @@ func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log,
 	}
 }
 
+// serve serves l with srv, over TLS when srv has a TLS configuration.
 func serve(srv *http.Server, l net.Listener) error {
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(l, "", "") // the certificate comes from TLSConfig.GetCertificate
+	} else {
+		err = srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
-// newHTTPServer bounds every phase of a connection; body is the time a
-// request may take to read and to answer (ReadTimeout and WriteTimeout).
-// MaxHeaderBytes leaves room for an 8 KiB token.
-func newHTTPServer(h http.Handler, log *slog.Logger, body time.Duration) *http.Server {
+// newHTTPServer bounds every phase of a connection: the headers
+// (--header-timeout), the whole request, read and answered
+// (--request-timeout; the admin plane extends it once a credential
+// matched), the idle time between requests (--idle-timeout). The TLS
+// handshake counts against the header timeout. MaxHeaderBytes leaves room
+// for an 8 KiB token.
+func newHTTPServer(h http.Handler, log *slog.Logger, cfg *config) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       body,
-		WriteTimeout:      body,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
