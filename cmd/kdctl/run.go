@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -98,6 +101,10 @@ Global flags (also accepted after the subcommand):
   --admin-token-file FILE  file holding the admin secret (default: $KD_ADMIN_TOKEN,
                            else the file named by $KD_ADMIN_TOKEN_FILE)
   --timeout D              per-request timeout (default 30s)
+  --cacert FILE            CA certificates (PEM) to trust for an https:// server
+                           (default $KD_CACERT, else the system's)
+  --cert FILE, --key FILE  client certificate and its key (PEM), for an admin
+                           plane with mutual TLS (default $KD_CERT, $KD_KEY)
 
 The admin secret is never accepted as a flag value.
 
@@ -116,12 +123,20 @@ type globals struct {
 	tokenFile string
 	timeout   time.Duration
 	getenv    func(string) string
+	// TLS: the CAs to trust, the client certificate and key.
+	caCert, cert, key string
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "admin API base URL")
 	fs.StringVar(&g.tokenFile, "admin-token-file", g.tokenFile, "file holding the admin secret")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "per-request timeout")
+	if fs.Name() == "kdctl token mint" {
+		return // it calls no server, and its own --cert is the token signing certificate
+	}
+	fs.StringVar(&g.caCert, "cacert", g.caCert, "CA certificates (PEM) to trust for an https:// server")
+	fs.StringVar(&g.cert, "cert", g.cert, "client certificate (PEM) for an admin plane with mutual TLS")
+	fs.StringVar(&g.key, "key", g.key, "the client certificate's private key (PEM)")
 }
 
 // env bundles what a command may use from its surroundings.
@@ -165,6 +180,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	if s := getenv("KD_SERVER"); s != "" {
 		g.server = s
 	}
+	g.caCert, g.cert, g.key = getenv("KD_CACERT"), getenv("KD_CERT"), getenv("KD_KEY")
 	fs := newFlagSet("kdctl", stderr, func(w io.Writer) { io.WriteString(w, usageText) })
 	g.register(fs)
 	if len(args) > 0 {
@@ -270,7 +286,45 @@ func (e *env) client() (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newClient(u, token, e.g.timeout), nil
+	c := newClient(u, token, e.g.timeout)
+	tc, err := e.g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		c.http.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, Proxy: http.ProxyFromEnvironment}
+	}
+	return c, nil
+}
+
+// tlsConfig is the TLS client configuration of --cacert, --cert and --key
+// (nil: Go's defaults).
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.caCert == "" && g.cert == "" && g.key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caCert != "" {
+		b, err := readSmallFile(g.caCert, 1<<20)
+		if err != nil {
+			return nil, usageError("--cacert: %v", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, usageError("--cacert %s: no PEM certificate in it", g.caCert)
+		}
+	}
+	if (g.cert == "") != (g.key == "") {
+		return nil, usageError("--cert and --key go together (or KD_CERT and KD_KEY)")
+	}
+	if g.cert != "" {
+		pair, err := tls.LoadX509KeyPair(g.cert, g.key)
+		if err != nil {
+			return nil, usageError("--cert %s, --key %s: %v", g.cert, g.key, err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }
 
 // maxTokenFile bounds the credential file.
