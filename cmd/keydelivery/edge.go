@@ -4,17 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/keydelivery/keydelivery/admin/plane"
 	"github.com/keydelivery/keydelivery/internal/netedge"
 	"github.com/keydelivery/keydelivery/internal/tlsserve"
+	"github.com/keydelivery/keydelivery/keystore/redisstore"
 	"github.com/keydelivery/keydelivery/metrics"
 )
 
@@ -29,13 +33,18 @@ type edge struct {
 	delivery, admin *planeTLS
 	clientCAs       *x509.CertPool
 	reloads         *prometheus.CounterVec
+	// acmeCAs verify the ACME directory's HTTPS (--acme-directory-ca).
+	acmeCAs *x509.CertPool
 }
 
 // planeTLS is one plane's certificate source.
 type planeTLS struct {
 	plane string
 	files *tlsserve.CertFiles // from --tls-cert/--tls-key (or --dev-tls)
-	acme  *tlsserve.ACME      // from --acme-domain
+	acme  *tlsserve.ACME      // from --acme-domain, once built
+	// viaACME: the certificates come from ACME (acme is built with the
+	// listener).
+	viaACME bool
 }
 
 func (p *planeTLS) getCertificate() func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -89,6 +98,14 @@ func loadEdge(cfg *config, log *slog.Logger, reg prometheus.Registerer) (*edge, 
 	if e.admin, err = load("admin", cfg.AdminTLSCert, cfg.AdminTLSKey); err != nil {
 		return nil, err
 	}
+	if len(cfg.ACMEDomains) > 0 {
+		e.delivery = &planeTLS{plane: "delivery", viaACME: true} // the ACME client itself is built with the listener
+		if cfg.ACMEDirectoryCA != "" {
+			if e.acmeCAs, err = tlsserve.LoadCertPool(cfg.ACMEDirectoryCA, time.Now()); err != nil {
+				return nil, fmt.Errorf("--acme-directory-ca: %w", err)
+			}
+		}
+	}
 	if cfg.AdminClientCA != "" {
 		if e.clientCAs, err = tlsserve.LoadCertPool(cfg.AdminClientCA, time.Now()); err != nil {
 			return nil, fmt.Errorf("--admin-client-ca: %w", err)
@@ -131,7 +148,7 @@ func (e *edge) describe(cfg *config) string {
 		switch {
 		case p == nil:
 			return "http"
-		case p.acme != nil:
+		case p.viaACME:
 			return "https (acme)"
 		}
 		return "https"
@@ -154,9 +171,14 @@ func (e *edge) clientAddr(r *http.Request) string { return e.proxies.ClientAddr(
 
 // buildEdge puts the edge on the listeners and servers built by build:
 // PROXY protocol and the connection cap on each listener; TLS (HTTP/2 by
-// ALPN), cleartext HTTP/2, the idle timeout on each server.
-func (s *app) buildEdge() {
+// ALPN, certificates from files or ACME), cleartext HTTP/2.
+func (s *app) buildEdge() error {
 	cfg, e := s.cfg, s.m.edge
+	if len(cfg.ACMEDomains) > 0 {
+		if err := s.buildACME(); err != nil {
+			return err
+		}
+	}
 	s.dl = s.edgeListener("delivery", s.dl, s.delivery)
 	s.al = s.edgeListener("admin", s.al, s.admin)
 	if e.delivery != nil {
@@ -172,6 +194,87 @@ func (s *app) buildEdge() {
 	if e.admin != nil {
 		s.admin.TLSConfig = tlsserve.ServerConfig(e.admin.getCertificate(), e.clientCAs)
 	}
+	return nil
+}
+
+// buildACME builds the ACME client of the delivery plane: its account and
+// certificates under --data-dir, or, on the Redis store, in Redis (sealed
+// under the KEK, so Redis never holds a private key in the clear), where
+// every instance finds them and only one at a time orders. TLS-ALPN-01 is
+// answered on the delivery listener; HTTP-01 on --acme-http-listen.
+func (s *app) buildACME() error {
+	cfg, e := s.cfg, s.m.edge
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "tls", Name: "acme_certificates_total",
+		Help: "Certificates obtained or renewed from the ACME CA (result obtained), and attempts that failed (result failed; retried with backoff)."}, []string{"result"})
+	s.m.reg.MustRegister(events)
+	o := tlsserve.ACMEOptions{
+		Domains: cfg.ACMEDomains, Email: cfg.ACMEEmail, Directory: cfg.ACMEDirectory, DirectoryCAs: e.acmeCAs,
+		TLSALPNPort: tlsserve.PortOf(s.dl.Addr().String()), Log: s.log,
+		OnEvent: func(event string) {
+			switch event {
+			case "cert_obtained":
+				events.WithLabelValues("obtained").Inc()
+			case "cert_failed":
+				events.WithLabelValues("failed").Inc()
+			}
+		},
+	}
+	if rs, ok := s.store.(*redisstore.Store); ok {
+		o.Shared = &tlsserve.SharedStorage{Blobs: rs, Seal: s.m.ring.SealBlob, Open: s.m.ring.OpenBlob}
+	} else {
+		o.Dir = filepath.Join(cfg.DataDir, "acme")
+	}
+	if cfg.ACMEHTTPListen != "" {
+		l, err := net.Listen("tcp", cfg.ACMEHTTPListen)
+		if err != nil {
+			return fmt.Errorf("--acme-http-listen: %w", err)
+		}
+		s.closers = append(s.closers, l)
+		s.acmeL = l
+		o.HTTPPort = tlsserve.PortOf(l.Addr().String())
+	}
+	a, err := tlsserve.NewACME(o)
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, closerFunc(a.Stop))
+	e.delivery.acme = a
+	if s.acmeL != nil {
+		s.acmeHTTP = &http.Server{
+			Handler:           a.HTTPChallengeHandler(http.HandlerFunc(redirectToHTTPS)),
+			ReadHeaderTimeout: cfg.HeaderTimeout, ReadTimeout: cfg.RequestTimeout, WriteTimeout: cfg.RequestTimeout, IdleTimeout: cfg.IdleTimeout,
+			ErrorLog: s.delivery.ErrorLog,
+		}
+	}
+	return nil
+}
+
+// redirectToHTTPS sends a plain-HTTP request (on --acme-http-listen) to the
+// same URL over HTTPS.
+func redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+}
+
+type closerFunc func()
+
+func (f closerFunc) Close() error { f(); return nil }
+
+// edgeChecks are the readiness checks of the edge: with ACME, a
+// certificate for every domain.
+func (s *app) edgeChecks() []plane.Check {
+	if len(s.cfg.ACMEDomains) == 0 {
+		return nil
+	}
+	return []plane.Check{{Name: "tls", Check: func(context.Context) error {
+		if a := s.m.edge.delivery.acme; a != nil {
+			return a.Ready()
+		}
+		return errors.New("ACME not started")
+	}}}
 }
 
 // edgeListener wraps one plane's listener: the PROXY protocol (when on),
@@ -200,8 +303,18 @@ func (s *app) edgeListener(plane string, l net.Listener, srv *http.Server) net.L
 }
 
 // watchEdge keeps the certificates current: the files, checked every
-// --tls-reload; ACME's renewals run on their own.
+// --tls-reload; ACME obtains (the listeners are open) and renews on its
+// own, and its HTTP-01 listener serves until ctx ends.
 func (s *app) watchEdge(g *errgroup.Group, ctx context.Context) {
+	if a := s.m.edge.delivery; a != nil && a.acme != nil {
+		if err := a.acme.Start(ctx); err != nil {
+			s.log.Error("ACME could not start; certificates will not be obtained", "err", err)
+		}
+	}
+	if s.acmeHTTP != nil {
+		g.Go(func() error { return serve(s.acmeHTTP, s.acmeL) })
+		g.Go(func() error { <-ctx.Done(); return s.acmeHTTP.Close() })
+	}
 	for _, p := range []*planeTLS{s.m.edge.delivery, s.m.edge.admin} {
 		if p != nil && p.files != nil && s.cfg.TLSReload > 0 {
 			g.Go(func() error { p.files.Watch(ctx, s.cfg.TLSReload); return nil })

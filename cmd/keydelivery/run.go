@@ -198,7 +198,10 @@ type app struct {
 	dl, al  net.Listener
 	// delivery and admin are the two planes' servers.
 	delivery, admin *http.Server
-	closers         []io.Closer
+	// acmeHTTP answers ACME HTTP-01 challenges on acmeL (--acme-http-listen).
+	acmeHTTP *http.Server
+	acmeL    net.Listener
+	closers  []io.Closer
 }
 
 // build opens the store and builds everything on it, from the leaves up:
@@ -272,7 +275,9 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	// until then, the delivery plane's timeouts.
 	s.delivery = newHTTPServer(deliveryHandler, log, cfg)
 	s.admin = newHTTPServer(adminHandler, log, cfg)
-	s.buildEdge()
+	if err := s.buildEdge(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -315,7 +320,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 	cfg, m := s.cfg, s.m
 	p, err := plane.New(plane.Options{
 		Log: s.log, Registerer: m.reg, Metrics: metrics.Handler(m.reg),
-		Checks: []plane.Check{
+		Checks: append([]plane.Check{
 			{Name: "serving", Check: func(context.Context) error {
 				if !s.serving.Load() {
 					return errors.New("not serving (starting or draining)")
@@ -329,7 +334,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 				}
 				return nil
 			}},
-		},
+		}, s.edgeChecks()...),
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
 		ClientAddr: m.edge.clientAddr, AuthenticatedTimeout: cfg.AdminRequestTimeout,
 	})
