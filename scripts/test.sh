@@ -36,6 +36,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# Pebble, Let's Encrypt's test ACME CA (a Go program), for the ACME tests
+# (internal/acmetest starts it): installed with go install into GOBIN (or
+# GOPATH/bin) when missing, where the tests find it.
+pebble_version=v2.10.3
+pebble_bin="$(go env GOBIN)"; [ -n "$pebble_bin" ] || pebble_bin="$(go env GOPATH | cut -d: -f1)/bin"
+if ! command -v pebble >/dev/null 2>&1 && ! [ -x "$pebble_bin/pebble" ]; then
+  say "installing pebble $pebble_version (go install)"
+  go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" || {
+    echo "test.sh: the ACME tests need pebble; install it with: go install github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" >&2
+    exit 1
+  }
+fi
 say "redis-server: $(redis-server --version | head -n1)"
 say "ffmpeg: $(ffmpeg -version | head -n1)"
 say "promtool: $(promtool --version 2>&1 | head -n1)"
