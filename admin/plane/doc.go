@@ -32,7 +32,12 @@
 // "Authorization: Bearer <secret>", checked against the hashes of a
 // credentials file (package credentials); unknown paths under /api/ answer
 // 401 to a caller without one, so an anonymous caller learns nothing about
-// the API. A credential in the URL is refused before it is looked at.
+// the API. A credential in the URL is refused before it is looked at. No
+// request body is read before the credential has matched, and only then
+// does a request get the admin plane's long deadlines
+// (Options.AuthenticatedTimeout): a client without a credential is held to
+// the server's short ones, so it cannot keep a connection by sending its
+// body slowly.
 // Answers never carry key material except where an operation exists to hand
 // keys out (the export, with its own permission); audit records and log
 // lines never hold a secret or key bytes.
