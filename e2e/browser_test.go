@@ -22,7 +22,10 @@ const checkTimeout = 20 * time.Second
 
 // browserConfig is what e2e/browser/run.mjs reads.
 type browserConfig struct {
-	Chromium       string         `json:"chromium"`
+	Chromium string `json:"chromium"`
+	// ChromiumArgs are added to run.mjs's own (the HTTPS run's
+	// --ignore-certificate-errors-spki-list).
+	ChromiumArgs   []string       `json:"chromiumArgs"`
 	UserDataDir    string         `json:"userDataDir"`
 	PageOrigin     string         `json:"pageOrigin"`
 	KeyServer      string         `json:"keyServer"`
@@ -52,8 +55,10 @@ type browserResult struct {
 }
 
 // runBrowserChecks plays the HLS and DASH media in headless Chromium with
-// hls.js, Shaka Player, dash.js and a raw EME page, through run.mjs.
-func runBrowserChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageServer, backendName, dir string, media *hlsMedia, tk tokens) {
+// hls.js, Shaka Player, dash.js and a raw EME page, through run.mjs. With
+// trustSPKI (the HTTPS run: pages and key server on https://), Chromium
+// trusts those certificates, and only the good playbacks run.
+func runBrowserChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageServer, backendName, dir string, media *hlsMedia, tk tokens, trustSPKI ...string) {
 	o := pages.origin
 	keys, license := s.delivery+"/keys/", s.delivery+"/clearkey/license"
 	var cencKIDs []string
@@ -91,6 +96,16 @@ func runBrowserChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pag
 			drm("eme/clearkey/bad-signature", "eme.html", tk.cencBad, "refuse", 401),
 			drm("eme/clearkey/other-kid", "eme.html", tk.otherKID, "refuse", 403),
 		},
+	}
+	if len(trustSPKI) > 0 {
+		cfg.ChromiumArgs = []string{"--ignore-certificate-errors-spki-list=" + strings.Join(trustSPKI, ",")}
+		var good []browserCheck
+		for _, c := range cfg.Checks {
+			if c.Expect == "play" {
+				good = append(good, c)
+			}
+		}
+		cfg.Checks = good
 	}
 	if err := os.MkdirAll(cfg.UserDataDir, 0o700); err != nil {
 		t.Fatal(err)

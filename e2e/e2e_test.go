@@ -34,6 +34,7 @@ func TestE2E(t *testing.T) {
 	for _, b := range []backend{
 		{name: "bolt"},
 		{name: "redis", redis: true},
+		{name: "https", tls: true},
 	} {
 		t.Run(b.name, func(t *testing.T) { runBackend(t, env, rep, b) })
 	}

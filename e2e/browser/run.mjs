@@ -159,7 +159,7 @@ async function runCheck(ctx, cfg, check) {
 async function main() {
   const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
   const ctx = await chromium.launchPersistentContext(cfg.userDataDir, {
-    executablePath: cfg.chromium, headless: true, args: CHROMIUM_ARGS, timeout: 30000,
+    executablePath: cfg.chromium, headless: true, args: [...CHROMIUM_ARGS, ...(cfg.chromiumArgs ?? [])], timeout: 30000,
   });
   let failed = false;
   try {
