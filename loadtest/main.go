@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return plotCommand(args)
 	case "tls":
 		return tlsBench(ctx, args, stdout, stderr)
+	case "idle-conns":
+		return idleConns(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -72,4 +74,5 @@ const usage = `usage:
   go run ./loadtest plot results.json out.png   throughput and p99 against concurrency
   go run ./loadtest tls [flags]                 TLS: keep-alive, full and resumed handshakes, a flash
                                                 crowd of new viewers; bare Go TLS and nginx TLS baselines
+  go run ./loadtest idle-conns [--conns N]      server memory with N idle kept-alive connections
 `

@@ -558,3 +558,79 @@ func startNginxTLS(workers, tmp, certFile, keyFile string, roots *x509.CertPool)
 	}
 	return nil, errors.New("nginx with TLS: no free port")
 }
+
+// idleConns measures what idle kept-alive connections cost the server: it
+// starts keydelivery (plain HTTP, with --server-flags), opens --conns
+// connections one after the other, each making one request and then
+// staying open and idle, and reports the server's resident memory and the
+// connections it holds. go run ./loadtest idle-conns --conns 10000
+// --server-flags "--max-connections 1000". Bounded: one request per
+// connection, a timeout on each, loopback only.
+func idleConns(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("idle-conns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("conns", 10000, "connections to open and leave idle")
+	flags := fs.String("server-flags", "", "extra keydelivery flags, space-separated")
+	bin := fs.String("server-bin", "", "keydelivery binary (default: go build ./cmd/keydelivery)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n <= 0 || *n > 60000 {
+		return errors.New("--conns: between 1 and 60000")
+	}
+	tmp, err := os.MkdirTemp("", "kd-idleconns-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if *bin == "" {
+		if *bin, err = buildServer(tmp); err != nil {
+			return err
+		}
+	}
+	kd, err := startServer(serverOptions{Bin: *bin, Name: "idle", Tmp: tmp, Store: "bolt", Flags: strings.Fields(*flags)})
+	if err != nil {
+		return err
+	}
+	defer kd.stop()
+	rss := func() string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", kd.PID))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				return strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+			}
+		}
+		return "?"
+	}
+	before := rss()
+	var conns []*rawConn
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	var failed int
+	for i := 0; i < *n && ctx.Err() == nil; i++ {
+		c := newRawConn(kd.Delivery.Host, kd.Delivery.Host, 10*time.Second)
+		if status, _, _ := c.do(request{path: "/healthz"}); status != 200 {
+			failed++
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(time.Second) // let the server mark the last ones idle
+	resp, err := http.Get(kd.Admin + "/metrics")
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var held string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, `keydelivery_http_connections{plane="delivery"}`) || strings.HasPrefix(l, `keydelivery_http_idle_connections_closed_total{plane="delivery"}`) {
+			held += l + "; "
+		}
+	}
+	fmt.Fprintf(stdout, "server flags %q: %d connections opened (%d requests failed); server RSS %s before, %s after; %s\n",
+		*flags, *n, failed, before, rss(), held)
+	return nil
+}
