@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keydelivery/keydelivery/internal/acmetest"
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
 )
 
@@ -21,7 +21,7 @@ const acmeName = "keys.test.example"
 
 // acmeClient verifies the server against Pebble's root, as keys.test.example.
 func acmeClient(roots *x509.CertPool) *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+	return &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true,
 		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: acmeName}}}
 }
 
@@ -29,18 +29,17 @@ func acmeClient(roots *x509.CertPool) *http.Client {
 // keys.test.example that Pebble issued, and returns it.
 func waitCertificate(t *testing.T, s *server, roots *x509.CertPool) *x509.Certificate {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var cert *x509.Certificate
+	waittest.For(t, "the ACME certificate to be served", func() bool {
 		resp, err := acmeClient(roots).Get(s.deliveryURL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return resp.TLS.PeerCertificates[0]
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ACME certificate served: %v\nlog:\n%s", err, s.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		cert = resp.TLS.PeerCertificates[0]
+		return true
+	})
+	return cert
 }
 
 func acmeArgs(m material, p *acmetest.Pebble, store string, port int, extra ...string) []string {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/tlsserve"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 // pki is the certificates of a TLS test: a CA, the delivery and admin
@@ -85,7 +86,7 @@ func (p *pki) client(withCert bool) *http.Client {
 	if withCert {
 		tc.Certificates = []tls.Certificate{p.clientCert}
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}, Timeout: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}}
 }
 
 func get(t *testing.T, c *http.Client, url string, h http.Header) (*http.Response, []byte) {
@@ -215,16 +216,10 @@ func writeFile(t *testing.T, path string, b []byte) {
 	_ = os.Chtimes(path, future, future)
 }
 
-// waitFor polls cond with a generous ceiling.
+// waitFor waits for cond (internal/waittest's ceiling).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waittest.For(t, what, cond)
 }
 
 // TestBadTLSRefusesStartAndCheckConfig: a key that does not match its
@@ -536,9 +531,9 @@ func TestAdminSlowBody(t *testing.T) {
 	go func() { _, err := br.ReadByte(); closed <- err }()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	// The ceiling is far below the admin request timeout (1h) the
-	// connection would otherwise get.
-	ceiling := time.After(60 * time.Second)
+	// The ceiling (the test binary's -timeout, less a margin) is far below
+	// the admin request timeout (1h) the connection would otherwise get.
+	ceiling := time.After(time.Until(waittest.Deadline(t)))
 wait:
 	for {
 		select {
@@ -566,7 +561,9 @@ wait:
 	fmt.Fprintf(c2, "POST /api/keys/import HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", adminSecret, len(body))
 	half := len(body) / 2
 	c2.Write(body[:half])
-	time.Sleep(1500 * time.Millisecond) // longer than --request-timeout: only the extended deadline lets it through
+	// The input, not a wait: the body's second half comes later than
+	// --request-timeout allows, so only the extended deadline lets it in.
+	time.Sleep(1500 * time.Millisecond)
 	c2.Write(body[half:])
 	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
 	if err != nil || resp.StatusCode != 200 {

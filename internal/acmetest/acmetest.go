@@ -33,6 +33,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
 	"github.com/keydelivery/keydelivery/internal/tlsserve"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 // Version is the Pebble release the tests are written against.
@@ -148,7 +149,7 @@ func Start(t testing.TB, o Options) *Pebble {
 	p := &Pebble{CAFile: w("pebble-ca.crt", ca.CertPEM), CA: ca.Cert, output: &syncbuf.Buffer{}}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 10 * time.Second}
+	p.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: waittest.Timeout(t)}
 
 	for attempt := 0; ; attempt++ {
 		api, mgmt := FreePort(t), FreePort(t)
@@ -184,7 +185,7 @@ func Start(t testing.TB, o Options) *Pebble {
 		})
 		p.Directory = fmt.Sprintf("https://127.0.0.1:%d/dir", api)
 		p.management = fmt.Sprintf("https://127.0.0.1:%d", mgmt)
-		if p.ready(done) {
+		if p.ready(t, done) {
 			return p
 		}
 		if attempt == 3 {
@@ -194,8 +195,8 @@ func Start(t testing.TB, o Options) *Pebble {
 }
 
 // ready waits until the directory answers, or the process exits.
-func (p *Pebble) ready(done chan struct{}) bool {
-	deadline := time.Now().Add(20 * time.Second)
+func (p *Pebble) ready(t testing.TB, done chan struct{}) bool {
+	deadline := waittest.Deadline(t)
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:

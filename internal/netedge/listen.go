@@ -43,6 +43,7 @@ type Limiter struct {
 	slots   chan struct{} // one token per open connection
 	wake    chan struct{} // a connection became idle
 	evicted atomic.Uint64
+	waiting atomic.Int32 // accepted connections waiting for a slot
 
 	mu    sync.Mutex
 	idle  map[net.Conn]*list.Element // guarded by mu
@@ -59,6 +60,10 @@ func (l *Limiter) Max() int { return cap(l.slots) }
 
 // Open is the number of connections open now.
 func (l *Limiter) Open() int { return len(l.slots) }
+
+// Waiting is the number of accepted connections waiting for a slot (at
+// most one per listener: the listener accepts no other meanwhile).
+func (l *Limiter) Waiting() int { return int(l.waiting.Load()) }
 
 // Idle is the number of connections idle now.
 func (l *Limiter) Idle() int {
@@ -136,6 +141,8 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 // wait takes a slot once one frees, closing one idle connection (now, or
 // as soon as one is idle) to free it.
 func (ll *limitListener) wait() bool {
+	ll.l.waiting.Add(1)
+	defer ll.l.waiting.Add(-1)
 	evicted := ll.l.evictIdle()
 	for {
 		select {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 func TestClientAddr(t *testing.T) {
@@ -152,9 +154,10 @@ func get(t *testing.T, c net.Conn, r *bufio.Reader, path string) {
 	resp.Body.Close()
 }
 
-// closed reports whether the server closed c (within a generous ceiling).
-func closed(c net.Conn, r *bufio.Reader) bool {
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+// closed reports whether the server closed c (waiting at most until the
+// test's ceiling).
+func closed(t *testing.T, c net.Conn, r *bufio.Reader) bool {
+	c.SetReadDeadline(waittest.Deadline(t))
 	_, err := r.ReadByte()
 	return err == io.EOF
 }
@@ -170,13 +173,7 @@ func TestLimiterClosesTheLongestIdleFirst(t *testing.T) {
 	// The server marks a connection idle just after the answer is sent:
 	// wait for it, so that the order of idleness is the test's.
 	idle := func(n int) {
-		deadline := time.Now().Add(10 * time.Second)
-		for lim.Idle() != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("idle = %d, want %d", lim.Idle(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waittest.For(t, fmt.Sprintf("%d idle connections", n), func() bool { return lim.Idle() == n })
 	}
 	c1, r1 := keepAlive(t, addr)
 	idle(1)
@@ -191,7 +188,7 @@ func TestLimiterClosesTheLongestIdleFirst(t *testing.T) {
 	idle(3)
 
 	c4, r4 := keepAlive(t, addr) // at the cap: c2 makes room
-	if !closed(c2, r2) {
+	if !closed(t, c2, r2) {
 		t.Fatal("the longest idle connection was not closed")
 	}
 	get(t, c1, r1, "/")
@@ -213,10 +210,7 @@ func TestLimiterWaitsWhenNoneIsIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(busy, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n") // active until it closes
-	deadline := time.Now().Add(10 * time.Second)
-	for lim.Open() != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waittest.For(t, "the busy connection", func() bool { return lim.Open() == 1 })
 
 	answered := make(chan error, 1)
 	go func() {
@@ -226,16 +220,19 @@ func TestLimiterWaitsWhenNoneIsIdle(t *testing.T) {
 		}
 		answered <- err
 	}()
+	// The second connection is accepted and held for a slot: nothing idle
+	// can make room, so it is not served.
+	waittest.For(t, "the second connection to wait for a slot", func() bool { return lim.Waiting() == 1 })
 	select {
 	case err := <-answered:
 		t.Fatalf("a second connection was served past the cap of 1 (err %v)", err)
-	case <-time.After(200 * time.Millisecond): // it waits (no timing is asserted beyond "not yet")
-	}
-	busy.Close()
-	if err := <-answered; err != nil {
-		t.Fatalf("the waiting connection was not served once the busy one closed: %v", err)
+	default:
 	}
 	if lim.Evicted() != 0 {
 		t.Fatalf("an active connection was evicted")
+	}
+	busy.Close()
+	if err := waittest.Receive(t, answered, "the answer to the waiting connection"); err != nil {
+		t.Fatalf("the waiting connection was not served once the busy one closed: %v", err)
 	}
 }

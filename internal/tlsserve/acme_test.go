@@ -15,6 +15,7 @@ import (
 	"github.com/keydelivery/keydelivery/internal/acmetest"
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
 	"github.com/keydelivery/keydelivery/internal/tlsserve"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 const domain = "keys.test.example"
@@ -37,7 +38,8 @@ func serveACME(t *testing.T, l net.Listener, o tlsserve.ACMEOptions) *acmeServer
 	}
 	tc := tlsserve.ServerConfig(a.GetCertificate, nil)
 	tc.NextProtos = append(tc.NextProtos, tlsserve.ACMETLSProto)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }), TLSConfig: tc}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }), TLSConfig: tc,
+		ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug)} // handshakes before the certificate exists fail
 	go srv.ServeTLS(l, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := a.Start(ctx); err != nil {
@@ -54,7 +56,7 @@ func serveACME(t *testing.T, l net.Listener, o tlsserve.ACMEOptions) *acmeServer
 // served is the certificate a client verifying against roots gets for
 // domain, or nil.
 func served(addr string, roots *x509.CertPool) *x509.Certificate {
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: domain, RootCAs: roots})
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: domain, RootCAs: roots})
 	if err != nil {
 		return nil
 	}
@@ -64,16 +66,12 @@ func served(addr string, roots *x509.CertPool) *x509.Certificate {
 
 func waitServed(t *testing.T, s *acmeServer, roots *x509.CertPool, what string, ok func(*x509.Certificate) bool) *x509.Certificate {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if c := served(s.addr, roots); c != nil && ok(c) {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; log:\n%s", what, s.log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var got *x509.Certificate
+	waittest.For(t, what, func() bool {
+		got = served(s.addr, roots)
+		return got != nil && ok(got)
+	})
+	return got
 }
 
 func listen(t *testing.T) (net.Listener, int) {

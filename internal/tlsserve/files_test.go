@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -165,13 +166,7 @@ func TestCertFilesReload(t *testing.T) {
 	future := time.Now().Add(time.Minute) // a distinct time, whatever the file system's resolution
 	_ = os.Chtimes(certFile, future, future)
 	_ = os.Chtimes(keyFile, future, future)
-	deadline := time.Now().Add(10 * time.Second)
-	for name() != "first.test.example" {
-		if time.Now().After(deadline) {
-			t.Fatalf("Watch did not reload the changed files; log:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waittest.For(t, "Watch to reload the changed files", func() bool { return name() == "first.test.example" })
 }
 
 func TestLoadCertPool(t *testing.T) {
