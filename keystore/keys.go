@@ -197,12 +197,18 @@ func (k *Keys) existsError(ctx context.Context, key Key, createErr error) error 
 // written with.
 const kekCheckPrefix = "kek-check/"
 
-// CheckKEKs verifies every KEK of the keyring against the store: for a KEK
-// ID the store has seen before, the check value written then must open
-// (otherwise the file holds a different key under that ID, and CheckKEKs
-// refuses rather than serve garbage); for a new ID a check value is written.
+// CheckKEKs verifies every KEK of the keyring against the store, as
+// VerifyKEKs does: for a KEK ID the store has seen before, the check value
+// written then must open (otherwise the file holds a different key under
+// that ID, and CheckKEKs refuses rather than serve garbage), and no stored
+// value may be sealed under a KEK the keyring lacks. Then, for each new
+// ID, a check value is written.
 func (k *Keys) CheckKEKs(ctx context.Context) error {
-	for _, id := range k.ring.IDs() {
+	rep, err := k.VerifyKEKs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range rep.New {
 		if err := k.checkKEK(ctx, id); err != nil {
 			return err
 		}

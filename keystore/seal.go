@@ -429,3 +429,13 @@ func sealUpgrade(before, after []byte) bool {
 	n := 2 + int(before[1])
 	return len(before) >= n && bytes.Equal(before[1:n], after[1:n])
 }
+
+// sealedKEKID returns the ID of the KEK a sealed value (of either format)
+// names, read from its clear header, or "" when the value is too short to
+// have one. It says nothing about whether the value opens.
+func sealedKEKID(sealed []byte) string {
+	if len(sealed) < 2 || len(sealed) < 2+int(sealed[1]) {
+		return ""
+	}
+	return string(sealed[2 : 2+int(sealed[1])])
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -35,6 +36,9 @@ const (
 const (
 	ReasonMissingCredential = "missing_credential"
 	ReasonInvalidCredential = "invalid_credential"
+	// ReasonNoCredentials: the server has no admin credential at all (no
+	// --admin-credentials-file, or an empty one), so none can match.
+	ReasonNoCredentials     = "no_credentials_configured"
 	ReasonCredentialInQuery = "credential_in_query"
 	ReasonRole              = "role_insufficient"
 	ReasonInvalidKID        = "invalid_kid"
@@ -59,9 +63,14 @@ var (
 )
 
 // authError refuses a request for its credential (401) or its role (403).
+// A 403 names the operation, the credential's role and the permission the
+// operation needs, so its answer can say which roles would do.
 type authError struct {
 	status int
 	reason string
+	op     string
+	role   credentials.Role
+	perm   credentials.Permission
 }
 
 func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
@@ -153,11 +162,21 @@ func classify(err error) httpedge.Problem {
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {
 			p.Code, p.Detail = codeForbidden, "this credential's role does not allow this operation"
+			if roles := credentials.RolesAllowing(ae.perm); ae.perm != 0 && len(roles) > 0 {
+				names := make([]string, len(roles))
+				for i, r := range roles {
+					names[i] = string(r)
+				}
+				p.Detail = fmt.Sprintf("this credential's role (%s) does not allow %s: it needs the role %s", ae.role, ae.op, strings.Join(names, " or "))
+			}
 		} else {
 			p.Code = codeUnauthorized
 			p.Detail = "an admin credential is required: send Authorization: Bearer <secret>"
-			if ae.reason == ReasonInvalidCredential {
+			switch ae.reason {
+			case ReasonInvalidCredential:
 				p.Detail = "the admin credential is not valid"
+			case ReasonNoCredentials:
+				p.Detail = "no admin credentials are configured on this server: start it with --admin-credentials-file (make a credential with: kdctl adminkey generate)"
 			}
 		}
 	case errors.Is(err, errCredentialInURL):

@@ -388,3 +388,21 @@ words=(kdctl keys import ''); CURRENT=4; _kdctl`)
 		}
 	}
 }
+
+// TestNoCredentialsConfigured: against a server with no admin credential
+// at all, kdctl says so instead of calling the credential wrong.
+func TestNoCredentialsConfigured(t *testing.T) {
+	p, err := plane.New(plane.Options{Log: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Register(p, admin.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	r := kdctl(t, map[string]string{"KD_SERVER": srv.URL, "KD_ADMIN_TOKEN": "kda_x"}, "keys", "list")
+	if r.code != 1 || !strings.Contains(r.stderr, "401 unauthorized/no_credentials_configured") || !strings.Contains(r.stderr, "no admin credentials are configured on this server") {
+		t.Errorf("%d %s", r.code, r.stderr)
+	}
+}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/cli"
-	"github.com/keydelivery/keydelivery/internal/version"
+	buildversion "github.com/keydelivery/keydelivery/internal/version"
 )
 
 // Exit codes (see the package documentation).
@@ -63,9 +63,10 @@ const exitCodesText = `Exit codes:
   3  server unreachable, 5xx, or not the admin API; retrying later may help
 `
 
-// kdctlVersion and kdctlCommit may be stamped at build time with -ldflags
-// "-X main.kdctlVersion=... -X main.kdctlCommit=..." (make build does).
-var kdctlVersion, kdctlCommit = "", ""
+// version and commit may be stamped at build time with -ldflags
+// "-X main.version=... -X main.commit=..." (make build and the container
+// image do, for kdctl as for the server).
+var version, commit = "", ""
 
 // globals are the connection flags of every command that calls the
 // server, accepted before the command or after it.
@@ -378,7 +379,7 @@ func wrap(b *strings.Builder, text, indent string, width int) {
 }
 
 func printVersion(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "kdctl %s\n", version.Read(kdctlVersion, kdctlCommit))
+	_, err := fmt.Fprintf(w, "kdctl %s\n", buildversion.Read(version, commit))
 	return err
 }
 

@@ -49,14 +49,27 @@ func Open(path string, lockTimeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// A store that has its buckets is not written to on open, so a server
+	// that opens it and then refuses to start (a wrong KEK) leaves the
+	// file as it was.
+	ready := db.View(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+			if tx.Bucket(b) == nil {
+				return bolterrors.ErrBucketNotFound
 			}
 		}
 		return nil
-	})
+	}) == nil
+	if !ready {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
