@@ -497,6 +497,9 @@ func (s ImportStatus) String() string {
 type ImportResult struct {
 	Key    Key
 	Status ImportStatus
+	// SameValue, for a Conflict, means the stored key has the same value:
+	// only its content key type differs.
+	SameValue bool
 }
 
 // importChunk is how many keys Import hands the store per CreateBatch
@@ -633,11 +636,12 @@ func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []i
 		default:
 			return fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
 		}
-		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict}
+		same := k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value)
+		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict, SameValue: same}
 		// Unchanged only when nothing would change: the same value and the
 		// same content key type (the type is immutable, so a re-import
 		// asking for another one is refused, not silently ignored).
-		if stored.Stored.Type == keys[i].Type && k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value) {
+		if same && stored.Stored.Type == keys[i].Type {
 			out[i].Status = Unchanged
 		}
 	}

@@ -23,6 +23,10 @@ const KEKSize = 32
 type kek struct {
 	id   string
 	aead cipher.AEAD
+	// index keys the hashes of content keys imported without a KID
+	// (valueindex.go): derived from the KEK, so the index says nothing
+	// without it.
+	index []byte
 }
 
 // Keyring holds the key-encryption keys. The first one seals new values;
@@ -84,7 +88,7 @@ func ParseKeyring(text []byte, rand io.Reader) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keystore: kek %s: %w", f[0], err)
 		}
-		k := &kek{id: f[0], aead: aead}
+		k := &kek{id: f[0], aead: aead, index: indexKey(raw)}
 		kr.byID[k.id] = k
 		if kr.primary == nil {
 			kr.primary = k

@@ -116,7 +116,7 @@ type EntriesError struct {
 }
 
 func (e *EntriesError) Error() string {
-	return fmt.Sprintf("plane: batch refused: %d bad entries", len(e.Problems))
+	return fmt.Sprintf("plane: batch refused: %s", count(len(e.Problems), "bad entry", "bad entries"))
 }
 
 // ConflictError reports KIDs stored with a different key: those were left
@@ -128,7 +128,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("plane: %d keys conflict with stored keys", len(e.KIDs))
+	return fmt.Sprintf("plane: %s conflict with stored keys", count(len(e.KIDs), "key", "keys"))
 }
 
 // NotConfigured is a 501: the server lacks the configuration an operation
@@ -154,10 +154,10 @@ func classify(err error) httpedge.Problem {
 	switch {
 	case errors.As(err, &be):
 		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
-		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.Problems))
+		p.Detail = fmt.Sprintf("%s of the import %s invalid (see problems); nothing was imported", count(len(be.Problems), "entry", "entries"), plural(len(be.Problems), "is", "are"))
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
-		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.KIDs))
+		p.Detail = fmt.Sprintf("%s already stored with a different key, or with another content key type (see Conflict in results), %s left untouched (see conflicts); the other keys were imported", count(len(ce.KIDs), "KID", "KIDs"), plural(len(ce.KIDs), "was", "were"))
 	case errors.As(err, &ae):
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {
@@ -335,3 +335,14 @@ func allowed(c echo.Context) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count is n and the noun in the number n needs: "1 entry", "2 entries".
+func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }

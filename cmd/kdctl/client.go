@@ -135,7 +135,17 @@ func (e *serverError) details() []string {
 	for _, p := range e.p.Problems {
 		lines = append(lines, p.String())
 	}
+	var results []importResult
+	_ = json.Unmarshal(e.p.Results, &results)
+	kind := map[string]string{}
+	for _, r := range results {
+		kind[r.ID] = r.Conflict
+	}
 	for _, kid := range e.p.Conflicts {
+		if kind[kid] == "type" {
+			lines = append(lines, "conflict: "+kid+" is stored with the same key but another content key type, which never changes; import it with the stored type (kdctl keys get "+kid+")")
+			continue
+		}
 		lines = append(lines, "conflict: "+kid+" is stored with a different key; the stored key was left untouched")
 	}
 	return lines

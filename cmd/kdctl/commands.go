@@ -91,7 +91,9 @@ var commands = []*command{
 		name: "keys import", args: "FILE|-", flags: "[--format json|cpix] [--type T]",
 		summary: "import a JSON array [{\"Id\",\"Data\",\"Iv\"}] or a CPIX document (format from --format, else the " +
 			"extension .json/.xml/.cpix, else the first byte); prints each key's outcome (created or unchanged). " +
-			"A refused batch prints each bad entry; a conflict prints each conflicting KID",
+			"An entry without Id gets its KID from the server (IdGenerated): the KID its bytes were stored under " +
+			"by an earlier import without Id (unchanged), else a new one, so importing a file again stores nothing twice. " +
+			"A refused batch prints each bad entry; a conflict prints each conflicting KID and whether its key or its type differs",
 		role: "writer", choices: map[string][]string{"format": {"json", "cpix"}, "type": contentKeyTypes}, setup: keysImport,
 	},
 	{

@@ -53,11 +53,15 @@
 // or a CPIX document as application/cpix+xml. The format is --format, else
 // the extension (.json; .xml or .cpix), else the first byte that is not
 // white space ('[' JSON, '<' CPIX). It prints the server's answer, one
-// outcome per key (Status created or unchanged). A refused batch (400) lists
-// every bad entry on stderr (index, KID, reason, detail) and nothing is
-// imported; a conflict (409) lists each KID already stored with another key
-// on stderr, prints the outcome of every entry on stdout (the other keys
-// were imported) and exits 1.
+// outcome per key (Status created or unchanged), and a summary on stderr.
+// A JSON entry without Id gets its KID from the server (IdGenerated): the
+// KID its bytes were stored under by an earlier import without Id
+// (unchanged), else a new one; so importing the same file again stores
+// nothing twice. A refused batch (400) lists every bad entry on stderr
+// (index, KID, reason, detail) and nothing is imported; a conflict (409)
+// lists each KID already stored with another key, or with the same key and
+// another content key type, on stderr, prints the outcome of every entry on
+// stdout (the other keys were imported) and exits 1.
 //
 // keys list prints each key's metadata as one compact JSON object per line,
 // never key material. Without --all it prints one page and, when there may

@@ -63,21 +63,29 @@ func keysImport(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		var results []struct {
-			ID     string `json:"Id"`
-			Status string `json:"Status"`
-		}
+		var results []importResult
 		if json.Unmarshal(a.body, &results) != nil {
 			return notAPI("an import answer", a.body)
 		}
 		counts := map[string]int{}
+		generated, found := 0, 0
 		for _, r := range results {
 			counts[r.Status]++
+			if r.IDGenerated {
+				generated++
+				if r.Status == "unchanged" {
+					found++
+				}
+			}
 		}
 		if err := printJSON(e.stdout, a.body); err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stderr, "kdctl: imported %d keys: %d created, %d unchanged\n", len(results), counts["created"], counts["unchanged"])
+		fmt.Fprintf(e.stderr, "kdctl: imported %s: %d created, %d unchanged\n", count(len(results), "key", "keys"), counts["created"], counts["unchanged"])
+		if generated > 0 {
+			fmt.Fprintf(e.stderr, "kdctl: %s had no Id: the server chose %s (IdGenerated); %d %s already stored by an earlier import without Id, under the KID it answers\n",
+				count(generated, "entry", "entries"), plural(generated, "its KID", "their KIDs"), found, plural(found, "was", "were"))
+		}
 		return nil
 	}
 }
@@ -153,7 +161,7 @@ func keysExport(fs *flag.FlagSet) runner {
 			}
 			where = *out
 		}
-		fmt.Fprintf(e.stderr, "kdctl: warning: %s holds %d content keys in the clear (CPIX PlainValue): whoever reads it can decrypt the content; keep it as secret as the keys and delete it once used\n", where, len(doc.Keys))
+		fmt.Fprintf(e.stderr, "kdctl: warning: %s holds %s in the clear (CPIX PlainValue): whoever reads it can decrypt the content; keep it as secret as the keys and delete it once used\n", where, count(len(doc.Keys), "content key", "content keys"))
 		return nil
 	}
 }
@@ -193,7 +201,7 @@ func (e *env) exportCPIX(c *client, kids []string) ([]byte, *cpix.Document, erro
 	if len(got) != len(want) || len(doc.Keys) != len(want) {
 		clear(a.body)
 		clearDocument(doc)
-		return nil, nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the server exported %d keys, want %d", len(doc.Keys), len(want))}
+		return nil, nil, &exitError{code: exitUnavailable, err: fmt.Errorf("the server exported %s, want %d", count(len(doc.Keys), "key", "keys"), len(want))}
 	}
 	for id := range want {
 		if !got[id] {
@@ -215,3 +223,22 @@ func clearDocument(doc *cpix.Document) {
 		clear(k.Value)
 	}
 }
+
+// importResult is one entry of the import answer, as kdctl reads it.
+type importResult struct {
+	ID          string `json:"Id"`
+	Status      string `json:"Status"`
+	IDGenerated bool   `json:"IdGenerated"`
+	Conflict    string `json:"Conflict"`
+}
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count is n and the noun in the number n needs: "1 key", "2 keys".
+func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }

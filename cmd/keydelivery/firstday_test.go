@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +276,160 @@ func TestUnknownEnvironmentVariable(t *testing.T) {
 	}
 	if strings.Contains(stderr, "KD_SERVER") || strings.Contains(stderr, "urn:x") {
 		t.Errorf("warned of kdctl's variable, or quoted a value:\n%s", stderr)
+	}
+}
+
+// Importing a file whose entries have no Id twice (here across a restart)
+// answers the same KIDs, unchanged, and stores each key once; the answer
+// marks the KIDs the server chose. Counts in messages agree with their
+// nouns.
+func TestImportWithoutIdsTwice(t *testing.T) {
+	m := newMaterial(t)
+	store := "bolt:" + filepath.Join(m.dir, "keys.db")
+	v1, v2 := randomKey(t), randomKey(t)
+	body := `[{"Data":"` + b64(v1[:]) + `"},{"Data":"` + b64(v2[:]) + `"}]`
+	var first []map[string]any
+	for round := range 2 {
+		s := start(t, m.args(store), nil)
+		st, out := s.importJSON(t, body)
+		var res []map[string]any
+		if err := json.Unmarshal([]byte(out), &res); st != 200 || err != nil || len(res) != 2 {
+			t.Fatalf("import %d: %d %s", round, st, out)
+		}
+		for i, r := range res {
+			if r["IdGenerated"] != true || r["Status"] != []string{"created", "unchanged"}[round] || round == 1 && r["Id"] != first[i]["Id"] {
+				t.Errorf("import %d entry %d: %v (first %v)", round, i, r, first)
+			}
+		}
+		first = res
+		kid := first[0]["Id"].(string)
+		if a := do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(m.token(t, kid))); a.status != 200 || !bytes.Equal(a.body, v1[:]) {
+			t.Errorf("the imported key: %d", a.status)
+		}
+		a := do(t, "GET", s.adminURL+"/api/keys", bearer(adminSecret))
+		var list struct{ Keys []map[string]any }
+		if err := json.Unmarshal(a.body, &list); err != nil || len(list.Keys) != 2 {
+			t.Errorf("round %d: %d keys stored, want 2: %s", round, len(list.Keys), a.body)
+		}
+		if round == 1 {
+			st, out := s.importJSON(t, `[{"Data":"AAAA"}]`)
+			if st != 400 || !strings.Contains(out, "1 entry of the import is invalid") {
+				t.Errorf("one bad entry: %d %s", st, out)
+			}
+		}
+		s.stop(t)
+	}
+}
+
+var (
+	camelCase  = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	pascalCase = regexp.MustCompile(`^[A-Z][a-zA-Z0-9]*$`)
+	// odataMembers are OData's own envelope members around AMS entities.
+	odataMembers = map[string]bool{"d": true, "results": true, "value": true, "__metadata": true, "uri": true, "type": true, "odata.metadata": true}
+)
+
+// memberNames returns every object member name in a JSON document, nested
+// ones included.
+func memberNames(t *testing.T, b []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("not JSON: %s", b)
+	}
+	var names []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				names = append(names, k)
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return names
+}
+
+// One naming style per API, as the README says: camelCase on the native
+// API, the seed's PascalCase on the import routes and the AMS routes (in
+// OData's envelope).
+func TestOneNamingStylePerAPI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s := start(t, []string{"keydelivery", "--dev", "--data-dir", dir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+		"--audit-log", filepath.Join(dir, "audit.log")}, nil)
+	secret, err := os.ReadFile(devPaths(dir).AdminTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := bearer(strings.TrimSpace(string(secret)))
+	send := func(method, path, body string) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.adminURL+path, strings.NewReader(body))
+		req.Header = admin.Clone()
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b.Bytes())
+		}
+		return b.Bytes()
+	}
+	const kid = "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
+	native := [][]byte{
+		send("POST", "/api/keys", `{"id":"`+kid+`","name":"n","assets":["a"]}`),
+		send("GET", "/api/keys/"+kid, ""),
+		send("GET", "/api/keys", ""),
+		send("GET", "/api/assets/a/keys", ""),
+		send("GET", "/api/keys/"+kid+"/delivery-url?type=clearkey", ""),
+		send("POST", "/api/keyseeds", `{"name":"s"}`),
+		send("GET", "/api/keyseeds", ""),
+		send("GET", "/api/token-certificates", ""),
+		send("DELETE", "/api/keys/"+kid, ""),
+		send("POST", "/api/keys/"+kid+"/restore", ""),
+	}
+	for _, b := range native {
+		for _, n := range memberNames(t, b) {
+			if !camelCase.MatchString(n) {
+				t.Errorf("native API member %q is not camelCase: %s", n, b)
+			}
+		}
+	}
+	v := randomKey(t)
+	for _, path := range []string{"/api/keys/import", "/api/Import/ContentKeys"} {
+		b := send("POST", path, `[{"Data":"`+b64(v[:])+`"}]`)
+		for _, n := range memberNames(t, b) {
+			if !pascalCase.MatchString(n) {
+				t.Errorf("%s answer member %q is not PascalCase: %s", path, n, b)
+			}
+		}
+	}
+	for _, path := range []string{"/api/ContentKeys", "/api/ContentKeys('nb:kid:UUID:" + kid + "')", "/api/GetProtectionKeyId?contentKeyType=1"} {
+		for _, accept := range []string{"application/json", "application/json;odata=verbose"} {
+			req, _ := http.NewRequest("GET", s.adminURL+path, nil)
+			req.Header = admin.Clone()
+			req.Header.Set("Accept", accept)
+			a, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			b.ReadFrom(a.Body)
+			a.Body.Close()
+			for _, n := range memberNames(t, b.Bytes()) {
+				if !pascalCase.MatchString(n) && !odataMembers[n] {
+					t.Errorf("AMS answer of %s member %q is neither PascalCase nor OData's: %s", path, n, b.Bytes())
+				}
+			}
+		}
 	}
 }

@@ -379,17 +379,29 @@ func (s *Store) ListMeta(ctx context.Context, prefix string) ([]string, error) {
 	return names, nil
 }
 
+// createMeta writes through bbolt's Batch, so that concurrent meta
+// creates (the value index of a large import without KIDs makes one per
+// key) share transactions and fsyncs instead of taking one each. Batch may
+// run the function more than once, in a transaction that is then rolled
+// back: it sets exists afresh each time, and returns no error for a taken
+// name (an error would make Batch retry the others one by one).
 func (s *Store) createMeta(ctx context.Context, k, v []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	var exists bool
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
-		if b.Get(k) != nil {
-			return keystore.ErrExists
+		exists = b.Get(k) != nil
+		if exists {
+			return nil
 		}
 		return b.Put(k, v)
 	})
+	if err == nil && exists {
+		return keystore.ErrExists
+	}
+	return err
 }
 
 // Ping implements keystore.Store: it fails once the store is closed.
