@@ -111,9 +111,12 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 	} else {
 		line("cors origins", "%s", strings.Join(cfg.CORSOrigins, ", "))
 	}
-	if cfg.PublicURL == "" {
+	switch {
+	case cfg.PublicURL == "" && cfg.Dev:
+		line("public url", "the delivery listener's address (--dev)")
+	case cfg.PublicURL == "":
 		line("public url", "none (the admin API's delivery URLs answer 501 not_configured)")
-	} else {
+	default:
 		line("public url", "%s", cfg.PublicURL)
 	}
 	if m.protCert != nil {

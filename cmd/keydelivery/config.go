@@ -156,7 +156,7 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log every delivery request (tokens are redacted); 5xx answers are always logged")
-	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and trust material, print a summary and exit")
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "run every check startup runs, the store's KEK check included, without starting or writing; print a summary and exit (1 on anything startup would refuse)")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 
 	// An operator's first day (issue 15): a missing store directory is a
