@@ -35,6 +35,8 @@ type edge struct {
 	reloads         *prometheus.CounterVec
 	// acmeCAs verify the ACME directory's HTTPS (--acme-directory-ca).
 	acmeCAs *x509.CertPool
+	// proxyProtocol is --proxy-protocol, for describe.
+	proxyProtocol bool
 }
 
 // planeTLS is one plane's certificate source.
@@ -67,6 +69,7 @@ func loadEdge(cfg *config, log *slog.Logger, reg prometheus.Registerer) (*edge, 
 		Help: "Reloads of the TLS certificate files, by plane and result (ok, failed: the certificate in use stays).",
 	}, []string{"plane", "result"})}
 	reg.MustRegister(e.reloads)
+	e.proxyProtocol = cfg.ProxyProtocol
 	if e.proxies, err = netedge.ParseProxies(cfg.TrustedProxies, h); err != nil {
 		return nil, err
 	}
@@ -142,8 +145,22 @@ func certName(c *x509.Certificate) string {
 	return c.Subject.CommonName
 }
 
-// describe is the edge in a line, for --check-config and the startup log.
-func (e *edge) describe(cfg *config) string {
+// summary is what --check-config prints of the edge: the listeners, and
+// each certificate file's subject, names and expiry.
+func (e *edge) summary() [][2]string {
+	out := [][2]string{{"listeners", e.describe()}}
+	for _, p := range []*planeTLS{e.delivery, e.admin} {
+		if p != nil && p.files != nil {
+			leaf := p.files.Leaf()
+			out = append(out, [2]string{p.plane + " tls cert", fmt.Sprintf("%s, names %v, expires %s",
+				leaf.Subject, tlsserve.Names(leaf), leaf.NotAfter.UTC().Format(time.RFC3339))})
+		}
+	}
+	return out
+}
+
+// describe is the edge in a line, for --check-config.
+func (e *edge) describe() string {
 	scheme := func(p *planeTLS) string {
 		switch {
 		case p == nil:
@@ -159,7 +176,7 @@ func (e *edge) describe(cfg *config) string {
 	}
 	if e.proxies.Len() > 0 {
 		s += fmt.Sprintf(", %d trusted proxy prefix(es)", e.proxies.Len())
-		if cfg.ProxyProtocol {
+		if e.proxyProtocol {
 			s += " (PROXY protocol)"
 		}
 	}
