@@ -509,7 +509,7 @@ func metricValue(t *testing.T, text, series string) float64 {
 func TestAdminSlowBody(t *testing.T) {
 	m := newMaterial(t)
 	s := start(t, m.args("bolt:"+filepath.Join(t.TempDir(), "keys.db"),
-		"--header-timeout", "1s", "--request-timeout", "1s", "--admin-request-timeout", "1h"), nil)
+		"--header-timeout", "3s", "--request-timeout", "3s", "--admin-request-timeout", "1h"), nil)
 	addr := strings.TrimPrefix(s.adminURL, "http://")
 
 	// Without a credential: 401 at once, then the connection is closed
@@ -563,7 +563,9 @@ wait:
 	c2.Write(body[:half])
 	// The input, not a wait: the body's second half comes later than
 	// --request-timeout allows, so only the extended deadline lets it in.
-	time.Sleep(1500 * time.Millisecond)
+	// (3s leaves the handler ample time to run on a busy machine before the
+	// unextended deadline would pass.)
+	time.Sleep(4 * time.Second)
 	c2.Write(body[half:])
 	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
 	if err != nil || resp.StatusCode != 200 {
