@@ -27,6 +27,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/admin/speke"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
@@ -295,7 +296,7 @@ func (s *app) buildDelivery() (http.Handler, error) {
 }
 
 // buildAdmin builds the admin plane with its readiness checks and mounts the
-// admin APIs on it: the native API and the AMS v2 API.
+// admin APIs on it: the native API, the AMS v2 API and SPEKE v2.
 func (s *app) buildAdmin() (http.Handler, error) {
 	cfg, m := s.cfg, s.m
 	p, err := plane.New(plane.Options{
@@ -325,6 +326,9 @@ func (s *app) buildAdmin() (http.Handler, error) {
 		return nil, err
 	}
 	if err := amsapi.Register(p, amsapi.Options{PublicURL: cfg.PublicURL, ProtectionCert: m.protCert, ProtectionKey: m.protKey}); err != nil {
+		return nil, err
+	}
+	if err := speke.Register(p, speke.Options{PublicURL: cfg.PublicURL, WidevineProvider: cfg.WidevineProvider, UserAgent: "keydelivery/" + buildInfo().Version}); err != nil {
 		return nil, err
 	}
 	return p, nil
