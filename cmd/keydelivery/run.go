@@ -30,6 +30,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/speke"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/cpix"
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
@@ -140,6 +141,10 @@ type checked struct {
 	protCert *x509.Certificate
 	protKey  *rsa.PrivateKey
 	creds    *credentials.Set
+	// cpixRecipient decrypts CPIX imports encrypted to this server
+	// (--cpix-recipient-cert/--cpix-recipient-key, else the protection
+	// pair); nil when neither is configured.
+	cpixRecipient *rsa.PrivateKey
 }
 
 // loadChecked reads and checks what --check-config checks.
@@ -171,7 +176,27 @@ func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
 			return nil, err
 		}
 	}
+	if m.cpixRecipient, err = loadCPIXRecipient(cfg, m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// loadCPIXRecipient loads the key CPIX imports may be encrypted to: the
+// --cpix-recipient-cert/--cpix-recipient-key pair (an RSA certificate of at
+// least 2048 bits, as SPEKE requires), else the AMS protection pair.
+func loadCPIXRecipient(cfg *config, m *checked) (*rsa.PrivateKey, error) {
+	if cfg.CPIXRecipientCert == "" {
+		return m.protKey, nil
+	}
+	cert, key, err := ams.LoadProtectionKeyPair(cfg.CPIXRecipientCert, cfg.CPIXRecipientKey)
+	if err != nil {
+		return nil, fmt.Errorf("CPIX recipient certificate: %w", err)
+	}
+	if _, _, err := cpix.RecipientKey(cert.Raw); err != nil {
+		return nil, fmt.Errorf("--cpix-recipient-cert: %w", err)
+	}
+	return key, nil
 }
 
 // app is the built server: every dependency, wired, with its listeners
@@ -322,7 +347,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 		return nil, err
 	}
 	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
-		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes}); err != nil {
+		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes, CPIXRecipient: m.cpixRecipient}); err != nil {
 		return nil, err
 	}
 	if err := amsapi.Register(p, amsapi.Options{PublicURL: cfg.PublicURL, ProtectionCert: m.protCert, ProtectionKey: m.protKey}); err != nil {

@@ -2,14 +2,21 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keydelivery/keydelivery/admin/credentials"
 )
@@ -90,5 +97,42 @@ func TestSPEKEThroughRun(t *testing.T) {
 	}
 	if strings.Contains(s.stderr.String(), pv[1]) || strings.Contains(s.stderr.String(), packagerSecret) {
 		t.Fatal("the log holds the key or the secret")
+	}
+}
+
+// TestCPIXRecipientFlags: --check-config loads the CPIX recipient pair and
+// refuses one that is not a matching RSA pair of at least 2048 bits.
+func TestCPIXRecipientFlags(t *testing.T) {
+	m := newMaterial(t)
+	write := func(name string, bits int) (string, string) {
+		k, err := rsa.GenerateKey(rand.Reader, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, key := filepath.Join(m.dir, name+".crt"), filepath.Join(m.dir, name+".key")
+		os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+		os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}), 0o600)
+		return cert, key
+	}
+	good, goodKey := write("recipient", 2048)
+	small, smallKey := write("small", 1024)
+	base := append(m.args("bolt:"+filepath.Join(m.dir, "keys.db")), "--check-config")
+	var out, errOut syncBuffer
+	if err := run(t.Context(), append(base, "--cpix-recipient-cert", good, "--cpix-recipient-key", goodKey), func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("a good pair: %v", err)
+	}
+	for name, args := range map[string][]string{
+		"1024 bits":  {"--cpix-recipient-cert", small, "--cpix-recipient-key", smallKey},
+		"mismatched": {"--cpix-recipient-cert", good, "--cpix-recipient-key", smallKey},
+	} {
+		if err := run(t.Context(), append(base, args...), func(string) string { return "" }, &out, &errOut); err == nil || !strings.Contains(err.Error(), "CPIX recipient") && !strings.Contains(err.Error(), "--cpix-recipient-cert") {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
