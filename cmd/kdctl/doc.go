@@ -11,7 +11,7 @@
 //	kdctl keys get KID
 //	kdctl keys import FILE|- [--format json|cpix] [--type T]
 //	kdctl keys list [--limit N] [--cursor C] [--all] [--asset ID]
-//	kdctl keys export KID... [--out FILE]
+//	kdctl keys export KID... [--out FILE] [--recipient-cert FILE]...
 //	kdctl keys delete KID
 //	kdctl keys restore KID
 //	kdctl keys purge KID
@@ -20,8 +20,9 @@
 //	kdctl keyseeds list
 //	kdctl hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
+//	kdctl speke request --content ID [--kid KID]... --system S[,S...] [--track-type T,...] [--scheme S] [--period N] [--out FILE]
 //	kdctl kek generate [--id ID]
-//	kdctl adminkey generate --name N --role reader|writer|exporter|admin
+//	kdctl adminkey generate --name N --role reader|writer|exporter|admin|packager [--content PATTERN]...
 //	kdctl help
 //
 // The server is --server, else $KD_SERVER, else http://127.0.0.1:8081. The

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keydelivery/keydelivery/admin/credentials"
@@ -28,11 +29,13 @@ func (e *env) kekGenerate(args []string) error {
 	return err
 }
 
-// adminkeyGenerate: kdctl adminkey generate --name N --role R
+// adminkeyGenerate: kdctl adminkey generate --name N --role R [--content P]...
 func (e *env) adminkeyGenerate(args []string) error {
-	fs := e.subFlags("adminkey generate", "--name N --role reader|writer|exporter|admin")
+	fs := e.subFlags("adminkey generate", "--name N --role reader|writer|exporter|admin|packager [--content PATTERN]...")
 	name := fs.String("name", "", "the credential's name, as the audit log records it (required)")
-	roleName := fs.String("role", "", "reader, writer, exporter or admin (required)")
+	roleName := fs.String("role", "", "reader, writer, exporter, admin or packager (required)")
+	var contents stringList
+	fs.Var(&contents, "content", "packager only: a content ID pattern the credential is limited to ('*' matches any run of characters; repeatable)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
@@ -50,11 +53,29 @@ func (e *env) adminkeyGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	line, err := credentials.Line(*name, role, secret)
+	var line string
+	switch {
+	case len(contents) > 0 && role != credentials.RolePackager:
+		return usageError("adminkey generate: --content limits packager credentials only")
+	case role == credentials.RolePackager:
+		line, err = credentials.PackagerLine(*name, secret, contents)
+	default:
+		line, err = credentials.Line(*name, role, secret)
+	}
 	if err != nil {
 		return usageError("adminkey generate: %v", err)
 	}
 	fmt.Fprintln(e.stderr, "kdctl: line 1 is the secret: give it to the client and do not store it elsewhere; line 2 goes into the server's credentials file (reload with SIGHUP)")
 	_, err = fmt.Fprintf(e.stdout, "%s\n%s\n", secret, line)
 	return err
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }

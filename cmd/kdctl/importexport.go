@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -116,8 +119,10 @@ func importMediaType(format, name string, b []byte) (string, error) {
 
 // keysExport: kdctl keys export KID... [--out FILE]
 func (e *env) keysExport(args []string) error {
-	fs := e.subFlags("keys export", "KID... [--out FILE]")
+	fs := e.subFlags("keys export", "KID... [--out FILE] [--recipient-cert FILE]...")
 	out := fs.String("out", "", "write the CPIX document to this new file, mode 0600, instead of standard output (an existing file is never overwritten)")
+	var recipients stringList
+	fs.Var(&recipients, "recipient-cert", "encrypt the keys to this recipient's certificate (PEM or DER, RSA of at least 2048 bits; repeatable): no key is then written in the clear")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -138,9 +143,20 @@ func (e *env) keysExport(args []string) error {
 			return refused(err)
 		}
 	}
+	var certs []string
+	for _, f := range recipients {
+		der, err := readCertificate(f)
+		if err != nil {
+			return refused(fmt.Errorf("--recipient-cert %s: %w", f, err))
+		}
+		certs = append(certs, base64.StdEncoding.EncodeToString(der))
+	}
 	c, err := e.client()
 	if err != nil {
 		return err
+	}
+	if certs != nil {
+		return e.exportEncrypted(c, kids, certs, *out)
 	}
 	b, doc, err := e.exportCPIX(c, kids)
 	if err != nil {
@@ -219,4 +235,49 @@ func clearDocument(doc *cpix.Document) {
 	for _, k := range doc.Keys {
 		clear(k.Value)
 	}
+}
+
+// readCertificate reads a certificate file, PEM or DER, and returns the
+// DER of its first certificate.
+func readCertificate(path string) ([]byte, error) {
+	b, err := readSmallFile(path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("the PEM block is %s, want CERTIFICATE", blk.Type)
+		}
+		b = blk.Bytes
+	}
+	if _, err := x509.ParseCertificate(b); err != nil {
+		return nil, errors.New("not an X.509 certificate")
+	}
+	return b, nil
+}
+
+// exportEncrypted asks for the keys encrypted to the recipients' and writes
+// the CPIX document as it came: kdctl cannot read the keys in it.
+func (e *env) exportEncrypted(c *client, kids, certs []string, out string) error {
+	body, err := json.Marshal(map[string][]string{"kids": kids, "recipients": certs})
+	if err != nil {
+		return err
+	}
+	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keys", "export"}, body: body, ctype: mediaJSON, accept: mediaCPIX})
+	if err != nil {
+		return err
+	}
+	root, err := cpix.ParseTree(bytes.NewReader(a.body), maxResponse)
+	if err != nil || !root.Is(cpix.NamespaceCPIX, "CPIX") || bytes.Contains(a.body, []byte("PlainValue")) {
+		return notAPI("an encrypted CPIX document", a.body)
+	}
+	if out == "" {
+		_, err = e.stdout.Write(a.body)
+		return err
+	}
+	if err := createExclusive(out, a.body); err != nil {
+		return refused(err)
+	}
+	fmt.Fprintf(e.stderr, "kdctl: %s holds %d content keys encrypted to %d recipient(s)\n", out, len(kids), len(certs))
+	return nil
 }

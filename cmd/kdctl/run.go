@@ -65,9 +65,10 @@ Commands:
   keys list [--limit N] [--cursor C] [--all] [--asset ID]
         print key metadata, one JSON object per line; --all follows every
         page; --asset lists the keys of one asset
-  keys export KID... [--out FILE]
+  keys export KID... [--out FILE] [--recipient-cert FILE]...
         print (or write to a new 0600 FILE) a CPIX document holding the keys
-        in the clear (role exporter)
+        in the clear (role exporter), or encrypted to the recipients'
+        certificates
   keys delete KID | keys restore KID | keys purge KID
         soft-delete a key (no longer delivered, kept for the retention
         period), bring it back, or destroy a deleted key (role admin)
@@ -87,10 +88,19 @@ Commands:
   token mint --signing-key FILE [--cert FILE] --issuer I --audience A
              [--kid KID]... [--ttl 1h] [--subject S]
         print an ES256 delivery token granting the given KIDs
+  speke request --content ID [--kid KID]... --system S[,S...]
+                [--track-type T[,T...]] [--scheme cenc|cbcs] [--period N] [--out FILE]
+        send a SPEKE v2 request as a packager would (role packager or admin)
+        and print each key (in the clear: keep the output secret) with its
+        signaling, decoded; systems: widevine, playready, fairplay, aes128
+        (HLS AES-128), clearkey, common (W3C common PSSH); --out also keeps
+        the CPIX answer in a new 0600 file
   kek generate [--id ID]
         print a new key-encryption-key line for the KEK file (id kek-YYYYMMDD)
-  adminkey generate --name N --role reader|writer|exporter|admin
-        print a new admin secret (first line) and its credentials-file line
+  adminkey generate --name N --role reader|writer|exporter|admin|packager
+                    [--content PATTERN]...
+        print a new admin secret (first line) and its credentials-file line;
+        --content limits a packager to content IDs ('*': any characters)
   help  print this text
 
 Global flags (also accepted after the subcommand):
@@ -217,7 +227,9 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return e.kekGenerate(rest[2:])
 	case cmd == "adminkey" && sub == "generate":
 		return e.adminkeyGenerate(rest[2:])
-	case cmd == "keys" || cmd == "keyseeds" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
+	case cmd == "speke" && sub == "request":
+		return e.spekeRequest(rest[2:])
+	case cmd == "keys" || cmd == "keyseeds" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey" || cmd == "speke":
 		if sub == "" {
 			return usageError("%s: missing subcommand", cmd)
 		}
