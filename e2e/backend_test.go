@@ -102,7 +102,9 @@ func runBackend(t *testing.T, e *env, rep *reporter, b backend) {
 
 	runClearKeyHTTPChecks(t, e, rep, s, pages, name, tk)
 
-	runBrowserChecks(t, e, rep, s, pages, b.name, dir, media, tk)
+	spekeChecks := runSPEKEChecks(t, e, rep, s, pages, name, dir)
+
+	runBrowserChecks(t, e, rep, s, pages, b.name, dir, media, tk, spekeChecks...)
 
 	// Last, as it takes the keys away for a moment.
 	detail, err := deleteRestore(e, s, hlsKID, tk)
