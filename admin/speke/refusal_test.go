@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"fmt"
 	"math/big"
 	"net/http"
 	"regexp"
@@ -297,5 +298,86 @@ func TestEncryptedAnswer(t *testing.T) {
 	doc = strings.Replace(readTestdata(t, "preset-video3-audio2.xml"), "<cpix:ContentKeyList>", deliveryDataList(small)+"<cpix:ContentKeyList>", 1)
 	if r := env.post(t, doc); r.Status != 422 || !strings.Contains(string(r.Body), "at least 2048 bits") {
 		t.Fatalf("a 1024-bit recipient: %d %s", r.Status, r.Body)
+	}
+}
+
+// presetDocument writes a MediaPackage-style request for a video and an
+// audio preset (nil: UNENCRYPTED; "SHARED" as the video preset: one ALL
+// key), over periods key periods (0: no ContentKeyPeriodList), with
+// Widevine and PlayReady, encrypted to der when it is not nil.
+func presetDocument(t *testing.T, video, audio []string, periods int, der []byte) (string, int) {
+	t.Helper()
+	var keys, systems, rules, periodList strings.Builder
+	n := 0
+	groups := max(periods, 1)
+	for p := 0; p < groups; p++ {
+		if periods > 0 {
+			fmt.Fprintf(&periodList, `<cpix:ContentKeyPeriod id="kp%d" index="%d"/>`, p, 100+p)
+		}
+		for _, tt := range append(append([]string(nil), video...), audio...) {
+			n++
+			kid := fmt.Sprintf("00000000-0000-4000-8000-%012d", n)
+			fmt.Fprintf(&keys, `<cpix:ContentKey kid="%s" commonEncryptionScheme="cenc"/>`, kid)
+			for _, sys := range []string{systemWidevine, systemPlayReady} {
+				fmt.Fprintf(&systems, `<cpix:DRMSystem kid="%s" systemId="%s"><cpix:PSSH/><cpix:ContentProtectionData/></cpix:DRMSystem>`, kid, sys)
+			}
+			filter := ""
+			if periods > 0 {
+				filter = fmt.Sprintf(`<cpix:KeyPeriodFilter periodId="kp%d"/>`, p)
+			}
+			fmt.Fprintf(&rules, `<cpix:ContentKeyUsageRule kid="%s" intendedTrackType="%s">%s</cpix:ContentKeyUsageRule>`, kid, tt, filter)
+		}
+	}
+	doc := `<cpix:CPIX contentId="presets" version="2.3" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc">`
+	if der != nil {
+		doc += deliveryDataList(der)
+	}
+	doc += "<cpix:ContentKeyList>" + keys.String() + "</cpix:ContentKeyList><cpix:DRMSystemList>" + systems.String() + "</cpix:DRMSystemList>"
+	if periods > 0 {
+		doc += "<cpix:ContentKeyPeriodList>" + periodList.String() + "</cpix:ContentKeyPeriodList>"
+	}
+	return doc + "<cpix:ContentKeyUsageRuleList>" + rules.String() + "</cpix:ContentKeyUsageRuleList></cpix:CPIX>", n
+}
+
+// TestEveryPreset: every combination of the SPEKE v2 presets the
+// documentation allows (eight video presets or UNENCRYPTED, three audio
+// presets or UNENCRYPTED, not both UNENCRYPTED; and SHARED) is answered,
+// alternately with and without key rotation and with and without content
+// key encryption; both UNENCRYPTED is a request with no key, refused.
+func TestEveryPreset(t *testing.T) {
+	_, der := recipient(t, 2048)
+	combos := [][2][]string{{{"ALL"}, nil}}
+	for _, v := range append([][]string{nil}, videoPresets...) {
+		for _, a := range append([][]string{nil}, audioPresets...) {
+			if v != nil || a != nil {
+				combos = append(combos, [2][]string{v, a})
+			}
+		}
+	}
+	if len(combos) != 36 {
+		t.Fatalf("%d combinations", len(combos))
+	}
+	for i, c := range combos {
+		periods, encrypt := 0, []byte(nil)
+		if i%2 == 1 {
+			periods = 2
+		}
+		if i/2%2 == 1 {
+			encrypt = der
+		}
+		env := newEnv(t, nil)
+		doc, n := presetDocument(t, c[0], c[1], periods, encrypt)
+		r := env.post(t, doc)
+		root := answerTree(t, r)
+		got := len(root.Child(nsCPIX, elContentKeyList).ChildElements(nsCPIX, elContentKey))
+		plain := strings.Count(string(r.Body), "PlainValue>") / 2
+		if got != n || (encrypt == nil) != (plain == n) || encrypt != nil && plain != 0 {
+			t.Errorf("video %v audio %v, %d periods, encrypted %v: %d keys answered of %d, %d in the clear", c[0], c[1], periods, encrypt != nil, got, n, plain)
+		}
+	}
+	env := newEnv(t, nil)
+	doc, _ := presetDocument(t, nil, nil, 0, nil)
+	if r := env.post(t, doc); r.Status != 422 {
+		t.Errorf("both UNENCRYPTED: %d %s", r.Status, r.Body)
 	}
 }
