@@ -183,6 +183,21 @@ func TestOtherContent(t *testing.T) {
 	if !bytes.Equal(keys[id.String()], k.Value[:]) {
 		t.Fatal("a key stored under the content was not the one answered")
 	}
+	// The request asks for an IV (explicitIV="") of a key stored without
+	// one: it gets one, the same each time.
+	ivs := map[string]bool{}
+	for range 2 {
+		root := answerTree(t, env2.post(t, req))
+		ck := root.Child(nsCPIX, elContentKeyList).ChildElements(nsCPIX, elContentKey)[0]
+		iv, _ := ck.AttrValue("explicitIV")
+		if raw, err := base64.StdEncoding.DecodeString(iv); err != nil || len(raw) != 16 {
+			t.Fatalf("explicitIV %q", iv)
+		}
+		ivs[iv] = true
+	}
+	if len(ivs) != 1 {
+		t.Fatalf("the IV changed between two identical requests: %v", ivs)
+	}
 	if _, err := env2.keys.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}

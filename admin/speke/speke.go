@@ -3,7 +3,9 @@ package speke
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -262,12 +264,29 @@ func keyType(k *contentKey) keystore.ContentKeyType {
 // ivOf is the IV the answer gives for k: the request's explicitIV, else
 // the stored key's IV (SPEKE: "The key provider can respond with an IV
 // using @explicitIV, even if the attribute is not included in the
-// request"), else none.
+// request"), else, when the request asks for one (an empty explicitIV) of
+// a key stored without an IV, one derived from the key and the KID, so
+// that the same request always gets the same IV; else none.
 func ivOf(k *contentKey, key *keystore.Key) []byte {
-	if k.iv != nil {
+	switch {
+	case k.iv != nil:
 		return k.iv
+	case key.IV != nil:
+		return key.IV
+	case k.ivAsked:
+		return derivedIV(key)
 	}
-	return key.IV
+	return nil
+}
+
+// derivedIV is HMAC-SHA256(key, "keydelivery/speke/iv" || KID), cut to 16
+// bytes: an IV is public (it goes into playlists), and an HMAC output says
+// nothing about its key.
+func derivedIV(key *keystore.Key) []byte {
+	m := hmac.New(sha256.New, key.Value[:])
+	m.Write([]byte("keydelivery/speke/iv"))
+	m.Write(key.ID[:])
+	return m.Sum(nil)[:16]
 }
 
 // fillKeys gives every ContentKey its key: Data/pskc:Secret with the value
