@@ -16,7 +16,7 @@ import (
 )
 
 // recipientPair makes an RSA key and a self-signed certificate for it.
-func recipientPair(t *testing.T, bits int) (*rsa.PrivateKey, *x509.Certificate) {
+func recipientPair(t testing.TB, bits int) (*rsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
@@ -150,4 +150,31 @@ func TestDocumentKey(t *testing.T) {
 	if _, err := dk.Decrypt(cv, make([]byte, 64)); !errors.Is(err, ErrMAC) {
 		t.Errorf("a wrong MAC: %v", err)
 	}
+}
+
+// FuzzReadEncrypted: ReadWith with a recipient key (so the DeliveryData,
+// MAC and decryption paths run) never panics; whatever it accepts holds
+// 16-byte keys.
+func FuzzReadEncrypted(f *testing.F) {
+	k, c := recipientPair(f, 2048)
+	d := &Document{ContentID: "fuzz", Keys: []Key{{KID: [16]byte{1}, Value: bytes.Repeat([]byte{7}, 16)}}}
+	var buf bytes.Buffer
+	if err := WriteEncrypted(&buf, d, []*x509.Certificate{c}, rand.Reader); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	if b, err := os.ReadFile("testdata/encrypted.xml"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := ReadWith(bytes.NewReader(data), ReadOptions{Max: 64 << 10, Recipient: k})
+		if err != nil {
+			return
+		}
+		for _, key := range got.Keys {
+			if len(key.Value) != KeySize {
+				t.Fatalf("a key of %d bytes", len(key.Value))
+			}
+		}
+	})
 }

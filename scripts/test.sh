@@ -139,6 +139,7 @@ for target in \
   "FuzzClearKeyBody ./delivery 10000x" \
   "FuzzHeaderKIDs ./playready 10000x" \
   "FuzzParseTree ./cpix 20000x" \
+  "FuzzReadEncrypted ./cpix 5000x" \
   "FuzzParse ./pssh 20000x" \
   "FuzzRequest ./admin/speke 8000x"; do
   set -- $target
