@@ -303,7 +303,7 @@ func TestOpenAPIRolesMatchServer(t *testing.T) {
 				case granted:
 				case strings.HasPrefix(d.path, "/speke/"):
 					// SPEKE's refusals are plain text.
-					if r.status != http.StatusForbidden || string(r.body) != "this credential's role does not allow this operation\n" {
+					if want := "this credential's role (" + string(role) + ") does not allow speke.v2: it needs the role packager or admin\n"; r.status != http.StatusForbidden || string(r.body) != want {
 						t.Errorf("%s: %d %s, want 403 in plain text", where, r.status, r.body)
 					}
 				case r.status != http.StatusForbidden || r.problem(t).Reason != reasonRole:

@@ -32,8 +32,8 @@ const (
 // nothing about the API. The credential is "Authorization: Bearer <secret>";
 // under a prefix an API protected (SPEKE's /speke/) HTTP Basic too, with
 // the credential's name as the user and its secret as the password (many
-// encoders can only send Basic), both matching one credential. OPTIONS, which the API does not answer, is 405 like any
-// other method a path lacks.
+// encoders can only send Basic), both matching one credential. OPTIONS,
+// which the API does not answer, is 405 like any other method a path lacks.
 func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -44,6 +44,12 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 			if httpedge.CredentialParam(name) {
 				return errCredentialInURL
 			}
+		}
+		if p.creds.Len() == 0 {
+			// Nothing could match: say so, rather than that the
+			// credential sent is wrong.
+			p.metrics.operation(opAuthenticate, audit.Unauthorized)
+			return &authError{status: http.StatusUnauthorized, reason: ReasonNoCredentials}
 		}
 		cr, reason := p.authenticate(r.Header.Get(echo.HeaderAuthorization), !isAPI(r.URL.Path))
 		if reason != "" {
@@ -119,7 +125,7 @@ func (p *Plane) serve(sel func(*Call) (Operation, Handler)) echo.HandlerFunc {
 		c.op = op
 		ec.Set(operationKey, op)
 		if !cr.Role.Allows(op.Perm) {
-			return p.conclude(c, Answer{}, &authError{status: http.StatusForbidden, reason: ReasonRole})
+			return p.conclude(c, Answer{}, &authError{status: http.StatusForbidden, reason: ReasonRole, op: op.Name, role: cr.Role, perm: op.Perm})
 		}
 		a, err := h(c)
 		return p.conclude(c, a, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,12 +16,14 @@ import (
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
-// spekeSystems are the DRM systems kdctl speke request can ask for, by the
-// name given to --system, with the signaling it asks each for.
-var spekeSystems = []struct {
+// spekeSystem is a DRM system kdctl speke request can ask for, by the name
+// given to --system, with the signaling it asks for.
+type spekeSystem struct {
 	name, id string
 	els      []string // DRMSystem children; "HLS" stands for the media and master playlists
-}{
+}
+
+var spekeSystems = []spekeSystem{
 	{"widevine", "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed", []string{"PSSH", "ContentProtectionData", "HLS"}},
 	{"playready", "9a04f079-9840-4286-ab92-e65be0885f95", []string{"PSSH", "ContentProtectionData", "HLS", "SmoothStreamingProtectionHeaderData"}},
 	{"fairplay", "94ce86fb-07ff-4f43-adb8-93d2fa968ca2", []string{"HLS"}},
@@ -38,105 +41,95 @@ func spekeSystemNames() string {
 }
 
 // spekeRequest: kdctl speke request --content ID [--kid KID]...
-// [--system S,...] [--track-type T,...] [--scheme cenc|cbcs] [--period N]
+// --system S,... [--track-type T,...] [--scheme cenc|cbcs] [--period N]
 // [--out FILE]
-func (e *env) spekeRequest(args []string) error {
-	fs := e.subFlags("speke request", "--content ID [--kid KID]... --system widevine,playready,... [--track-type T,...] [--scheme S] [--period N] [--out FILE]")
-	content := fs.String("content", "", "the content ID (CPIX@contentId; required)")
+func spekeRequest(fs *flag.FlagSet) runner {
+	content := fs.String("content", "", "the content `ID` (CPIX@contentId; required)")
 	var kids kidList
-	fs.Var(&kids, "kid", "a KID to ask for (repeatable; default: one new random KID)")
-	systemList := fs.String("system", "", "DRM systems, comma-separated: "+spekeSystemNames()+" (required)")
+	fs.Var(&kids, "kid", "a `KID` to ask for (repeatable; default: one new random KID)")
+	systemList := fs.String("system", "", "DRM `systems`, comma-separated: "+spekeSystemNames()+" (required)")
 	trackTypes := fs.String("track-type", "", "the intendedTrackType of each KID, comma-separated, in order (default: ALL for one key; VIDEO,AUDIO for two)")
 	scheme := fs.String("scheme", "", "commonEncryptionScheme: cenc, cbcs, cens or cbc1 (default cbcs with fairplay or aes128, else cenc)")
-	period := fs.Int64("period", -1, "put the keys in a key period with this index (key rotation); default: no ContentKeyPeriodList")
-	out := fs.String("out", "", "also write the server's CPIX answer to a new 0600 FILE")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if *content == "" {
-		return usageError("speke request: --content is required")
-	}
-	var systems []int
-	for _, name := range strings.Split(*systemList, ",") {
-		name = strings.ToLower(strings.TrimSpace(name))
-		if name == "" {
-			continue
+	period := fs.Int64("period", -1, "put the keys in a key period with this `index` (key rotation); default: no ContentKeyPeriodList")
+	out := fs.String("out", "", "also write the server's CPIX answer to a new 0600 `file`")
+	return func(e *env, _ []string) error {
+		if *content == "" {
+			return usageError("speke request: --content is required")
 		}
-		i := slices.IndexFunc(spekeSystems, func(s struct {
-			name, id string
-			els      []string
-		}) bool {
-			return s.name == name
-		})
-		if i < 0 {
-			return usageError("speke request: unknown --system %q (want %s)", name, spekeSystemNames())
+		var systems []int
+		for _, name := range strings.Split(*systemList, ",") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name == "" {
+				continue
+			}
+			i := slices.IndexFunc(spekeSystems, func(s spekeSystem) bool { return s.name == name })
+			if i < 0 {
+				return usageError("speke request: unknown --system %q (want %s)", name, spekeSystemNames())
+			}
+			systems = append(systems, i)
 		}
-		systems = append(systems, i)
-	}
-	if len(systems) == 0 {
-		return usageError("speke request: --system is required (%s)", spekeSystemNames())
-	}
-	if len(kids) == 0 {
-		var id keystore.KeyID
-		if _, err := io.ReadFull(rand.Reader, id[:]); err != nil {
-			return err
+		if len(systems) == 0 {
+			return usageError("speke request: --system is required (%s)", spekeSystemNames())
 		}
-		id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80 // a version 4 UUID
-		kids = append(kids, id.String())
-	}
-	var types []string
-	switch {
-	case *trackTypes != "":
-		for _, t := range strings.Split(*trackTypes, ",") {
-			types = append(types, strings.TrimSpace(t))
+		if len(kids) == 0 {
+			var id keystore.KeyID
+			if _, err := io.ReadFull(rand.Reader, id[:]); err != nil {
+				return err
+			}
+			id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80 // a version 4 UUID
+			kids = append(kids, id.String())
 		}
-	case len(kids) == 1:
-		types = []string{"ALL"}
-	case len(kids) == 2:
-		types = []string{"VIDEO", "AUDIO"}
-	default:
-		return usageError("speke request: with %d KIDs, give each its --track-type (e.g. SD,HD,UHD,STEREO_AUDIO,MULTICHANNEL_AUDIO)", len(kids))
-	}
-	if len(types) != len(kids) {
-		return usageError("speke request: %d --track-type values for %d KIDs", len(types), len(kids))
-	}
-	if *scheme == "" {
-		*scheme = "cenc"
-		for _, i := range systems {
-			if n := spekeSystems[i].name; n == "fairplay" || n == "aes128" {
-				*scheme = "cbcs"
+		var types []string
+		switch {
+		case *trackTypes != "":
+			for _, t := range strings.Split(*trackTypes, ",") {
+				types = append(types, strings.TrimSpace(t))
+			}
+		case len(kids) == 1:
+			types = []string{"ALL"}
+		case len(kids) == 2:
+			types = []string{"VIDEO", "AUDIO"}
+		default:
+			return usageError("speke request: with %d KIDs, give each its --track-type (e.g. SD,HD,UHD,STEREO_AUDIO,MULTICHANNEL_AUDIO)", len(kids))
+		}
+		if len(types) != len(kids) {
+			return usageError("speke request: %d --track-type values for %d KIDs", len(types), len(kids))
+		}
+		if *scheme == "" {
+			*scheme = "cenc"
+			for _, i := range systems {
+				if n := spekeSystems[i].name; n == "fairplay" || n == "aes128" {
+					*scheme = "cbcs"
+				}
 			}
 		}
-	}
-	if *out != "" {
-		if err := refuseExisting(*out); err != nil {
-			return refused(err)
+		if *out != "" {
+			if err := refuseExisting(*out); err != nil {
+				return refused(err)
+			}
 		}
-	}
-	doc := buildSPEKERequest(*content, kids, types, systems, *scheme, *period)
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"speke", "v2"}, body: doc, ctype: "application/xml",
-		accept: "application/xml", header: map[string]string{"X-Speke-Version": "2.0"}})
-	if err != nil {
-		return err
-	}
-	defer clear(a.body)
-	root, err := cpix.ParseTree(bytes.NewReader(a.body), maxResponse)
-	if err != nil || !root.Is(cpix.NamespaceCPIX, "CPIX") {
-		return notAPI("a SPEKE answer", a.body)
-	}
-	if *out != "" {
-		if err := createExclusive(*out, a.body); err != nil {
-			return refused(err)
+		doc := buildSPEKERequest(*content, kids, types, systems, *scheme, *period)
+		c, err := e.client()
+		if err != nil {
+			return err
 		}
+		a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"speke", "v2"}, body: doc, ctype: "application/xml",
+			accept: "application/xml", header: map[string]string{"X-Speke-Version": "2.0"}})
+		if err != nil {
+			return err
+		}
+		defer clear(a.body)
+		root, err := cpix.ParseTree(bytes.NewReader(a.body), maxResponse)
+		if err != nil || !root.Is(cpix.NamespaceCPIX, "CPIX") {
+			return notAPI("a SPEKE answer", a.body)
+		}
+		if *out != "" {
+			if err := createExclusive(*out, a.body); err != nil {
+				return refused(err)
+			}
+		}
+		return printSPEKE(e.stdout, root)
 	}
-	return printSPEKE(e.stdout, root)
 }
 
 // buildSPEKERequest writes a SPEKE v2 request: CPIX 2.3 with the content
@@ -246,12 +239,7 @@ func printSPEKE(w io.Writer, root *cpix.Element) error {
 			for _, d := range systemsOf[strings.ToLower(kid)] {
 				sys, _ := d.AttrValue("systemId")
 				name := sys
-				if i := slices.IndexFunc(spekeSystems, func(s struct {
-					name, id string
-					els      []string
-				}) bool {
-					return s.id == strings.ToLower(sys)
-				}); i >= 0 {
+				if i := slices.IndexFunc(spekeSystems, func(s spekeSystem) bool { return s.id == strings.ToLower(sys) }); i >= 0 {
 					name = spekeSystems[i].name
 				}
 				fmt.Fprintf(&b, "  %s\n", name)
