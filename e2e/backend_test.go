@@ -112,7 +112,9 @@ func runBackend(t *testing.T, e *env, rep *reporter, b backend) {
 
 	runClearKeyHTTPChecks(t, e, rep, s, pages, name, tk)
 
-	runBrowserChecks(t, e, rep, s, pages, b.name, dir, media, tk)
+	spekeChecks := runSPEKEChecks(t, e, rep, s, pages, name, dir)
+
+	runBrowserChecks(t, e, rep, s, pages, b.name, dir, media, tk, nil, spekeChecks...)
 
 	// Last, as it takes the keys away for a moment.
 	detail, err := deleteRestore(e, s, hlsKID, tk)
@@ -266,7 +268,7 @@ func runHTTPS(t *testing.T, e *env, rep *reporter, b backend) {
 
 	off := s.logSize()
 	runBrowserChecks(t, e, rep, s, pages, b.name, dir, media, tk,
-		tlsserve.SPKIHash(pageLeaf.Cert), tlsserve.SPKIHash(serverLeaf), tlsserve.SPKIHash(ca.Cert))
+		[]string{tlsserve.SPKIHash(pageLeaf.Cert), tlsserve.SPKIHash(serverLeaf), tlsserve.SPKIHash(ca.Cert)})
 
 	// Every key and license request the browsers made went over HTTP/2.
 	var lines []logLine

@@ -178,6 +178,7 @@ func prepare(t *testing.T, rep *reporter) *env {
 		return p
 	}
 	e.ffmpeg = look("ffmpeg", "apt-get install ffmpeg")
+	look("ffprobe", "apt-get install ffmpeg") // the SPEKE rotation check cuts the source at a keyframe
 	e.node = look("node", "Node.js 20 or newer")
 	look("redis-server", "apt-get install redis-server")
 	look("go", "Go toolchain")

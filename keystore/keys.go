@@ -142,6 +142,9 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 			return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 		}
 	}
+	if err := ValidateTrackType(key.TrackType); err != nil {
+		return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+	}
 	if key.Value == ([16]byte{}) {
 		if k.rand == nil {
 			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
@@ -158,7 +161,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		return Key{}, err
 	}
 	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
-		Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+		Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType}
 	err = k.call(ctx, opCreate, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
 		return Key{}, k.existsError(ctx, key, err)
@@ -340,7 +343,8 @@ func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
 
 func metadata(r Record) Key {
 	return Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
-		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets}
+		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets,
+		Period: r.Period, TrackType: r.TrackType}
 }
 
 // Errors of the key life cycle.
@@ -534,6 +538,9 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 				return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 			}
 		}
+		if err := ValidateTrackType(key.TrackType); err != nil {
+			return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+		}
 	}
 	now := k.now().UTC()
 	sealed, err := k.ring.sealKeys(keys)
@@ -550,7 +557,7 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 	for j, i := range order {
 		key := &keys[i]
 		rs[j] = Record{ID: key.ID, Sealed: sealed[i], IV: key.IV, Name: key.Name, Type: key.Type,
-			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType}
 	}
 	out := make([]ImportResult, len(keys))
 	g, gctx := errgroup.WithContext(ctx)

@@ -152,7 +152,11 @@ for target in \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
   "FuzzHeaderKIDs ./playready 10000x" \
-  "FuzzClientAddr ./internal/netedge 20000x"; do
+  "FuzzClientAddr ./internal/netedge 20000x" \
+  "FuzzParseTree ./cpix 20000x" \
+  "FuzzReadEncrypted ./cpix 5000x" \
+  "FuzzParse ./pssh 20000x" \
+  "FuzzRequest ./admin/speke 8000x"; do
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run

@@ -1,6 +1,8 @@
 package plane
 
 import (
+	"crypto/subtle"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"time"
@@ -23,16 +25,20 @@ const (
 	operationKey  = "kd.operation"
 )
 
-// guardAPI checks the credential of every request under /api/, routed or
-// not, before anything else: a credential in the URL is refused before it is
-// looked at (URLs end up in logs, histories and proxies), and a request
-// without a valid "Authorization: Bearer <secret>" is 401, whatever its
-// path, so an anonymous caller learns nothing about the API. OPTIONS, which
-// the API does not answer, is 405 like any other method a path lacks.
+// guardAPI checks the credential of every request under /api/ (and under
+// the prefixes an API protected, see Protect), routed or not, before
+// anything else: a credential in the URL is refused before it is looked at
+// (URLs end up in logs, histories and proxies), and a request without a
+// valid credential is 401, whatever its path, so an anonymous caller learns
+// nothing about the API. The credential is "Authorization: Bearer <secret>";
+// under a prefix an API protected (SPEKE's /speke/) HTTP Basic too, with
+// the credential's name as the user and its secret as the password (many
+// encoders can only send Basic), both matching one credential. OPTIONS,
+// which the API does not answer, is 405 like any other method a path lacks.
 func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if !isAPI(r.URL.Path) {
+		if g, _ := p.guarded(r.URL.Path); !g {
 			return next(c)
 		}
 		for name := range c.QueryParams() {
@@ -46,15 +52,10 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 			p.metrics.operation(opAuthenticate, audit.Unauthorized)
 			return &authError{status: http.StatusUnauthorized, reason: ReasonNoCredentials}
 		}
-		secret, ok := bearer(r.Header.Get(echo.HeaderAuthorization))
-		if !ok {
+		cr, reason := p.authenticate(r.Header.Get(echo.HeaderAuthorization), !isAPI(r.URL.Path))
+		if reason != "" {
 			p.metrics.operation(opAuthenticate, audit.Unauthorized)
-			return &authError{status: http.StatusUnauthorized, reason: ReasonMissingCredential}
-		}
-		cr, ok := p.creds.Match(secret)
-		if !ok {
-			p.metrics.operation(opAuthenticate, audit.Unauthorized)
-			return &authError{status: http.StatusUnauthorized, reason: ReasonInvalidCredential}
+			return &authError{status: http.StatusUnauthorized, reason: reason}
 		}
 		c.Set(credentialKey, cr)
 		p.extendDeadlines(c)
@@ -82,6 +83,29 @@ func (p *Plane) extendDeadlines(c echo.Context) {
 	_ = rc.SetWriteDeadline(until)
 }
 
+// authenticate finds the credential of an Authorization header, Bearer or,
+// with allowBasic, Basic; reason says why there is none.
+func (p *Plane) authenticate(h string, allowBasic bool) (credentials.Credential, string) {
+	if secret, ok := bearer(h); ok {
+		cr, ok := p.creds.Match(secret)
+		if !ok {
+			return credentials.Credential{}, ReasonInvalidCredential
+		}
+		return cr, ""
+	}
+	name, secret, ok := basic(h)
+	if !ok || !allowBasic {
+		return credentials.Credential{}, ReasonMissingCredential
+	}
+	cr, ok := p.creds.Match(secret)
+	// The secret is checked first, in constant time; the name is not a
+	// secret, but a wrong one must fail just the same.
+	if !ok || subtle.ConstantTimeCompare([]byte(cr.Name), []byte(name)) != 1 {
+		return credentials.Credential{}, ReasonInvalidCredential
+	}
+	return cr, ""
+}
+
 // bearer returns the secret of "Bearer <secret>" (scheme in any case).
 func bearer(h string) (string, bool) {
 	const scheme = "bearer "
@@ -90,6 +114,21 @@ func bearer(h string) (string, bool) {
 	}
 	s := strings.TrimSpace(h[len(scheme):])
 	return s, s != ""
+}
+
+// basic returns the user and password of "Basic <base64(user:password)>"
+// (RFC 7617; scheme in any case), both non-empty.
+func basic(h string) (user, password string, ok bool) {
+	const scheme = "basic "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(scheme):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(string(b), ":")
+	return user, password, ok && user != "" && password != ""
 }
 
 // serve wraps an operation, chosen by sel: it checks the credential's role,

@@ -84,6 +84,9 @@ type Plane struct {
 
 	// rewrites run before routing, in order (see Rewrite).
 	rewrites []func(*url.URL)
+	// protected are the path prefixes that need a credential besides
+	// /api/ (see Protect).
+	protected []protectedPrefix
 	// ops are the registered operations, by name.
 	ops map[string]Operation
 }
@@ -245,3 +248,37 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 // isAPI reports whether path is under /api/, where every request needs a
 // credential.
 func isAPI(path string) bool { return path == "/api" || strings.HasPrefix(path, "/api/") }
+
+// protectedPrefix is a path prefix behind the credential check (Protect).
+type protectedPrefix struct {
+	prefix string // ends with '/'
+	text   bool   // refusals answered in plain text
+}
+
+// Protect puts every path under prefix (which must start and end with '/',
+// such as "/speke/") behind the admin credential check, exactly as /api/
+// is: the same credentials, the same refusals, routed or not. With
+// textErrors, every refusal under prefix is answered in plain text (the
+// problem's detail as text/plain, status and headers unchanged), for a
+// protocol that defines its error bodies as text, such as SPEKE. Call it
+// before serving, from an API's Register.
+func (p *Plane) Protect(prefix string, textErrors bool) {
+	if len(prefix) < 2 || prefix[0] != '/' || prefix[len(prefix)-1] != '/' || prefix == "/api/" {
+		panic("plane: Protect needs a prefix such as /speke/")
+	}
+	p.protected = append(p.protected, protectedPrefix{prefix: prefix, text: textErrors})
+}
+
+// guarded reports whether path needs a credential: it is under /api/ or a
+// prefix an API protected; text says whether its refusals are plain text.
+func (p *Plane) guarded(path string) (guarded, text bool) {
+	if isAPI(path) {
+		return true, false
+	}
+	for _, pp := range p.protected {
+		if path+"/" == pp.prefix || strings.HasPrefix(path, pp.prefix) {
+			return true, pp.text
+		}
+	}
+	return false, false
+}

@@ -122,6 +122,9 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 	if m.protCert != nil {
 		line("protection cert", "%s", m.protCert.Subject)
 	}
+	if cfg.CPIXRecipientCert != "" {
+		line("cpix recipient", "%s", cfg.CPIXRecipientCert)
+	}
 	for _, l := range m.extraSummary() {
 		line(l[0], "%s", l[1])
 	}

@@ -81,6 +81,11 @@ type config struct {
 	DevTLS                    bool
 	listenSet                 bool // --listen or KD_LISTEN was given
 
+	// SPEKE v2 key provider and encrypted CPIX (admin/speke, issue 14).
+	WidevineProvider  string
+	CPIXRecipientCert string
+	CPIXRecipientKey  string
+
 	DrainDelay   time.Duration
 	DrainTimeout time.Duration
 	LogLevel     string
@@ -197,6 +202,11 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 15*time.Second, "how long a delivery request may take to arrive and be answered; also the admin plane's bound before its credential is checked")
 	fs.DurationVar(&c.AdminRequestTimeout, "admin-request-timeout", 5*time.Minute, "how long an authenticated admin request (an import of tens of megabytes) may take to arrive and be answered")
 	fs.BoolVar(&c.DevTLS, "dev-tls", false, "with --dev: serve the delivery plane over HTTPS with a certificate from a local CA generated under --data-dir (prints how to trust it)")
+
+	// SPEKE v2 key provider and encrypted CPIX (admin/speke, issue 14).
+	fs.StringVar(&c.WidevineProvider, "widevine-provider", "", "the provider field of the Widevine header in the Widevine PSSH boxes SPEKE answers (default: none)")
+	fs.StringVar(&c.CPIXRecipientCert, "cpix-recipient-cert", "", "RSA certificate (PEM) CPIX documents are encrypted to for import (default: --protection-cert)")
+	fs.StringVar(&c.CPIXRecipientKey, "cpix-recipient-key", "", "the CPIX recipient certificate's RSA private key (PEM file; default: --protection-key)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before the listeners stop (give load balancers time to notice; e.g. 5s in Kubernetes)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -340,6 +350,14 @@ func (c *config) validate() error {
 	if c.DrainTimeout <= 0 || c.DrainDelay < 0 {
 		errs = append(errs, errors.New("--drain-timeout must be positive and --drain-delay not negative"))
 	}
+	// SPEKE v2 and encrypted CPIX (issue 14).
+	if (c.CPIXRecipientCert == "") != (c.CPIXRecipientKey == "") {
+		errs = append(errs, errors.New("--cpix-recipient-cert and --cpix-recipient-key go together"))
+	}
+	if len(c.WidevineProvider) > 256 {
+		errs = append(errs, errors.New("--widevine-provider: at most 256 bytes"))
+	}
+
 	for name, addr := range map[string]string{"--listen": c.Listen, "--admin-listen": c.AdminListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))

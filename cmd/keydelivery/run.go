@@ -27,8 +27,10 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/admin/speke"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/cpix"
 	"github.com/keydelivery/keydelivery/delivery"
 	buildversion "github.com/keydelivery/keydelivery/internal/version"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -139,6 +141,10 @@ type checked struct {
 	protKey  *rsa.PrivateKey
 	creds    *credentials.Set
 	edge     *edge
+	// cpixRecipient decrypts CPIX imports encrypted to this server
+	// (--cpix-recipient-cert/--cpix-recipient-key, else the protection
+	// pair); nil when neither is configured.
+	cpixRecipient *rsa.PrivateKey
 }
 
 // loadChecked reads and checks what --check-config checks.
@@ -173,7 +179,27 @@ func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
 	if m.edge, err = loadEdge(cfg, log, m.reg); err != nil {
 		return nil, err
 	}
+	if m.cpixRecipient, err = loadCPIXRecipient(cfg, m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// loadCPIXRecipient loads the key CPIX imports may be encrypted to: the
+// --cpix-recipient-cert/--cpix-recipient-key pair (an RSA certificate of at
+// least 2048 bits, as SPEKE requires), else the AMS protection pair.
+func loadCPIXRecipient(cfg *config, m *checked) (*rsa.PrivateKey, error) {
+	if cfg.CPIXRecipientCert == "" {
+		return m.protKey, nil
+	}
+	cert, key, err := ams.LoadProtectionKeyPair(cfg.CPIXRecipientCert, cfg.CPIXRecipientKey)
+	if err != nil {
+		return nil, fmt.Errorf("CPIX recipient certificate: %w", err)
+	}
+	if _, _, err := cpix.RecipientKey(cert.Raw); err != nil {
+		return nil, fmt.Errorf("--cpix-recipient-cert: %w", err)
+	}
+	return key, nil
 }
 
 // app is the built server: every dependency, wired, with its listeners
@@ -303,7 +329,7 @@ func (s *app) buildDelivery() (http.Handler, error) {
 }
 
 // buildAdmin builds the admin plane with its readiness checks and mounts the
-// admin APIs on it: the native API and the AMS v2 API.
+// admin APIs on it: the native API, the AMS v2 API and SPEKE v2.
 func (s *app) buildAdmin() (http.Handler, error) {
 	cfg, m := s.cfg, s.m
 	p, err := plane.New(plane.Options{
@@ -330,10 +356,13 @@ func (s *app) buildAdmin() (http.Handler, error) {
 		return nil, err
 	}
 	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
-		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes}); err != nil {
+		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes, CPIXRecipient: m.cpixRecipient}); err != nil {
 		return nil, err
 	}
 	if err := amsapi.Register(p, amsapi.Options{PublicURL: cfg.PublicURL, ProtectionCert: m.protCert, ProtectionKey: m.protKey}); err != nil {
+		return nil, err
+	}
+	if err := speke.Register(p, speke.Options{PublicURL: cfg.PublicURL, WidevineProvider: cfg.WidevineProvider, UserAgent: "keydelivery/" + buildInfo().Version}); err != nil {
 		return nil, err
 	}
 	return p, nil
