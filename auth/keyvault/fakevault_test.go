@@ -236,7 +236,9 @@ func (v *fakeVault) kvError(w http.ResponseWriter, status int, code, msg string)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
-func certID(version string) string { return "https://" + seedVault + "/certificates/" + seedName + "/" + version }
+func certID(version string) string {
+	return "https://" + seedVault + "/certificates/" + seedName + "/" + version
+}
 
 func attributes(fv *fakeVersion) map[string]any {
 	a := map[string]any{"enabled": fv.enabled, "created": fv.nbf.Unix(), "updated": fv.nbf.Unix(),

@@ -115,7 +115,9 @@ func sign(t *testing.T, key *ecdsa.PrivateKey, der []byte, header map[string]any
 	return tok
 }
 
-func keyIDOf(version string) string { return "https://" + seedVault + "/keys/" + seedName + "/" + version }
+func keyIDOf(version string) string {
+	return "https://" + seedVault + "/keys/" + seedName + "/" + version
+}
 
 // TestKeyVaultSourceSeed: the real SDK, against a fake vault serving the
 // JSON of seed 000, trusts every enabled version within its validity
@@ -230,9 +232,9 @@ func TestKeyVaultRenewalFollowed(t *testing.T) {
 	}
 	waittest.For(t, "a token of the renewed version to verify", func() bool { _, err := ver.Verify(renewed); return err == nil })
 	for name, tok := range map[string]string{
-		"older version by kid":         old,
-		"renewed version by x5t":       sign(t, renewedKey, renewedDER, nil),
-		"current version without one":  sign(t, renewedKey, renewedDER, map[string]any{"x5t": nil, "kid": keyIDOf("")}),
+		"older version by kid":          old,
+		"renewed version by x5t":        sign(t, renewedKey, renewedDER, nil),
+		"current version without one":   sign(t, renewedKey, renewedDER, map[string]any{"x5t": nil, "kid": keyIDOf("")}),
 		"renewed version, no header id": sign(t, renewedKey, renewedDER, map[string]any{"x5t": nil}),
 	} {
 		if _, err := ver.Verify(tok); err != nil {
