@@ -25,6 +25,11 @@ import (
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Detail, when set, is shown under "details" in /readyz even when the
+	// check passes ("" shows nothing): a degraded state that does not make
+	// the instance unready, such as a trust source serving its last good
+	// keys. It must hold no secret either.
+	Detail func() string
 }
 
 // CheckTimeout bounds each readiness check.

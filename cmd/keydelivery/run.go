@@ -103,13 +103,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	gcPercent := tuneGC(getenv)
 
-	m, err := loadChecked(cfg, log)
+	m, err := loadChecked(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
-			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID())
+		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token key(s), %d KEK(s) (primary %s)\n",
+			redactStore(cfg.storeSpec()), len(m.trust.Keys()), len(m.ring.IDs()), m.ring.PrimaryID())
+		trustWarnings(stderr, m.trust)
 		return nil
 	}
 	s, err := build(ctx, cfg, log, m)
@@ -142,13 +143,13 @@ type checked struct {
 }
 
 // loadChecked reads and checks what --check-config checks.
-func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
+func loadChecked(ctx context.Context, cfg *config, log *slog.Logger) (*checked, error) {
 	m := &checked{reg: metrics.NewRegistry(buildInfo())}
 	var err error
 	if m.ring, err = loadKeyring(cfg); err != nil {
 		return nil, err
 	}
-	if m.trust, err = auth.NewTrust(cfg.TokenCerts, log); err != nil {
+	if m.trust, err = loadTrust(ctx, cfg, log, m.reg); err != nil {
 		return nil, err
 	}
 	m.verifier, err = auth.NewVerifier(m.trust, auth.Options{
@@ -308,19 +309,14 @@ func (s *app) buildAdmin() (http.Handler, error) {
 				return nil
 			}},
 			{Name: "store", Check: s.keys.Ping},
-			{Name: "trust", Check: func(context.Context) error {
-				if len(m.trust.Certificates()) == 0 {
-					return errors.New("no trusted token certificate")
-				}
-				return nil
-			}},
+			{Name: "trust", Check: func(context.Context) error { return m.trust.Ready() }, Detail: m.trust.Detail},
 		},
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
+	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, Trust: m.trust, TokenLeeway: cfg.TokenLeeway,
 		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes}); err != nil {
 		return nil, err
 	}
@@ -342,6 +338,7 @@ func (s *app) serve(ctx context.Context) error {
 	if cfg.TokenCertsReload > 0 {
 		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
+	g.Go(func() error { s.m.trust.Refresh(gctx); return nil }) // remote trust sources (issue 16)
 	g.Go(func() error { return s.keys.Watch(gctx) })
 	if cfg.DeletedRetention > 0 {
 		g.Go(func() error {
