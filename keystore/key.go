@@ -192,6 +192,9 @@ type Key struct {
 	Updated   time.Time
 	DeletedAt time.Time // zero unless soft-deleted
 	Assets    []string  // asset IDs the key belongs to
+	// AuthorizationPolicyID is the AMS ContentKey's AuthorizationPolicyId
+	// ("" when none).
+	AuthorizationPolicyID string
 }
 
 // Deleted reports whether the key is soft-deleted.

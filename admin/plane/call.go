@@ -45,6 +45,10 @@ type Writer interface {
 	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
 	Purge(ctx context.Context, id keystore.KeyID) error
 	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
+	// Link adds a key to the keys of an asset; Unlink removes it (both
+	// idempotent).
+	Link(ctx context.Context, id keystore.KeyID, asset string) (keystore.Key, error)
+	Unlink(ctx context.Context, id keystore.KeyID, asset string) (keystore.Key, error)
 	// CreateKeySeed seals and stores a key seed; ErrExists if the ID is
 	// taken.
 	CreateKeySeed(ctx context.Context, seed keystore.KeySeed) (keystore.KeySeed, error)
