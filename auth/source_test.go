@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -465,3 +466,39 @@ func TestNewTrustWithChecks(t *testing.T) {
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// TestSeed000KeyIdentifierSelects: seed 000's GET body as a file carries
+// its kid, and a token whose kid header is that Key Vault key identifier
+// selects the certificate (signed by another key, it fails on the
+// signature, not as unknown_signing_key), within the certificate's
+// validity.
+func TestSeed000KeyIdentifierSelects(t *testing.T) {
+	const seedKID = "https://mykeys.vault.azure.net/keys/content-protection-token-certificate/482cc7716df14955862ea73e773156f1"
+	tr, err := NewTrust([]string{filepath.Join("testdata", "keyvault-seed.json")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := tr.Certificates()
+	if len(certs) != 1 || certs[0].KeyID != seedKID || certs[0].X5T() != "c1CQpIcz5cAvX4Ds9AcEdgjc0To" {
+		t.Fatalf("%+v", certs)
+	}
+	in2023 := time.Date(2023, 3, 1, 12, 0, 0, 0, time.UTC)
+	opts := testOptions()
+	opts.Now = func() time.Time { return in2023 }
+	v, err := NewVerifier(tr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := validClaims()
+	claims.IssuedAt, claims.ExpiresAt = in2023.Add(-time.Minute), in2023.Add(time.Hour)
+	other := newTestCert(t, "not the seed's key", in2023, time.Hour)
+	for kid, want := range map[string]Reason{
+		seedKID: ReasonBadSignature,
+		"https://mykeys.vault.azure.net/keys/content-protection-token-certificate/00000000000000000000000000000000": ReasonUnknownSigningKey,
+	} {
+		tok, _ := other.signer().SignWithHeader(claims, map[string]any{"x5t": nil, "kid": kid})
+		if _, err := v.Verify(tok); reasonOf(err) != want {
+			t.Errorf("kid %s: %v, want %s", kid, err, want)
+		}
+	}
+}
