@@ -502,3 +502,22 @@ func TestSeed000KeyIdentifierSelects(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustReloadPromptsRemoteSources: Reload (SIGHUP) makes every remote
+// source fetch again at once, whatever the rate limit.
+func TestTrustReloadPromptsRemoteSources(t *testing.T) {
+	src := &fakeSource{kind: KindJWKS, name: "https://idp.example/keys"}
+	key, _ := newBareKey(t)
+	src.set([]Key{{PublicKey: &key.PublicKey, KeyID: "k1"}}, nil)
+	tr := newRemoteTrust(t, TrustOptions{Remotes: []Remote{{Source: src, Refresh: 24 * time.Hour}}, UnknownKeyRefresh: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tr.Refresh(ctx) }()
+	t.Cleanup(func() { cancel(); waittest.Receive(t, done, "Refresh to return") })
+	for want := 2; want <= 3; want++ {
+		if err := tr.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		waittest.For(t, "the fetch Reload prompts", func() bool { return src.count() >= want })
+	}
+}

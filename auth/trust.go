@@ -332,9 +332,16 @@ func NewTrustWith(ctx context.Context, o TrustOptions) (*Trust, error) {
 
 // Reload loads the certificate files again from the same paths. On success
 // it replaces their part of the set and logs each key; on failure it keeps
-// the previous files, logs why at Warn and returns the error. Remote
-// sources are not fetched (see Refresh).
+// the previous files, logs why at Warn and returns the error. It also
+// prompts every remote source to fetch again at once (what SIGHUP does),
+// through Refresh, which must be running for that.
 func (t *Trust) Reload() error {
+	for _, r := range t.remotes {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
 	if len(t.paths) == 0 {
 		return nil
 	}

@@ -132,26 +132,43 @@ func collectionAnswer(c *plane.Call, items []any, total int, counted bool) plane
 	return plane.JSON(http.StatusOK, body)
 }
 
-// source walks the KIDs of a collection in order: next returns up to
-// storePage KIDs at or after from.
-type source func(ctx context.Context, from keystore.KeyID) ([]keystore.KeyID, error)
+// source walks a collection in KID order: a page holds the metadata of
+// the keys stored at or after from (up to storePage index entries), and
+// the last KID it read (a purged key has no metadata but still moves the
+// page on); n is how many entries it read.
+type source func(ctx context.Context, from keystore.KeyID) (keys []keystore.Key, last keystore.KeyID, n int, err error)
 
-// allKeys is the source of GET /api/ContentKeys.
+// allKeys is the source of GET /api/ContentKeys: the records themselves.
 func allKeys(c *plane.Call) source {
-	return func(ctx context.Context, from keystore.KeyID) ([]keystore.KeyID, error) {
+	return func(ctx context.Context, from keystore.KeyID) ([]keystore.Key, keystore.KeyID, int, error) {
 		keys, err := c.Keys().List(ctx, from, storePage)
-		ids := make([]keystore.KeyID, len(keys))
-		for i := range keys {
-			ids[i] = keys[i].ID
+		if err != nil || len(keys) == 0 {
+			return nil, from, 0, err
 		}
-		return ids, err
+		return keys, keys[len(keys)-1].ID, len(keys), nil
 	}
 }
 
-// assetKeys is the source of GET /api/Assets('A')/ContentKeys.
+// assetKeys is the source of GET /api/Assets('A')/ContentKeys: the asset's
+// index, then each key's metadata.
 func assetKeys(c *plane.Call, asset string) source {
-	return func(ctx context.Context, from keystore.KeyID) ([]keystore.KeyID, error) {
-		return c.Keys().ListAsset(ctx, asset, from, storePage)
+	return func(ctx context.Context, from keystore.KeyID) ([]keystore.Key, keystore.KeyID, int, error) {
+		ids, err := c.Keys().ListAsset(ctx, asset, from, storePage)
+		if err != nil || len(ids) == 0 {
+			return nil, from, 0, err
+		}
+		keys := make([]keystore.Key, 0, len(ids))
+		for _, id := range ids {
+			k, err := c.Keys().Metadata(ctx, id)
+			if errors.Is(err, keystore.ErrNotFound) {
+				continue // purged since the index was read
+			}
+			if err != nil {
+				return nil, from, 0, err
+			}
+			keys = append(keys, k)
+		}
+		return keys, ids[len(ids)-1], len(ids), nil
 	}
 }
 
@@ -162,34 +179,27 @@ func each(c *plane.Call, src source, fn func(k *keystore.Key) (bool, error)) err
 	ctx := c.Context()
 	var from keystore.KeyID
 	for {
-		ids, err := src(ctx, from)
+		keys, last, n, err := src(ctx, from)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			k, err := c.Keys().Metadata(ctx, id)
-			if errors.Is(err, keystore.ErrNotFound) {
-				continue // purged since the page was read
-			}
-			if err != nil {
-				return err
-			}
-			if k.Deleted() {
+		for i := range keys {
+			if keys[i].Deleted() {
 				continue
 			}
-			more, err := fn(&k)
+			more, err := fn(&keys[i])
 			if err != nil || !more {
 				return err
 			}
 		}
-		if len(ids) < storePage {
+		if n < storePage {
 			return nil
 		}
-		n, ok := ids[len(ids)-1].Next()
+		next, ok := last.Next()
 		if !ok {
 			return nil
 		}
-		from = n
+		from = next
 	}
 }
 

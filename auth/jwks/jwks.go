@@ -92,7 +92,12 @@ func New(o Options) (*Source, error) {
 		s.kind, s.name, s.jwksURL = auth.KindJWKS, o.URL, o.URL
 	}
 	if s.client == nil {
-		s.client = &http.Client{Timeout: 30 * time.Second}
+		s.client = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("more than 5 redirects")
+			}
+			return CheckURL(req.URL.String()) // never from https to plain http elsewhere
+		}}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -327,3 +327,19 @@ func TestNewChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectToPlainHTTPRefused: a key set URL that redirects to plain
+// http on another host is refused before any connection to it.
+func TestRedirectToPlainHTTPRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://idp.example/keys", http.StatusFound)
+	}))
+	t.Cleanup(srv.Close)
+	src, err := New(Options{URL: srv.URL + "/keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Fetch(waittest.Context(t)); err == nil || !strings.Contains(err.Error(), "https only") {
+		t.Fatalf("redirect to http: %v", err)
+	}
+}
