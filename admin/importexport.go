@@ -23,10 +23,11 @@ import (
 const maxExportKeys = 10000
 
 // importedKey is one entry of the import answer: the seed's ContentKey
-// shape plus Status. The XML serialisation (Accept: application/xml or
-// text/xml) is the one ASP.NET Web API's XML formatter writes for the
-// seed's collection (DataContractSerializer: members in alphabetical
-// order, see importXML).
+// shape (PascalCase, CreationMethod a number) plus Status, and the two
+// members that are there only when they say something. The XML
+// serialisation (Accept: application/xml or text/xml) is the one ASP.NET
+// Web API's XML formatter writes for the seed's collection
+// (DataContractSerializer: members in alphabetical order, see importXML).
 type importedKey struct {
 	ID             string `json:"Id"`
 	Name           string `json:"Name"`
@@ -34,6 +35,14 @@ type importedKey struct {
 	Updated        string `json:"Updated"`
 	CreationMethod int    `json:"CreationMethod"`
 	Status         string `json:"Status"`
+	// IDGenerated: the entry had no Id, and the server chose this one: a
+	// new KID, or (Status unchanged) the KID its bytes were stored under
+	// by an earlier import without Id.
+	IDGenerated bool `json:"IdGenerated,omitempty"`
+	// Conflict, for Status conflict, says what differs: "key" (another
+	// key is stored under the KID) or "type" (the same key, stored with
+	// another content key type, which never changes).
+	Conflict string `json:"Conflict,omitempty"`
 }
 
 // importKeys serves POST /api/keys/import and POST /api/Import/ContentKeys:
@@ -42,8 +51,14 @@ type importedKey struct {
 // is written. A KID already stored with the same key is "unchanged"; with a
 // different key it is a conflict (409 naming it) and the stored key is
 // untouched. A store failure part-way answers 503: send the batch again.
+//
+// An entry without Id gets the KID its bytes were stored under by an
+// earlier import without Id (found by a keyed hash of the bytes, never the
+// bytes: keystore's value index), else a new random one; the answer marks
+// it IdGenerated. So sending the same file again answers the same KIDs,
+// unchanged, instead of storing the keys again under new ones.
 func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
-	keys, err := a.readImport(c)
+	keys, byValue, err := a.readImport(c)
 	defer func() {
 		for i := range keys {
 			clear(keys[i].Value[:])
@@ -52,15 +67,37 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	kids := make([]keystore.KeyID, len(keys))
-	for i := range keys {
-		kids[i] = keys[i].ID
+	if byValue != nil {
+		// The KIDs earlier imports gave these values, so that the started
+		// record names the KIDs the import will use.
+		ids, found, err := c.Keys().KeyIDsByValue(c.Context(), keys)
+		if err != nil {
+			return plane.Answer{}, err
+		}
+		for i := range keys {
+			if byValue[i] && found[i] {
+				keys[i].ID = ids[i]
+			}
+		}
 	}
-	w, err := c.Begin(kids...)
+	kids := func() []keystore.KeyID {
+		out := make([]keystore.KeyID, len(keys))
+		for i := range keys {
+			out[i] = keys[i].ID
+		}
+		return out
+	}
+	w, err := c.Begin(kids()...)
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	results, err := w.Import(c.Context(), keys)
+	var results []keystore.ImportResult
+	if byValue != nil {
+		results, err = w.ImportByValue(c.Context(), keys, byValue)
+		c.Name(kids()...) // a concurrent import of the same bytes may have chosen another KID
+	} else {
+		results, err = w.Import(c.Context(), keys)
+	}
 	if err != nil {
 		return plane.Answer{}, err
 	}
@@ -78,9 +115,14 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 			ID: r.Key.ID.String(), Name: name,
 			Created: r.Key.Created.UTC().Format(time.RFC3339Nano), Updated: r.Key.Updated.UTC().Format(time.RFC3339Nano),
 			CreationMethod: int(r.Key.Method), Status: r.Status.String(),
+			IDGenerated: byValue != nil && byValue[i],
 		}
 		if r.Status == keystore.Conflict {
 			conflicts = append(conflicts, answer[i].ID)
+			answer[i].Conflict = "key"
+			if r.SameValue {
+				answer[i].Conflict = "type"
+			}
 		}
 	}
 	if conflicts != nil {
@@ -97,24 +139,26 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 }
 
 // readImport reads and validates the body: JSON or CPIX by Content-Type.
-func (a *api) readImport(c *plane.Call) ([]keystore.Key, error) {
+// byValue, when not nil, marks the entries that had no Id (JSON only):
+// each has a random KID for now.
+func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, err error) {
 	typ, err := importType(c.Query("type"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tooLarge := fmt.Sprintf("the import is larger than %d bytes (--max-import-bytes)", a.maxImportBytes)
 	switch c.MediaType() {
 	case "application/json", "text/json":
 		b, err := c.ReadBody(a.maxImportBytes, tooLarge)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		return parseJSONImport(b, typ, a.rand)
 	case "application/xml", "application/cpix+xml", "text/xml":
 		doc, err := cpix.Read(c.Body(a.maxImportBytes), a.maxImportBytes)
 		var mbe *http.MaxBytesError
 		if errors.Is(err, cpix.ErrTooLarge) || errors.As(err, &mbe) {
-			return nil, &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: plane.ReasonBodyTooLarge, Detail: tooLarge}
+			return nil, nil, &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: plane.ReasonBodyTooLarge, Detail: tooLarge}
 		}
 		var re *cpix.ReadError
 		if errors.As(err, &re) {
@@ -122,10 +166,10 @@ func (a *api) readImport(c *plane.Call) ([]keystore.Key, error) {
 			for _, p := range re.Problems {
 				be.Problems = append(be.Problems, httpedge.EntryProblem{Index: p.Index, KID: p.KID, Reason: p.Reason, Detail: p.Detail})
 			}
-			return nil, be
+			return nil, nil, be
 		}
 		if err != nil {
-			return nil, plane.Invalid("invalid_cpix", "the body is not a CPIX document: %s", cpixDetail(err))
+			return nil, nil, plane.Invalid("invalid_cpix", "the body is not a CPIX document: %s", cpixDetail(err))
 		}
 		keys := make([]keystore.Key, len(doc.Keys))
 		for i, k := range doc.Keys {
@@ -134,11 +178,11 @@ func (a *api) readImport(c *plane.Call) ([]keystore.Key, error) {
 			clear(k.Value)
 		}
 		if len(keys) == 0 {
-			return nil, plane.Invalid("empty_import", "the CPIX document holds no ContentKey")
+			return nil, nil, plane.Invalid("empty_import", "the CPIX document holds no ContentKey")
 		}
-		return keys, nil
+		return keys, nil, nil
 	}
-	return nil, &plane.RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported_media_type",
+	return nil, nil, &plane.RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported_media_type",
 		Detail: "send a JSON array as application/json, or a CPIX document as application/xml or application/cpix+xml"}
 }
 
@@ -207,16 +251,19 @@ func decodeBytes(dst []byte, raw httpedge.RawJSON) (absent bool, err error) {
 
 // parseJSONImport validates the whole array and reports every bad entry.
 // Each entry is decoded like every other body: by exact member names,
-// unknown members refused.
-func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]keystore.Key, error) {
+// unknown members refused. An entry without Id gets a random KID and is
+// marked in byValue (nil when every entry has an Id).
+func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (keys []keystore.Key, byValue []bool, err error) {
 	var raw []httpedge.RawJSON
 	if err := httpedge.DecodeJSONArray(b, &raw); err != nil {
-		return nil, plane.Invalid("invalid_body", "the body must be a JSON array of {\"Id\",\"Data\",\"Iv\"} objects")
+		return nil, nil, plane.Invalid("invalid_body", "the body must be a JSON array of {\"Id\",\"Data\",\"Iv\"} objects")
 	}
 	if len(raw) == 0 {
-		return nil, plane.Invalid("empty_import", "the array holds no key")
+		return nil, nil, plane.Invalid("empty_import", "the array holds no key")
 	}
-	keys := make([]keystore.Key, 0, len(raw))
+	keys = make([]keystore.Key, 0, len(raw))
+	generated := make([]bool, 0, len(raw))
+	anyGenerated := false
 	var problems []httpedge.EntryProblem
 	first := map[keystore.KeyID]int{}
 	for i, r := range raw {
@@ -241,8 +288,9 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 		} else {
 			var err error
 			if k.ID, err = newUUIDv4(rand); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
+			anyGenerated = true
 		}
 		if absent, err := decodeBytes(k.Value[:], e.Data); absent {
 			bad("missing_data", "Data (the 16-byte key, base64 or an array of 16 byte values) is required")
@@ -269,14 +317,18 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 			}
 		}
 		keys = append(keys, k)
+		generated = append(generated, e.ID == nil || *e.ID == "")
 	}
 	if problems != nil {
 		for i := range keys {
 			clear(keys[i].Value[:])
 		}
-		return nil, &plane.EntriesError{Problems: problems}
+		return nil, nil, &plane.EntriesError{Problems: problems}
 	}
-	return keys, nil
+	if anyGenerated {
+		byValue = generated
+	}
+	return keys, byValue, nil
 }
 
 // exportBody is the body of POST /api/keys/export.
@@ -375,9 +427,11 @@ const importXMLNamespace = "http://schemas.datacontract.org/2004/07/KeyDelivery.
 // xmlContentKey is an importedKey as DataContractSerializer writes it:
 // members in alphabetical order.
 type xmlContentKey struct {
+	Conflict       string `xml:"Conflict,omitempty"`
 	Created        string `xml:"Created"`
 	CreationMethod int    `xml:"CreationMethod"`
 	ID             string `xml:"Id"`
+	IDGenerated    bool   `xml:"IdGenerated,omitempty"`
 	Name           string `xml:"Name"`
 	Status         string `xml:"Status"`
 	Updated        string `xml:"Updated"`
@@ -396,7 +450,8 @@ func importXML(keys []importedKey) ([]byte, error) {
 	doc := xmlContentKeys{XMLNS: importXMLNamespace, XMLNSI: "http://www.w3.org/2001/XMLSchema-instance",
 		Keys: make([]xmlContentKey, len(keys))}
 	for i, k := range keys {
-		doc.Keys[i] = xmlContentKey{Created: k.Created, CreationMethod: k.CreationMethod, ID: k.ID, Name: k.Name, Status: k.Status, Updated: k.Updated}
+		doc.Keys[i] = xmlContentKey{Conflict: k.Conflict, Created: k.Created, CreationMethod: k.CreationMethod, ID: k.ID,
+			IDGenerated: k.IDGenerated, Name: k.Name, Status: k.Status, Updated: k.Updated}
 	}
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -35,6 +36,9 @@ const (
 const (
 	ReasonMissingCredential = "missing_credential"
 	ReasonInvalidCredential = "invalid_credential"
+	// ReasonNoCredentials: the server has no admin credential at all (no
+	// --admin-credentials-file, or an empty one), so none can match.
+	ReasonNoCredentials     = "no_credentials_configured"
 	ReasonCredentialInQuery = "credential_in_query"
 	ReasonRole              = "role_insufficient"
 	ReasonInvalidKID        = "invalid_kid"
@@ -59,9 +63,14 @@ var (
 )
 
 // authError refuses a request for its credential (401) or its role (403).
+// A 403 names the operation, the credential's role and the permission the
+// operation needs, so its answer can say which roles would do.
 type authError struct {
 	status int
 	reason string
+	op     string
+	role   credentials.Role
+	perm   credentials.Permission
 }
 
 func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
@@ -107,7 +116,7 @@ type EntriesError struct {
 }
 
 func (e *EntriesError) Error() string {
-	return fmt.Sprintf("plane: batch refused: %d bad entries", len(e.Problems))
+	return fmt.Sprintf("plane: batch refused: %s", count(len(e.Problems), "bad entry", "bad entries"))
 }
 
 // ConflictError reports KIDs stored with a different key: those were left
@@ -119,7 +128,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("plane: %d keys conflict with stored keys", len(e.KIDs))
+	return fmt.Sprintf("plane: %s conflict with stored keys", count(len(e.KIDs), "key", "keys"))
 }
 
 // NotConfigured is a 501: the server lacks the configuration an operation
@@ -145,19 +154,29 @@ func classify(err error) httpedge.Problem {
 	switch {
 	case errors.As(err, &be):
 		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
-		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.Problems))
+		p.Detail = fmt.Sprintf("%s of the import %s invalid (see problems); nothing was imported", count(len(be.Problems), "entry", "entries"), plural(len(be.Problems), "is", "are"))
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
-		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.KIDs))
+		p.Detail = fmt.Sprintf("%s already stored with a different key, or with another content key type (see Conflict in results), %s left untouched (see conflicts); the other keys were imported", count(len(ce.KIDs), "KID", "KIDs"), plural(len(ce.KIDs), "was", "were"))
 	case errors.As(err, &ae):
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {
 			p.Code, p.Detail = codeForbidden, "this credential's role does not allow this operation"
+			if roles := credentials.RolesAllowing(ae.perm); ae.perm != 0 && len(roles) > 0 {
+				names := make([]string, len(roles))
+				for i, r := range roles {
+					names[i] = string(r)
+				}
+				p.Detail = fmt.Sprintf("this credential's role (%s) does not allow %s: it needs the role %s", ae.role, ae.op, strings.Join(names, " or "))
+			}
 		} else {
 			p.Code = codeUnauthorized
 			p.Detail = "an admin credential is required: send Authorization: Bearer <secret>"
-			if ae.reason == ReasonInvalidCredential {
+			switch ae.reason {
+			case ReasonInvalidCredential:
 				p.Detail = "the admin credential is not valid"
+			case ReasonNoCredentials:
+				p.Detail = "no admin credentials are configured on this server: start it with --admin-credentials-file (make a credential with: kdctl adminkey generate)"
 			}
 		}
 	case errors.Is(err, errCredentialInURL):
@@ -328,3 +347,14 @@ func allowed(c echo.Context) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count is n and the noun in the number n needs: "1 entry", "2 entries".
+func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }

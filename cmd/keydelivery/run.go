@@ -30,6 +30,7 @@ import (
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
+	buildversion "github.com/keydelivery/keydelivery/internal/version"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
@@ -40,21 +41,8 @@ import (
 var version, commit = "", ""
 
 func buildInfo() metrics.BuildInfo {
-	b := metrics.BuildInfo{Version: version, Commit: commit}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if b.Version == "" {
-			b.Version = info.Main.Version
-		}
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && b.Commit == "" {
-				b.Commit = s.Value
-			}
-		}
-	}
-	if b.Version == "" {
-		b.Version = "(devel)"
-	}
-	return b
+	i := buildversion.Read(version, commit)
+	return metrics.BuildInfo{Version: i.Version, Commit: i.Revision}
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -67,12 +55,14 @@ func parseLogLevel(s string) (slog.Level, error) {
 
 // run is the whole server: main only calls it. It reads the configuration,
 // builds the dependencies (build) and serves them (serve) until ctx ends or
-// SIGINT/SIGTERM arrives (after draining), or a fatal error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// SIGINT/SIGTERM arrives (after draining), or a fatal error. environ, the
+// environment's "NAME=value" entries (main passes os.Environ()), is only
+// looked at for KD_ variables that set nothing; values come from getenv.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, environ ...string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flagHelp) {
 		return nil
 	}
@@ -80,8 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cfg.Version {
-		b := buildInfo()
-		fmt.Fprintf(stdout, "keydelivery %s %s\n", b.Version, b.Commit)
+		fmt.Fprintf(stdout, "keydelivery %s\n", buildversion.Read(version, commit))
 		return nil
 	}
 	level, err := parseLogLevel(cfg.LogLevel)
@@ -89,6 +78,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range cfg.unknownEnv(environ) {
+		log.Warn("unknown environment variable: " + w)
+	}
 
 	var dev devMaterial
 	if cfg.Dev {
@@ -107,11 +99,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	m.warnNoCredentials(log)
 	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token key(s), %d KEK(s) (primary %s)\n",
-			redactStore(cfg.storeSpec()), len(m.trust.Keys()), len(m.ring.IDs()), m.ring.PrimaryID())
-		trustWarnings(stderr, m.trust)
-		return nil
+		return checkConfig(ctx, cfg, log, m, stdout)
 	}
 	s, err := build(ctx, cfg, log, m)
 	if err != nil {
@@ -224,10 +214,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	}))
 	s.keys = keystore.NewKeys(s.store, m.ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
 		Registerer: m.reg, Backend: backend})
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = s.keys.CheckKEKs(startCtx)
-	cancel()
-	if err != nil {
+	if err = s.checkKEKs(ctx); err != nil {
 		return nil, err
 	}
 	var auditCloser io.Closer
@@ -473,7 +460,7 @@ func loadKeyring(cfg *config) (*keystore.Keyring, error) {
 func openStore(cfg *config, log *slog.Logger) (keystore.Store, error) {
 	spec := cfg.storeSpec()
 	if path, ok := strings.CutPrefix(spec, "bolt:"); ok {
-		return boltstore.Open(path, 2*time.Second)
+		return boltstore.Open(path, lockTimeout)
 	}
 	password := cfg.redisPassword
 	if cfg.RedisPasswordFile != "" {

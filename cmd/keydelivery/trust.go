@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -45,17 +45,33 @@ func loadTrust(ctx context.Context, cfg *config, log *slog.Logger, reg prometheu
 		Leeway: cfg.TokenLeeway, Registerer: reg})
 }
 
-// trustWarnings prints what --check-config warns about the token trust: a
-// source that could not be read, and no trusted key currently valid (no
-// token could verify). They do not fail the check: a source may be
-// unreachable from where the check runs.
-func trustWarnings(w io.Writer, t *auth.Trust) {
+// trustSourceWarnings is what --check-config warns about the remote trust
+// sources: a source that could not be read now. It does not fail the
+// check: a source may be unreachable from where the check runs, and the
+// server starts without it (its /readyz says so until it answers).
+func trustSourceWarnings(t *auth.Trust) []string {
+	var out []string
 	for _, s := range t.Sources() {
 		if !s.Healthy() {
-			fmt.Fprintf(w, "warning: token trust source %s %s: %s\n", s.Kind, s.Name, s.LastError)
+			out = append(out, fmt.Sprintf("token trust source %s %s: %s", s.Kind, s.Name, s.LastError))
 		}
 	}
-	if err := t.Ready(); err != nil {
-		fmt.Fprintf(w, "warning: %v: every token would be refused\n", err)
+	return out
+}
+
+// trustSourcesLine summarises the remote trust sources for --check-config
+// ("" without any).
+func trustSourcesLine(t *auth.Trust) string {
+	var parts []string
+	for _, s := range t.Sources() {
+		if s.Kind == auth.KindFile {
+			continue
+		}
+		state := fmt.Sprintf("%d keys", s.Keys)
+		if !s.Healthy() {
+			state = "not read"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", s.Kind, s.Name, state))
 	}
+	return strings.Join(parts, "; ")
 }

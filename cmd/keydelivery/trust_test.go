@@ -46,8 +46,8 @@ func TestCheckConfigWarnsNoValidKey(t *testing.T) {
 	if !strings.Contains(out.String(), "configuration ok") {
 		t.Fatalf("stdout %q", out.String())
 	}
-	if w := errOut.String(); !strings.Contains(w, "warning: no_valid_token_certificate: 1 trusted keys, none valid") ||
-		!strings.Contains(w, "every token would be refused") {
+	if w := out.String(); !strings.Contains(w, "warning: none of the 1 trusted token certificates is valid now") ||
+		!strings.Contains(w, "/readyz reports no_valid_token_certificate") {
 		t.Fatalf("no warning:\n%s", w)
 	}
 	// A valid certificate: no warning.
@@ -57,8 +57,10 @@ func TestCheckConfigWarnsNoValidKey(t *testing.T) {
 	if err := run(t.Context(), args, func(string) string { return "" }, &out2, &errOut2); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(errOut2.String(), "warning:") {
-		t.Fatalf("warning with a valid certificate:\n%s", errOut2.String())
+	for l := range strings.Lines(out2.String()) {
+		if strings.HasPrefix(l, "warning:") && strings.Contains(l, "token") {
+			t.Fatalf("a token warning with a valid certificate:\n%s", out2.String())
+		}
 	}
 }
 
@@ -211,8 +213,9 @@ func TestOIDCTrustSourceEndToEnd(t *testing.T) {
 }
 
 func TestConfigTrustSources(t *testing.T) {
+	store := "bolt:" + filepath.Join(t.TempDir(), "keys.db")
 	parse := func(args ...string) (*config, error) {
-		return parseConfig(append([]string{"kd", "--token-audience", "a", "--kek-file", "/k"}, args...), func(string) string { return "" }, nil)
+		return parseConfig(append([]string{"kd", "--token-audience", "a", "--kek-file", "/k", "--store", store}, args...), func(string) string { return "" }, nil)
 	}
 	c, err := parse("--token-keyvault-cert", "https://mykeys.vault.azure.net/certificates/content-protection-token-certificate",
 		"--token-keyvault-cert", "https://other.vault.azure.net/certificates/second", "--token-issuer", "i")
