@@ -18,6 +18,9 @@ type Options struct {
 	// Certificates lists the trusted token-signing certificates for GET
 	// /api/token-certificates (default: none).
 	Certificates func() []auth.Certificate
+	// Trust lists every trusted token key and trust source for GET
+	// /api/token-trust (default: none).
+	Trust Trust
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// TokenLeeway widens certificate validity when reporting status
@@ -66,6 +69,7 @@ var (
 // reach the store through their plane.Call only.
 type api struct {
 	certs          func() []auth.Certificate
+	trust          Trust
 	now            func() time.Time
 	leeway         time.Duration
 	rand           io.Reader
@@ -79,7 +83,7 @@ func Register(p *plane.Plane, o Options) error {
 	if p == nil {
 		return errors.New("admin: no plane")
 	}
-	a := &api{certs: o.Certificates, now: o.Now, leeway: o.TokenLeeway, rand: o.Rand,
+	a := &api{certs: o.Certificates, trust: o.Trust, now: o.Now, leeway: o.TokenLeeway, rand: o.Rand,
 		publicURL: o.PublicURL, maxImportBytes: o.MaxImportBytes, recipient: o.CPIXRecipient}
 	if a.certs == nil {
 		a.certs = func() []auth.Certificate { return nil }
@@ -107,6 +111,7 @@ func Register(p *plane.Plane, o Options) error {
 	p.Handle(http.MethodGet, "/api/keys/:kid/delivery-url", opKeysDeliveryURL, a.deliveryURL)
 	p.Handle(http.MethodGet, "/api/assets/:asset/keys", opAssetKeysList, a.listAssetKeys)
 	p.Handle(http.MethodGet, "/api/token-certificates", opCertificatesList, a.tokenCertificates)
+	p.Handle(http.MethodGet, "/api/token-trust", opTrustList, a.tokenTrust)
 	p.Handle(http.MethodGet, "/api/openapi.json", opOpenAPI, a.openAPIDoc)
 	p.Handle(http.MethodPost, "/api/keyseeds", opKeySeedsCreate, a.createKeySeed)
 	p.Handle(http.MethodGet, "/api/keyseeds", opKeySeedsList, a.listKeySeeds)

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +26,10 @@ const maxExportKeys = 10000
 
 // importedKey is one entry of the import answer: the seed's ContentKey
 // shape (PascalCase, CreationMethod a number) plus Status, and the two
-// members that are there only when they say something.
+// members that are there only when they say something. The XML
+// serialisation (Accept: application/xml or text/xml) is the one ASP.NET
+// Web API's XML formatter writes for the seed's collection
+// (DataContractSerializer: members in alphabetical order, see importXML).
 type importedKey struct {
 	ID             string `json:"Id"`
 	Name           string `json:"Name"`
@@ -99,8 +106,15 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 	answer := make([]importedKey, len(results))
 	var conflicts []string
 	for i, r := range results {
+		// The seed types Name "Max length: 256 Min length: 1" (its sample,
+		// "sample string 2", is only the help page's placeholder): a key
+		// imported without a name is answered under its Id.
+		name := r.Key.Name
+		if name == "" {
+			name = r.Key.ID.String()
+		}
 		answer[i] = importedKey{
-			ID: r.Key.ID.String(), Name: r.Key.Name,
+			ID: r.Key.ID.String(), Name: name,
 			Created: r.Key.Created.UTC().Format(time.RFC3339Nano), Updated: r.Key.Updated.UTC().Format(time.RFC3339Nano),
 			CreationMethod: int(r.Key.Method), Status: r.Status.String(),
 			IDGenerated: byValue != nil && byValue[i],
@@ -115,6 +129,13 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 	}
 	if conflicts != nil {
 		return plane.Answer{}, &plane.ConflictError{KIDs: conflicts, Results: answer}
+	}
+	if ct := wantsXML(c.Header("Accept")); ct != "" {
+		b, err := importXML(answer)
+		if err != nil {
+			return plane.Answer{}, err
+		}
+		return plane.Blob(http.StatusOK, ct, b), nil
 	}
 	return plane.JSON(http.StatusOK, answer), nil
 }
@@ -187,12 +208,50 @@ func importType(q string) (keystore.ContentKeyType, error) {
 	return t, nil
 }
 
-// jsonImportEntry is one entry of the seed's JSON import format.
+// jsonImportEntry is one entry of the seed's JSON import format. Data and
+// Iv are "Collection of byte" in the seed: canonical standard base64 (how
+// ASP.NET writes a byte array), or a JSON array of byte values (which it
+// reads too).
 type jsonImportEntry struct {
-	ID   *string `json:"Id"`
-	Data *string `json:"Data"`
-	IV   *string `json:"Iv"`
-	Name *string `json:"Name"`
+	ID   *string          `json:"Id"`
+	Data httpedge.RawJSON `json:"Data"`
+	IV   httpedge.RawJSON `json:"Iv"`
+	Name *string          `json:"Name"`
+}
+
+// decodeBytes reads a Data or Iv member into dst (its length is the one
+// wanted): a string of canonical standard base64, or an array of
+// len(dst) integers from 0 to 255. absent is true for a missing or null
+// member, or an empty string.
+func decodeBytes(dst []byte, raw httpedge.RawJSON) (absent bool, err error) {
+	v := bytes.TrimSpace(raw)
+	switch {
+	case len(v) == 0 || string(v) == "null" || string(v) == `""`:
+		return true, nil
+	case v[0] == '"':
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return false, errors.New("not a JSON string")
+		}
+		return false, httpedge.DecodeBase64(dst, s)
+	case v[0] == '[':
+		var ns []json.RawMessage
+		if err := json.Unmarshal(v, &ns); err != nil {
+			return false, errors.New("the array must hold numbers only")
+		}
+		if len(ns) != len(dst) {
+			return false, fmt.Errorf("the array holds %d values, want %d", len(ns), len(dst))
+		}
+		for i, n := range ns {
+			b, err := strconv.ParseUint(string(n), 10, 8) // digits only: no sign, fraction, exponent or quotes
+			if err != nil {
+				return false, fmt.Errorf("value %d is not an integer from 0 to 255", i)
+			}
+			dst[i] = byte(b)
+		}
+		return false, nil
+	}
+	return false, errors.New("want a base64 string or an array of byte values")
 }
 
 // parseJSONImport validates the whole array and reports every bad entry.
@@ -238,16 +297,16 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (key
 			}
 			anyGenerated = true
 		}
-		if e.Data == nil || *e.Data == "" {
-			bad("missing_data", "Data (the 16-byte key, base64) is required")
-		} else if err := httpedge.DecodeBase64(k.Value[:], *e.Data); err != nil {
-			bad("invalid_data", "Data must be exactly 16 bytes in canonical standard base64: "+err.Error())
+		if absent, err := decodeBytes(k.Value[:], e.Data); absent {
+			bad("missing_data", "Data (the 16-byte key, base64 or an array of 16 byte values) is required")
+		} else if err != nil {
+			bad("invalid_data", "Data must be exactly 16 bytes, in canonical standard base64 or as an array of 16 numbers from 0 to 255: "+err.Error())
 		}
-		if e.IV != nil && *e.IV != "" {
-			k.IV = make([]byte, 16)
-			if err := httpedge.DecodeBase64(k.IV, *e.IV); err != nil {
-				bad("invalid_iv", "Iv must be exactly 16 bytes in canonical standard base64: "+err.Error())
-			}
+		iv := make([]byte, 16)
+		if absent, err := decodeBytes(iv, e.IV); err != nil {
+			bad("invalid_iv", "Iv must be exactly 16 bytes, in canonical standard base64 or as an array of 16 numbers from 0 to 255: "+err.Error())
+		} else if !absent {
+			k.IV = iv
 		}
 		if e.Name != nil {
 			if err := checkName(*e.Name); err != nil {
@@ -368,4 +427,80 @@ func parseRecipients(in []string) ([]*x509.Certificate, error) {
 		out = append(out, cert)
 	}
 	return out, nil
+}
+
+// wantsXML returns the XML media type the Accept header prefers over JSON
+// (application/xml or text/xml, the seed's XML formats), or "" for JSON:
+// XML only when it has a higher quality than every JSON type and */*.
+func wantsXML(accept string) string {
+	if accept == "" {
+		return ""
+	}
+	bestXML, bestJSON, xmlType := -1.0, -1.0, ""
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil {
+				continue
+			}
+		}
+		switch mt {
+		case "application/xml", "text/xml":
+			if q > bestXML {
+				bestXML, xmlType = q, mt
+			}
+		case "application/json", "text/json", "*/*", "application/*":
+			bestJSON = max(bestJSON, q)
+		}
+	}
+	if bestXML > 0 && bestXML > bestJSON {
+		return xmlType + "; charset=utf-8"
+	}
+	return ""
+}
+
+// importXMLNamespace is the data contract namespace of the XML answer.
+const importXMLNamespace = "http://schemas.datacontract.org/2004/07/KeyDelivery.Import"
+
+// xmlContentKey is an importedKey as DataContractSerializer writes it:
+// members in alphabetical order.
+type xmlContentKey struct {
+	Conflict       string `xml:"Conflict,omitempty"`
+	Created        string `xml:"Created"`
+	CreationMethod int    `xml:"CreationMethod"`
+	ID             string `xml:"Id"`
+	IDGenerated    bool   `xml:"IdGenerated,omitempty"`
+	Name           string `xml:"Name"`
+	Status         string `xml:"Status"`
+	Updated        string `xml:"Updated"`
+}
+
+type xmlContentKeys struct {
+	XMLName xml.Name        `xml:"ArrayOfContentKey"`
+	XMLNS   string          `xml:"xmlns,attr"`
+	XMLNSI  string          `xml:"xmlns:i,attr"`
+	Keys    []xmlContentKey `xml:"ContentKey"`
+}
+
+// importXML serialises the import answer as XML: <ArrayOfContentKey> of
+// <ContentKey> with the members of the JSON answer.
+func importXML(keys []importedKey) ([]byte, error) {
+	doc := xmlContentKeys{XMLNS: importXMLNamespace, XMLNSI: "http://www.w3.org/2001/XMLSchema-instance",
+		Keys: make([]xmlContentKey, len(keys))}
+	for i, k := range keys {
+		doc.Keys[i] = xmlContentKey{Conflict: k.Conflict, Created: k.Created, CreationMethod: k.CreationMethod, ID: k.ID,
+			IDGenerated: k.IDGenerated, Name: k.Name, Status: k.Status, Updated: k.Updated}
+	}
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	enc := xml.NewEncoder(&buf)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
 }

@@ -5,7 +5,10 @@
 // content-protection token certificate (EC P-256, typically created in Azure
 // Key Vault). The server holds only the certificates: [LoadCertificates] reads
 // them from PEM, DER or Key Vault certificate JSON files, a [Trust] keeps the
-// current set and swaps it atomically when the files change, and a [Verifier]
+// current set and swaps it atomically when the files change or a remote
+// [Source] brings other keys (an Azure Key Vault certificate followed version
+// by version, package auth/keyvault; a JSON Web Key Set or an OpenID Connect
+// issuer, package auth/jwks), and a [Verifier]
 // checks a token against that set and returns its [Claims]. A refusal is
 // always an [*Error] whose [Reason] comes from a small, closed, documented set
 // that is safe to show to clients, to log and to use as a metric label.
@@ -19,7 +22,8 @@
 // RSA, other curves) are refused before any key is used. Tokens larger than
 // [MaxTokenSize] are refused before any parsing. The verification path reads
 // an immutable certificate set and never touches the filesystem or the
-// network. No part of a token ever appears in an error message or a log line
+// network: remote sources are fetched in the background ([Trust.Refresh]),
+// and a token that names an unknown key only prompts the next fetch. No part of a token ever appears in an error message or a log line
 // written by this package: error details are fixed text, numbers (sizes,
 // offsets, durations) and, at most, a name picked from a fixed list (a
 // registered JOSE algorithm, a claim name of ours, a JSON kind), never bytes
@@ -33,5 +37,7 @@
 //
 // auth imports no package of this project and knows nothing of HTTP. The JWT
 // library it uses (golang-jwt) stays inside it: no exported identifier mentions
-// its types, and its errors are translated into a [Reason] here.
+// its types, and its errors are translated into a [Reason] here. The client
+// libraries of the remote sources (the Azure SDK, the JWKS library) stay in
+// the source packages, which import auth, never the other way round.
 package auth

@@ -296,6 +296,7 @@ func (v *Verifier) selectKey(set *trustSet, t *jwt.Token, raw string, now time.T
 	}
 	c, named, e := lookupHeader(set, t.Header)
 	if e != nil {
+		set.missed(e) // an unknown key: the remote sources look for it
 		return nil, e
 	}
 	if named {
@@ -404,6 +405,9 @@ func lookupHeader(set *trustSet, h map[string]any) (c *trusted, named bool, e *E
 		if _, err := hex.Decode(sha256Sum[:], []byte(s)); err == nil {
 			found = set.bySHA256[sha256Sum]
 		}
+	}
+	if found == nil {
+		found = set.lookupKeyID(s) // a JWKS kid, or a Key Vault key identifier
 	}
 	if found == nil {
 		return nil, true, refuse(ReasonUnknownSigningKey, "kid header names no trusted certificate")

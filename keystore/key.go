@@ -198,6 +198,9 @@ type Key struct {
 	// at creation and never change.
 	Period    *KeyPeriod
 	TrackType string
+	// AuthorizationPolicyID is the AMS ContentKey's AuthorizationPolicyId
+	// ("" when none).
+	AuthorizationPolicyID string
 }
 
 // KeyPeriod is a CPIX ContentKeyPeriod: its index, and the time it covers

@@ -161,7 +161,8 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		return Key{}, err
 	}
 	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
-		Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType}
+		Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType,
+		AuthorizationPolicyID: key.AuthorizationPolicyID}
 	err = k.call(ctx, opCreate, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
 		return Key{}, k.existsError(ctx, key, err)
@@ -344,7 +345,7 @@ func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
 func metadata(r Record) Key {
 	return Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
 		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets,
-		Period: r.Period, TrackType: r.TrackType}
+		Period: r.Period, TrackType: r.TrackType, AuthorizationPolicyID: r.AuthorizationPolicyID}
 }
 
 // Errors of the key life cycle.
@@ -404,6 +405,52 @@ func (k *Keys) ListAsset(ctx context.Context, asset string, from KeyID, limit in
 		return err
 	})
 	return ids, err
+}
+
+// Link adds id to the keys of asset (ListAsset lists it), keeping the
+// assets it has; linking it again changes nothing. A deleted key is
+// ErrDeleted. It returns the key's metadata.
+func (k *Keys) Link(ctx context.Context, id KeyID, asset string) (Key, error) {
+	return k.setAsset(ctx, id, asset, true)
+}
+
+// Unlink removes id from the keys of asset; unlinking a key the asset does
+// not have changes nothing. It returns the key's metadata.
+func (k *Keys) Unlink(ctx context.Context, id KeyID, asset string) (Key, error) {
+	return k.setAsset(ctx, id, asset, false)
+}
+
+func (k *Keys) setAsset(ctx context.Context, id KeyID, asset string, link bool) (Key, error) {
+	if err := ValidateAsset(asset); err != nil {
+		return Key{}, err
+	}
+	if link {
+		m, err := k.Metadata(ctx, id)
+		if err != nil {
+			return Key{}, err
+		}
+		if m.Deleted() {
+			return Key{}, fmt.Errorf("keystore: key %s: %w", id, ErrDeleted)
+		}
+	}
+	var r Record
+	op := opLink
+	if !link {
+		op = opUnlink
+	}
+	err := k.call(ctx, op, func(ctx context.Context) (err error) {
+		if link {
+			r, err = k.store.Link(ctx, id, asset)
+		} else {
+			r, err = k.store.Unlink(ctx, id, asset)
+		}
+		return err
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	k.changed(ctx, true, id)
+	return metadata(r), nil
 }
 
 // Delete soft-deletes id: it stops being delivered at once and is kept
@@ -557,7 +604,8 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 	for j, i := range order {
 		key := &keys[i]
 		rs[j] = Record{ID: key.ID, Sealed: sealed[i], IV: key.IV, Name: key.Name, Type: key.Type,
-			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType}
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType,
+			AuthorizationPolicyID: key.AuthorizationPolicyID}
 	}
 	out := make([]ImportResult, len(keys))
 	g, gctx := errgroup.WithContext(ctx)

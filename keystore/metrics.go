@@ -23,11 +23,13 @@ const (
 	opListMeta
 	opPing
 	opNotify
+	opLink
+	opUnlink
 	numOps
 )
 
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
-	"get_meta", "create_meta", "list_meta", "ping", "notify"}
+	"get_meta", "create_meta", "list_meta", "ping", "notify", "link", "unlink"}
 
 // The results a store operation is counted under.
 const (

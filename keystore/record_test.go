@@ -180,3 +180,30 @@ func TestRecordPeriodAndTrackType(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRecordAuthorizationPolicyID: the AMS AuthorizationPolicyId is
+// written only when set, and a record written before the field existed
+// reads as "".
+func TestRecordAuthorizationPolicyID(t *testing.T) {
+	now := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	r := Record{ID: KeyID{9}, Sealed: []byte("s"), Created: now, Updated: now}
+	enc, err := EncodeRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(enc), "authorizationPolicyId") {
+		t.Fatalf("an empty policy is written: %s", enc)
+	}
+	old := `{"v":1,"id":"09000000-0000-0000-0000-000000000000","sealed":"cw==","type":4,"method":2,"created":"2026-11-22T01:02:03Z","updated":"2026-11-22T01:02:03Z"}`
+	got, err := DecodeRecord([]byte(old))
+	if err != nil || got.AuthorizationPolicyID != "" || got.Type != 4 {
+		t.Fatalf("an older record: %+v, %v", got, err)
+	}
+	r.AuthorizationPolicyID = "nb:ckpid:UUID:f0a3d5b1-6f0e-4d57-a5b2-1c2d3e4f5a6b"
+	if enc, err = EncodeRecord(r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeRecord(enc); err != nil || got.AuthorizationPolicyID != r.AuthorizationPolicyID {
+		t.Fatalf("round trip: %q, %v", got.AuthorizationPolicyID, err)
+	}
+}

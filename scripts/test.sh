@@ -150,6 +150,7 @@ for target in \
   "FuzzCreateKeyBody ./admin 8000x" \
   "FuzzParseCredentials ./admin/credentials 20000x" \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
+  "FuzzParseFilter ./admin/amsapi 20000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
   "FuzzHeaderKIDs ./playready 10000x" \
   "FuzzClientAddr ./internal/netedge 20000x" \

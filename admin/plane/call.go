@@ -48,6 +48,10 @@ type Writer interface {
 	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
 	Purge(ctx context.Context, id keystore.KeyID) error
 	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
+	// Link adds a key to the keys of an asset; Unlink removes it (both
+	// idempotent).
+	Link(ctx context.Context, id keystore.KeyID, asset string) (keystore.Key, error)
+	Unlink(ctx context.Context, id keystore.KeyID, asset string) (keystore.Key, error)
 	// ImportByValue is Import for keys some of which came without a KID
 	// (byValue): those are indexed by value first, and may take the KID
 	// another import gave the same value (keys[i].ID changes).

@@ -385,6 +385,18 @@ func (p *Plane) handleError(err error, c echo.Context) {
 		p.writeText(c, pr.Status, pr.Detail)
 		return
 	}
+	for _, f := range p.errorBodies {
+		if ct, body, ok := f(c.Request(), clientURL(c.Request()), &pr); ok {
+			h.Set(echo.HeaderContentType, ct)
+			c.Response().WriteHeader(pr.Status)
+			if c.Request().Method != http.MethodHead {
+				if _, err := c.Response().Write(body); err != nil {
+					p.log.Warn("writing admin error response", "request_id", pr.RequestID, "err", err)
+				}
+			}
+			return
+		}
+	}
 	if err := httpedge.WriteProblem(c.Response(), c.Request(), &pr); err != nil {
 		p.log.Warn("writing admin error response", "request_id", pr.RequestID, "err", err)
 	}

@@ -15,8 +15,9 @@ func (p *Plane) healthz(c echo.Context) error {
 
 // readiness is the body of GET /readyz.
 type readiness struct {
-	Status string            `json:"status"` // "ok" or "unavailable"
-	Checks map[string]string `json:"checks"` // name → "ok" or the check's error text
+	Status  string            `json:"status"`            // "ok" or "unavailable"
+	Checks  map[string]string `json:"checks"`            // name → "ok" or the check's error text
+	Details map[string]string `json:"details,omitempty"` // name → Check.Detail, when not empty
 }
 
 // readyz runs every check in parallel, each bounded by CheckTimeout, and
@@ -35,6 +36,14 @@ func (p *Plane) readyz(c echo.Context) error {
 		body.Checks[ch.Name] = results[i]
 		if results[i] != "ok" {
 			body.Status, status = "unavailable", http.StatusServiceUnavailable
+		}
+		if ch.Detail != nil {
+			if d := ch.Detail(); d != "" {
+				if body.Details == nil {
+					body.Details = map[string]string{}
+				}
+				body.Details[ch.Name] = d
+			}
 		}
 	}
 	if status != http.StatusOK {

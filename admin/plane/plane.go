@@ -25,6 +25,11 @@ import (
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Detail, when set, is shown under "details" in /readyz even when the
+	// check passes ("" shows nothing): a degraded state that does not make
+	// the instance unready, such as a trust source serving its last good
+	// keys. It must hold no secret either.
+	Detail func() string
 }
 
 // CheckTimeout bounds each readiness check.
@@ -87,6 +92,9 @@ type Plane struct {
 	// protected are the path prefixes that need a credential besides
 	// /api/ (see Protect).
 	protected []protectedPrefix
+	// errorBodies may answer a refusal in an API's own shape (see
+	// ErrorBody), in order; the first that takes it wins.
+	errorBodies []ErrorBodyFunc
 	// ops are the registered operations, by name.
 	ops map[string]Operation
 }
@@ -178,6 +186,18 @@ func clientURL(r *http.Request) *url.URL {
 // RawPath whenever a path segment needs escaping. Call Rewrite before
 // serving.
 func (p *Plane) Rewrite(f func(u *url.URL)) { p.rewrites = append(p.rewrites, f) }
+
+// ErrorBodyFunc may render a refusal in an API's own error shape instead of
+// the problem document: given the request, its URL as the client sent it
+// and the problem (status, code, reason, detail), it returns the media
+// type and body to answer, or ok false to leave the problem document. The
+// status and headers stay the plane's.
+type ErrorBodyFunc func(r *http.Request, clientURL *url.URL, p *httpedge.Problem) (contentType string, body []byte, ok bool)
+
+// ErrorBody adds f for every refusal, of any route (the credential check
+// included): an API uses it for the requests that ask for its own error
+// shape. Call ErrorBody before serving.
+func (p *Plane) ErrorBody(f ErrorBodyFunc) { p.errorBodies = append(p.errorBodies, f) }
 
 // Handle routes method and path (an echo route template, under /api/) to
 // the operation op, served by h.

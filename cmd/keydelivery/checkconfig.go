@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/admin/credentials"
+	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
 )
@@ -81,7 +82,7 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 	}
 	warnings = append(warnings, storeWarnings...)
 
-	certs := m.trust.Certificates()
+	certs := m.trust.Keys() // certificates and the keys of the remote trust sources (issue 16)
 	now, valid := time.Now(), 0
 	for _, c := range certs {
 		if c.Status(now, cfg.TokenLeeway) == "valid" {
@@ -89,8 +90,9 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 		}
 	}
 	if valid == 0 {
-		warnings = append(warnings, fmt.Sprintf("none of the %d trusted token certificates is valid now: every token will be refused (signing_key_not_valid) until one is", len(certs)))
+		warnings = append(warnings, fmt.Sprintf("none of the %d trusted token certificates is valid now: every token will be refused (signing_key_not_valid) until one is; /readyz reports %s", len(certs), auth.NoValidTokenCertificate))
 	}
+	warnings = append(warnings, trustSourceWarnings(m.trust)...)
 	if w := m.noCredentialsWarning(); w != "" {
 		warnings = append(warnings, w)
 	}
@@ -104,6 +106,9 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 	line("store", "%s", storeLine)
 	line("kek file", "%s", strings.Join(m.ring.IDs(), ", ")+" (new keys sealed under "+m.ring.PrimaryID()+")")
 	line("token certificates", "%d trusted, %d valid now", len(certs), valid)
+	if l := trustSourcesLine(m.trust); l != "" {
+		line("token sources", "%s", l)
+	}
 	line("token issuer", "%s; audience %s", strings.Join(cfg.TokenIssuers, ", "), cfg.TokenAudience)
 	line("admin credentials", "%s", credentialCounts(m.creds))
 	if len(cfg.CORSOrigins) == 0 {

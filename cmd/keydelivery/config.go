@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keydelivery/keydelivery/auth/jwks"
+	"github.com/keydelivery/keydelivery/auth/keyvault"
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/internal/cli"
 	"github.com/keydelivery/keydelivery/internal/netedge"
@@ -43,6 +45,14 @@ type config struct {
 	TokenLeeway        time.Duration
 	TokenMaxLifetime   time.Duration
 	AllowUnboundTokens bool
+
+	// Token trust sources beyond certificate files (issue 16): Azure Key
+	// Vault certificates, OpenID Connect issuers, JSON Web Key Sets.
+	TokenKeyVaultCerts   []string
+	TokenKeyVaultRefresh time.Duration
+	TokenOIDCIssuers     []string
+	TokenJWKSURLs        []string
+	TokenJWKSRefresh     time.Duration
 
 	CORSOrigins          []string
 	TokenCacheSize       int
@@ -166,6 +176,12 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "clock skew allowed on exp, nbf, iat and certificate validity (at most 5m)")
 	fs.DurationVar(&c.TokenMaxLifetime, "token-max-lifetime", 0, "refuse tokens whose exp - iat is longer than this (0: no limit)")
 	fs.BoolVar(&c.AllowUnboundTokens, "allow-unbound-tokens", false, "let a token that names no key (no kids or contentkeyidentifier claim) fetch any key")
+	// Token trust sources beyond certificate files (issue 16).
+	fs.Var(listFlag{&c.TokenKeyVaultCerts}, "token-keyvault-cert", "trust every enabled, valid version of an Azure Key Vault certificate, followed as Key Vault renews it: https://<vault>.vault.azure.net/certificates/<name> (repeatable); the server authenticates with azidentity's default credential chain (managed identity, workload identity, AZURE_* environment, Azure CLI)")
+	fs.DurationVar(&c.TokenKeyVaultRefresh, "token-keyvault-refresh", 10*time.Minute, "how often each --token-keyvault-cert is read again (±10% jitter; sooner after a failure, and when a token names an unknown key)")
+	fs.Var(listFlag{&c.TokenOIDCIssuers}, "token-oidc-issuer", "trust the EC P-256 keys of an OpenID Connect issuer, read from its discovery document's jwks_uri (repeatable); also an accepted --token-issuer when none is given")
+	fs.Var(listFlag{&c.TokenJWKSURLs}, "token-jwks-url", "trust the EC P-256 keys of a JSON Web Key Set URL, chosen by kid (repeatable)")
+	fs.DurationVar(&c.TokenJWKSRefresh, "token-jwks-refresh", 10*time.Minute, "how often each --token-oidc-issuer and --token-jwks-url is read again (±10% jitter; sooner after a failure, and when a token names an unknown kid)")
 	fs.IntVar(&c.TokenCacheSize, "token-cache-size", 100000, "verified tokens remembered so a repeated token skips the ES256 check (0: verify every request)")
 	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", 10*time.Second, "how long an unsealed key is served from memory (0: read the store on every request); deletes through any instance take effect at once")
 	fs.IntVar(&c.KeyCacheSize, "key-cache-size", 100000, "most keys held in the key cache")
@@ -256,6 +272,9 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	if getenv(envName("listen")) != "" {
 		c.listenSet = true
 	}
+	if len(c.TokenIssuers) == 0 {
+		c.TokenIssuers = append(c.TokenIssuers, c.TokenOIDCIssuers...) // an OpenID Connect issuer's tokens name it (issue 16)
+	}
 	c.kekText = getenv("KD_KEK")
 	c.redisPassword = getenv("KD_REDIS_PASSWORD")
 	return c, nil
@@ -303,9 +322,7 @@ func (c *config) storeSpec() string {
 // validate checks everything that can be checked without side effects.
 func (c *config) validate() error {
 	var errs []error
-	if len(c.TokenCerts) == 0 {
-		errs = append(errs, errors.New("--token-certs is required (the token-signing certificates to trust)"))
-	}
+	errs = append(errs, c.validateTrustSources()...)
 	if len(c.TokenIssuers) == 0 {
 		errs = append(errs, errors.New("--token-issuer is required"))
 	}
@@ -430,6 +447,34 @@ func (c *config) validateEdge() []error {
 	}
 	if c.DevTLS && !c.Dev {
 		errs = append(errs, errors.New("--dev-tls is for --dev only; in production give --tls-cert and --tls-key, or --acme-domain"))
+	}
+	return errs
+}
+
+// validateTrustSources checks the token trust sources (issue 16): at least
+// one source, well-formed URLs, positive refresh intervals.
+func (c *config) validateTrustSources() []error {
+	var errs []error
+	if len(c.TokenCerts)+len(c.TokenKeyVaultCerts)+len(c.TokenOIDCIssuers)+len(c.TokenJWKSURLs) == 0 {
+		errs = append(errs, errors.New("--token-certs is required (the token-signing certificates to trust), or another trust source: --token-keyvault-cert, --token-oidc-issuer, --token-jwks-url"))
+	}
+	for _, u := range c.TokenKeyVaultCerts {
+		if _, _, err := keyvault.ParseCertificateURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("--token-keyvault-cert: %w", err))
+		}
+	}
+	for _, u := range c.TokenOIDCIssuers {
+		if err := jwks.CheckURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("--token-oidc-issuer: %w", err))
+		}
+	}
+	for _, u := range c.TokenJWKSURLs {
+		if err := jwks.CheckURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("--token-jwks-url: %w", err))
+		}
+	}
+	if c.TokenKeyVaultRefresh < time.Second || c.TokenJWKSRefresh < time.Second {
+		errs = append(errs, errors.New("--token-keyvault-refresh and --token-jwks-refresh must be at least 1s"))
 	}
 	return errs
 }

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	gcPercent := tuneGC(getenv)
 
-	m, err := loadChecked(cfg, log)
+	m, err := loadChecked(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -148,13 +148,13 @@ type checked struct {
 }
 
 // loadChecked reads and checks what --check-config checks.
-func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
+func loadChecked(ctx context.Context, cfg *config, log *slog.Logger) (*checked, error) {
 	m := &checked{reg: metrics.NewRegistry(buildInfo())}
 	var err error
 	if m.ring, err = loadKeyring(cfg); err != nil {
 		return nil, err
 	}
-	if m.trust, err = auth.NewTrust(cfg.TokenCerts, log); err != nil {
+	if m.trust, err = loadTrust(ctx, cfg, log, m.reg); err != nil {
 		return nil, err
 	}
 	m.verifier, err = auth.NewVerifier(m.trust, auth.Options{
@@ -342,12 +342,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 				return nil
 			}},
 			{Name: "store", Check: s.keys.Ping},
-			{Name: "trust", Check: func(context.Context) error {
-				if len(m.trust.Certificates()) == 0 {
-					return errors.New("no trusted token certificate")
-				}
-				return nil
-			}},
+			{Name: "trust", Check: func(context.Context) error { return m.trust.Ready() }, Detail: m.trust.Detail},
 		}, s.edgeChecks()...),
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
 		ClientAddr: m.edge.clientAddr, AuthenticatedTimeout: cfg.AdminRequestTimeout,
@@ -355,7 +350,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
+	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, Trust: m.trust, TokenLeeway: cfg.TokenLeeway,
 		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes, CPIXRecipient: m.cpixRecipient}); err != nil {
 		return nil, err
 	}
@@ -380,6 +375,7 @@ func (s *app) serve(ctx context.Context) error {
 	if cfg.TokenCertsReload > 0 {
 		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
+	g.Go(func() error { s.m.trust.Refresh(gctx); return nil }) // remote trust sources (issue 16)
 	g.Go(func() error { return s.keys.Watch(gctx) })
 	s.watchEdge(g, gctx)
 	if cfg.DeletedRetention > 0 {

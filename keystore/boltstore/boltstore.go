@@ -417,3 +417,69 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements keystore.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Link implements keystore.Store: the record and the asset's index entry
+// change in one transaction.
+func (s *Store) Link(ctx context.Context, id keystore.KeyID, asset string) (keystore.Record, error) {
+	return s.setAsset(ctx, id, asset, true)
+}
+
+// Unlink implements keystore.Store like Link.
+func (s *Store) Unlink(ctx context.Context, id keystore.KeyID, asset string) (keystore.Record, error) {
+	return s.setAsset(ctx, id, asset, false)
+}
+
+func (s *Store) setAsset(ctx context.Context, id keystore.KeyID, asset string, link bool) (keystore.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return keystore.Record{}, err
+	}
+	if asset == "" || strings.IndexByte(asset, 0) >= 0 {
+		return keystore.Record{}, fmt.Errorf("boltstore: link %s: invalid asset id %q", id, asset)
+	}
+	var out keystore.Record
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(keysBucket)
+		v := b.Get(id[:])
+		if v == nil {
+			return keystore.ErrNotFound
+		}
+		r, err := keystore.DecodeRecord(v)
+		if err != nil {
+			return err
+		}
+		has := slices.Contains(r.Assets, asset)
+		assets := tx.Bucket(assetsBucket)
+		if link {
+			if !has {
+				r.Assets = append(r.Assets, asset)
+			}
+			err = assets.Put(assetKey(asset, id), nil)
+		} else {
+			r.Assets = slices.DeleteFunc(r.Assets, func(a string) bool { return a == asset })
+			if len(r.Assets) == 0 {
+				r.Assets = nil
+			}
+			err = assets.Delete(assetKey(asset, id))
+		}
+		if err != nil {
+			return err
+		}
+		out = r
+		if has == link {
+			return nil // no change to the record
+		}
+		enc, err := keystore.EncodeRecord(r)
+		if err != nil {
+			return err
+		}
+		return b.Put(id[:], enc)
+	})
+	if err != nil {
+		verb := "link"
+		if !link {
+			verb = "unlink"
+		}
+		return keystore.Record{}, fmt.Errorf("boltstore: %s %s: %w", verb, id, err)
+	}
+	return out, nil
+}

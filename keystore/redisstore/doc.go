@@ -34,9 +34,11 @@
 //
 // Create and CreateBatch write the record with SET NX (of two concurrent
 // creates exactly one wins, and a stored record is never overwritten), and
-// then its index entries with ZADD. Update and Delete are optimistic
-// transactions on the record's key: WATCH, GET, MULTI, SET or DEL, EXEC,
-// tried again when another writer got in between. No key is given a TTL.
+// then its index entries with ZADD. Update, Delete, Link and Unlink are
+// optimistic transactions on the record's key: WATCH, GET, MULTI, SET or
+// DEL, EXEC, tried again when another writer got in between; Link then adds
+// the asset's index entry (ZADD), Unlink removes it (ZREM, best effort, as
+// Delete). No key is given a TTL.
 //
 // # Index consistency
 //
