@@ -173,7 +173,7 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 		}
 		n := len(problems)
 		if e.ID != nil && *e.ID != "" {
-			kidText = plane.Truncate(*e.ID, 64)
+			kidText = plane.Truncate(*e.ID, 40)
 			id, err := keystore.ParseKeyID(*e.ID)
 			if err != nil {
 				bad("invalid_kid", "Id must be a UUID")

@@ -61,12 +61,23 @@ func ParseKeyID(s string) (KeyID, error) {
 	return KeyID{}, invalidKeyID(in)
 }
 
+// invalidKeyID quotes at most quoteKeyID bytes of s, printable ASCII only
+// (anything else is '?'), so that the error, which may reach a log, cannot
+// carry a credential or a long value pasted where a KID belongs.
 func invalidKeyID(s string) error {
-	const max = 64
-	if len(s) > max {
-		s = s[:max] + "..."
+	const quoteKeyID = 16
+	b := make([]byte, 0, quoteKeyID+3)
+	for i := 0; i < len(s) && i < quoteKeyID; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
 	}
-	return fmt.Errorf("%w %q: want a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (braces, no hyphens and the nb:kid:UUID: prefix are accepted)", ErrInvalidKeyID, s)
+	if len(s) > quoteKeyID {
+		b = append(b, "..."...)
+	}
+	return fmt.Errorf("%w %q: want a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (braces, no hyphens and the nb:kid:UUID: prefix are accepted)", ErrInvalidKeyID, b)
 }
 
 // String returns the canonical form: lower-case, hyphenated.

@@ -23,8 +23,10 @@ const (
 )
 
 // guardAPI checks the credential of every request under /api/, routed or
-// not, before anything else: a credential in the URL is refused before it is
-// looked at (URLs end up in logs, histories and proxies), and a request
+// not, before anything else: a credential in the URL (a parameter named like
+// one, or any name or value shaped like a secret or a token, or starting
+// with "Bearer": httpedge.QueryCredential) is refused before it is looked
+// at (URLs end up in logs, histories and proxies), and a request
 // without a valid "Authorization: Bearer <secret>" is 401, whatever its
 // path, so an anonymous caller learns nothing about the API. OPTIONS, which
 // the API does not answer, is 405 like any other method a path lacks.
@@ -34,10 +36,8 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		if !isAPI(r.URL.Path) {
 			return next(c)
 		}
-		for name := range c.QueryParams() {
-			if httpedge.CredentialParam(name) {
-				return errCredentialInURL
-			}
+		if httpedge.QueryCredential(c.QueryParams()) {
+			return errCredentialInURL
 		}
 		secret, ok := bearer(r.Header.Get(echo.HeaderAuthorization))
 		if !ok {

@@ -211,9 +211,9 @@ func BodyError(err error, members string) error {
 	case errors.As(err, &re):
 		return re // the member's own decoder said it all
 	case errors.Is(err, httpedge.ErrUnknownMember):
-		return Invalid("unknown_field", "unknown field %q: %s", Truncate(be.Member, 64), members)
+		return Invalid("unknown_field", "unknown field %q: %s", Truncate(be.Member, 32), members)
 	case errors.Is(err, httpedge.ErrDuplicateMember):
-		return Invalid("invalid_body", "field %q appears twice", Truncate(be.Member, 64))
+		return Invalid("invalid_body", "field %q appears twice", Truncate(be.Member, 32))
 	case errors.Is(err, httpedge.ErrMemberType) && be.Want != "":
 		return Invalid("invalid_"+be.Member, "field %q must be %s", be.Member, be.Want)
 	case errors.Is(err, httpedge.ErrMemberType):
@@ -226,10 +226,7 @@ func BodyError(err error, members string) error {
 	return Invalid("invalid_body", "the body must be a JSON object")
 }
 
-// Truncate cuts s to n bytes, marking the cut, for quoting client input.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
+// Truncate is how an answer quotes client input: at most n bytes of it
+// (marking the cut), credentials redacted and unprintable characters
+// replaced (httpedge.Quote).
+func Truncate(s string, n int) string { return httpedge.Quote(s, n) }

@@ -30,6 +30,7 @@ import (
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
@@ -71,6 +72,11 @@ func parseLogLevel(s string) (slog.Level, error) {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A closed stdout or stderr (the reader of a pipe gone) must not kill
+	// the server: by default Go exits on SIGPIPE from a write to fd 1 or 2.
+	// Ignored, the write fails with EPIPE instead: an audit record then
+	// answers 503 audit_unavailable, a log line is counted and dropped.
+	signal.Ignore(syscall.SIGPIPE)
 
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flagHelp) {
@@ -88,7 +94,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Every log line is redacted by value (no credential reaches it
+	// whatever code wrote it), and a failed write is counted, never fatal.
+	logOut := newLogWriter(stderr)
+	log := slog.New(httpedge.RedactingHandler(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})))
 
 	var dev devMaterial
 	if cfg.Dev {
@@ -107,6 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	m.reg.MustRegister(logOut.failures)
 	if cfg.CheckConfig {
 		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
 			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID())
