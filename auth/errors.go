@@ -158,6 +158,13 @@ const maxFact = 64
 // cut) and replaces anything not printable, so a value from a token cannot
 // forge or break a log line.
 func sanitize(s string) string {
+	clean := len(s) <= maxFact
+	for i := 0; clean && i < len(s); i++ {
+		clean = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if clean {
+		return s
+	}
 	var b strings.Builder
 	for i, r := range s {
 		if i >= maxFact {

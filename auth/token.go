@@ -254,13 +254,32 @@ func readObject(b []byte, what string, known []string, member func(name string, 
 // confusable reports the known name that name is a variant of: equal under
 // Unicode simple case folding (strings.EqualFold) or under the folding
 // encoding/json applies (upper case of the lower case of each rune, which
-// also maps "ı" to "I"), without being equal.
+// also maps "ı" to "I"), without being equal. The known names are ASCII, so
+// an ASCII name is a variant exactly when it equals one ignoring ASCII
+// case; only a name with other characters is folded.
 func confusable(name string, known []string) (string, bool) {
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	folded := ""
+	if !ascii {
+		folded = jsonFold(name)
+	}
 	for _, k := range known {
-		if len(name) > 4*len(k) || name == k {
+		if name == k {
 			continue
 		}
-		if strings.EqualFold(name, k) || jsonFold(name) == jsonFold(k) {
+		if ascii {
+			if len(name) == len(k) && strings.EqualFold(name, k) {
+				return k, true
+			}
+			continue
+		}
+		if len(name) <= 4*len(k) && (strings.EqualFold(name, k) || folded == strings.ToUpper(k)) {
 			return k, true
 		}
 	}

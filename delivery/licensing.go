@@ -76,9 +76,12 @@ func (s *server) clearKey(c echo.Context) error {
 	}
 	keys, err := s.entitle(c.Request().Context(), claims, ids)
 	if err != nil {
-		return err
+		return &claimsError{err: err, claims: claims, asked: ids}
 	}
 	defer wipe(keys)
+	if err := s.countUse(c, &claims); err != nil {
+		return &claimsError{err: err, claims: claims, asked: ids}
+	}
 	s.metrics.keysDelivered("clearkey", len(keys))
 	s.metrics.license("clearkey", "issued")
 	lic := clearKeyLicense(keys, req.Type)
@@ -155,9 +158,12 @@ func (s *server) license(sys System) echo.HandlerFunc {
 		defer cancel()
 		keys, err := s.entitle(ctx, claims, ids)
 		if err != nil {
-			return err
+			return &claimsError{err: err, claims: claims, asked: ids}
 		}
 		defer wipe(keys)
+		if err := s.countUse(c, &claims); err != nil {
+			return &claimsError{err: err, claims: claims, asked: ids}
+		}
 		lic, err := issuer.Issue(ctx, &LicenseRequest{
 			System:      sys,
 			Challenge:   body,

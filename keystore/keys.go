@@ -49,6 +49,43 @@ type Notifier interface {
 	Listen(ctx context.Context, fn func(id KeyID, all bool)) error
 }
 
+// Counter is an optional Store capability: counters shared by every server
+// on the store, each forgotten at its expiry. It keeps the replay limit of
+// tokens (the maxuses claim): a counter per token, keyed by a digest of
+// what the token's signer signed (never by the token), expiring with the
+// token.
+type Counter interface {
+	// CountUse adds one to the counter of digest and returns its new
+	// value. A counter that does not exist, or whose expiry has passed,
+	// starts at zero with the given expiry (a later call does not move
+	// it). It must be atomic: of n concurrent calls on a new counter, the
+	// answers are 1 to n.
+	CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error)
+}
+
+// ErrNoCounters: the store has no counters (it is not a Counter), so a
+// limit that needs one cannot be kept. It wraps ErrUnavailable: a token
+// with a replay limit is refused, never served unlimited.
+var ErrNoCounters = fmt.Errorf("%w: the store keeps no counters", ErrUnavailable)
+
+// CountUse adds one to the use counter of a token (see Counter), within
+// the store deadline, and returns the new count.
+func (k *Keys) CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error) {
+	c, ok := k.store.(Counter)
+	if !ok {
+		return 0, ErrNoCounters
+	}
+	var n int64
+	err := k.call(ctx, opCountUse, func(ctx context.Context) (err error) {
+		n, err = c.CountUse(ctx, digest, expires)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keystore: count use: %w", err)
+	}
+	return n, nil
+}
+
 // Keys is the barrier between callers and a Store: it seals key material on
 // the way in, opens it on the way out, and puts a deadline on every call.
 // It is safe for concurrent use.

@@ -23,11 +23,12 @@ const (
 	opListMeta
 	opPing
 	opNotify
+	opCountUse
 	numOps
 )
 
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
-	"get_meta", "create_meta", "list_meta", "ping", "notify"}
+	"get_meta", "create_meta", "list_meta", "ping", "notify", "count_use"}
 
 // The results a store operation is counted under.
 const (

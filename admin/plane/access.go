@@ -9,6 +9,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 )
 
 // opAuthenticate names, in the metrics, refusals that happen before the
@@ -39,15 +40,21 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		if httpedge.QueryCredential(c.QueryParams()) {
 			return errCredentialInURL
 		}
+		var addr ratelimit.Key
+		if p.failures != nil {
+			addr = ratelimit.AddressKey(c.RealIP())
+			if ok, wait := p.failures.Ready(addr); !ok {
+				p.metrics.limited.Inc()
+				return &rateLimitError{wait: wait}
+			}
+		}
 		secret, ok := bearer(r.Header.Get(echo.HeaderAuthorization))
 		if !ok {
-			p.metrics.operation(opAuthenticate, audit.Unauthorized)
-			return &authError{status: http.StatusUnauthorized, reason: ReasonMissingCredential}
+			return p.authFailed(c, addr, ReasonMissingCredential)
 		}
 		cr, ok := p.creds.Match(secret)
 		if !ok {
-			p.metrics.operation(opAuthenticate, audit.Unauthorized)
-			return &authError{status: http.StatusUnauthorized, reason: ReasonInvalidCredential}
+			return p.authFailed(c, addr, ReasonInvalidCredential)
 		}
 		c.Set(credentialKey, cr)
 		if r.Method == http.MethodOptions {
@@ -57,6 +64,31 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// failureAuditRate bounds the audit records of failed authentications, in
+// all (each address has one a second at most).
+var failureAuditRate = ratelimit.Limit{Rate: 10, Burst: 20}
+
+// authFailed refuses a request without a valid credential (401): it spends
+// one event of the address's budget, counts the failure, and audits it,
+// paced (see Options.AuthFailures).
+func (p *Plane) authFailed(c echo.Context, addr ratelimit.Key, reason string) error {
+	p.metrics.operation(opAuthenticate, audit.Unauthorized)
+	if p.failures != nil {
+		p.failures.Charge(addr)
+	}
+	source := httpedge.Redact(c.RealIP())
+	if ok, count := p.failureAudit.Note(ratelimit.AddressKey(source)); ok && p.audit != nil {
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		err := p.audit.Write(audit.Record{Credential: "-", Source: source, Operation: opAuthenticate,
+			Result: audit.Unauthorized, RequestID: rid, Count: count})
+		if err != nil {
+			p.metrics.auditFailures.Inc()
+			p.log.Error("audit record not written", "request_id", rid, "operation", opAuthenticate, "err", err)
+		}
+	}
+	return &authError{status: http.StatusUnauthorized, reason: reason}
 }
 
 // bearer returns the secret of "Bearer <secret>" (scheme in any case).
@@ -112,7 +144,7 @@ func (p *Plane) conclude(c *Call, a Answer, err error) error {
 func (p *Plane) record(c *Call, result audit.Result) error {
 	r := audit.Record{
 		Credential: c.cred.Name,
-		Source:     c.ec.RealIP(),
+		Source:     httpedge.Redact(c.ec.RealIP()),
 		Operation:  c.op.Name,
 		Result:     result,
 		RequestID:  c.RequestID(),

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,6 +29,7 @@ const (
 	codeConflict       = "conflict"
 	codeUnavailable    = "unavailable"
 	codeNotConfigured  = "not_configured"
+	codeTooMany        = "too_many_requests"
 	codeInternal       = "internal"
 )
 
@@ -47,6 +49,7 @@ const (
 	ReasonBodyTooLarge      = "body_too_large"
 	ReasonNotDeleted        = "not_deleted"
 	ReasonInvalidAsset      = "invalid_asset"
+	ReasonRateLimited       = "rate_limited"
 )
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
@@ -65,6 +68,12 @@ type authError struct {
 }
 
 func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
+
+// rateLimitError refuses a request from an address that has spent its
+// budget of failed authentications: 429 rate_limited with Retry-After.
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string { return fmt.Sprintf("plane: rate limited for %v", e.wait) }
 
 // RequestError is a refusal with a status (0 means 400: 404, 409, 413, 415
 // and 501 are the others an API uses), a reason, and a detail written for a
@@ -142,7 +151,11 @@ func classify(err error) httpedge.Problem {
 	if errors.As(err, &ke) {
 		p.KID = ke.ID.String()
 	}
+	var rl *rateLimitError
 	switch {
+	case errors.As(err, &rl):
+		p.Status, p.Code, p.Reason = http.StatusTooManyRequests, codeTooMany, ReasonRateLimited
+		p.Detail = "too many failed admin authentications from this address; retry after the time in Retry-After with a valid credential"
 	case errors.As(err, &be):
 		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
 		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.Problems))
@@ -291,6 +304,11 @@ func (p *Plane) handleError(err error, c echo.Context) {
 		}
 	case http.StatusServiceUnavailable:
 		h.Set(echo.HeaderRetryAfter, p.retry)
+	case http.StatusTooManyRequests:
+		var rl *rateLimitError
+		if errors.As(err, &rl) {
+			h.Set(echo.HeaderRetryAfter, httpedge.RetryAfter(rl.wait))
+		}
 	case http.StatusInternalServerError:
 		p.log.Error("admin request failed", "request_id", pr.RequestID, "err", err)
 	}

@@ -18,6 +18,7 @@ type planeMetrics struct {
 	http          *metrics.HTTP
 	operations    *prometheus.CounterVec
 	auditFailures prometheus.Counter
+	limited       prometheus.Counter
 	mu            sync.Mutex
 	seen          map[string]bool
 }
@@ -35,7 +36,13 @@ func newMetrics(reg prometheus.Registerer) *planeMetrics {
 		}),
 		seen: map[string]bool{},
 	}
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "rate_limited_total",
+		Help: "Requests refused with 429 rate_limited, by plane and by the budget spent (auth_failures, requests, admin_auth_failures).",
+	}, []string{"limit"})
+	m.limited = limited.WithLabelValues("admin_auth_failures")
 	reg.MustRegister(m.operations, m.auditFailures)
+	prometheus.WrapRegistererWith(prometheus.Labels{"plane": "admin"}, reg).MustRegister(limited)
 	m.operations.WithLabelValues(opAuthenticate, string(audit.Unauthorized))
 	return m
 }

@@ -163,7 +163,7 @@ func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
 	}
 	m.verifier, err = auth.NewVerifier(m.trust, auth.Options{
 		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
-		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
+		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens, RequireKeyID: cfg.RequireTokenKeyID,
 		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
 		Registerer: m.reg,
 	})
@@ -301,6 +301,8 @@ func (s *app) buildDelivery() (http.Handler, error) {
 		CORSOrigins: cfg.CORSOrigins, Serving: s.serving.Load, AccessLog: cfg.AccessLog,
 		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
 		PersistentLicenses: cfg.ClearKeyPersistent,
+		// Hostile clients (issue 12): replay limits, per-address budgets.
+		Uses: s.keys, AuthFailures: cfg.LimitAuthFailures, Requests: cfg.LimitRequests,
 	})
 }
 
@@ -326,6 +328,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 			}},
 		},
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
+		AuthFailures: cfg.LimitAdminAuthFailures,
 	})
 	if err != nil {
 		return nil, err

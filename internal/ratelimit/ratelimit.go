@@ -82,30 +82,34 @@ func ParseLimit(s string) (Limit, error) {
 	return l, nil
 }
 
-// AddressKey is the table key of a client address: the address itself
-// for IPv4 (an IPv4-mapped IPv6 address is IPv4), the /64 prefix for IPv6,
-// the text as it is for anything that does not parse.
-func AddressKey(addr string) string {
+// Key identifies a client in a table.
+type Key = netip.Addr
+
+// AddressKey is the table key of a client address: the address itself for
+// IPv4 (an IPv4-mapped IPv6 address is IPv4), the first address of its /64
+// for IPv6 (zone dropped). Anything that does not parse is the zero Key:
+// such clients share one budget. It does not allocate.
+func AddressKey(addr string) Key {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		return addr
+		return Key{}
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("")
 	if ip.Is4() {
-		return ip.String()
+		return ip
 	}
 	p, err := ip.Prefix(64)
 	if err != nil {
-		return addr
+		return Key{}
 	}
-	return p.String()
+	return p.Addr()
 }
 
 // shards spread the table's lock; each shard holds an equal part.
 const shards = 16
 
 // DefaultSize is the number of clients a table remembers by default:
-// about 150 bytes each, so about 10 MiB.
+// about 200 bytes each, so about 13 MiB.
 const DefaultSize = 65536
 
 // Table holds one budget per client, at most size of them. It is safe for
@@ -119,7 +123,7 @@ type Table struct {
 
 type shard struct {
 	mu  sync.Mutex
-	lru *simplelru.LRU[string, *rate.Limiter]
+	lru *simplelru.LRU[Key, *rate.Limiter]
 }
 
 // NewTable returns a table of budgets l for at most size clients (size <= 0
@@ -137,7 +141,7 @@ func NewTable(l Limit, size int, now func() time.Time) (*Table, error) {
 	t := &Table{limit: l, now: now, seed: maphash.MakeSeed()}
 	per := max(1, (size+shards-1)/shards)
 	for i := range t.part {
-		lru, err := simplelru.NewLRU[string, *rate.Limiter](per, nil)
+		lru, err := simplelru.NewLRU[Key, *rate.Limiter](per, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -149,17 +153,17 @@ func NewTable(l Limit, size int, now func() time.Time) (*Table, error) {
 // Limit is the table's budget.
 func (t *Table) Limit() Limit { return t.limit }
 
-func (t *Table) shard(key string) *shard {
-	return &t.part[maphash.String(t.seed, key)%shards]
+func (t *Table) shard(key Key) *shard {
+	return &t.part[maphash.Comparable(t.seed, key)%shards]
 }
 
 // Ready reports whether key has at least one event of budget left and, when
 // it has not, how long until it has. A client the table does not hold has
 // its whole budget, and Ready does not add it.
-func (t *Table) Ready(key string) (bool, time.Duration) {
+func (t *Table) Ready(key Key) (bool, time.Duration) {
 	s := t.shard(key)
 	s.mu.Lock()
-	lim, ok := s.lru.Get(key)
+	lim, ok := s.lru.Peek(key)
 	s.mu.Unlock()
 	if !ok {
 		return true, 0
@@ -178,13 +182,13 @@ func (t *Table) wait(tokens float64) time.Duration {
 
 // Charge spends one event of key's budget (nothing when it is spent
 // already).
-func (t *Table) Charge(key string) {
+func (t *Table) Charge(key Key) {
 	t.limiter(key).AllowN(t.now(), 1)
 }
 
 // Allow spends one event of key's budget if it has one, and otherwise says
 // how long until it has.
-func (t *Table) Allow(key string) (bool, time.Duration) {
+func (t *Table) Allow(key Key) (bool, time.Duration) {
 	lim := t.limiter(key)
 	now := t.now()
 	if lim.AllowN(now, 1) {
@@ -195,14 +199,14 @@ func (t *Table) Allow(key string) (bool, time.Duration) {
 
 // limiter returns key's bucket, adding a full one (and forgetting the
 // least recently used client of its shard when full).
-func (t *Table) limiter(key string) *rate.Limiter {
+func (t *Table) limiter(key Key) *rate.Limiter {
 	s := t.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lim, ok := s.lru.Get(key)
 	if !ok {
 		lim = rate.NewLimiter(rate.Limit(t.limit.Rate), t.limit.Burst)
-		s.lru.Add(strings.Clone(key), lim)
+		s.lru.Add(key, lim)
 	}
 	return lim
 }
@@ -230,7 +234,7 @@ type Tally struct {
 	overall  *rate.Limiter
 	now      func() time.Time
 	mu       sync.Mutex
-	keys     *simplelru.LRU[string, *tallyEntry]
+	keys     *simplelru.LRU[Key, *tallyEntry]
 }
 
 type tallyEntry struct {
@@ -250,7 +254,7 @@ func NewTally(interval time.Duration, overall Limit, size int, now func() time.T
 	if now == nil {
 		now = time.Now
 	}
-	keys, err := simplelru.NewLRU[string, *tallyEntry](size, nil)
+	keys, err := simplelru.NewLRU[Key, *tallyEntry](size, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -259,14 +263,14 @@ func NewTally(interval time.Duration, overall Limit, size int, now func() time.T
 
 // Note counts one event for key. When report is true the caller reports
 // count events (this one included) now.
-func (t *Tally) Note(key string) (report bool, count int) {
+func (t *Tally) Note(key Key) (report bool, count int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	e, ok := t.keys.Get(key)
 	if !ok {
 		e = &tallyEntry{}
-		t.keys.Add(strings.Clone(key), e)
+		t.keys.Add(key, e)
 	}
 	e.pending++
 	if ok && now.Sub(e.last) < t.interval {

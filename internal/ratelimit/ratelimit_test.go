@@ -51,14 +51,18 @@ func TestAddressKey(t *testing.T) {
 	for in, want := range map[string]string{
 		"192.0.2.7":            "192.0.2.7",
 		"::ffff:192.0.2.7":     "192.0.2.7",
-		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
-		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
-		"not an address":       "not an address",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::",
+		"fe80::1%eth0":         "fe80::",
+		"2001:db8:1:3::1":      "2001:db8:1:3::",
+		"not an address":       "invalid IP",
 	} {
-		if got := AddressKey(in); got != want {
+		if got := AddressKey(in).String(); got != want {
 			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+	if n := testing.AllocsPerRun(100, func() { AddressKey("2001:db8:1:2:3:4:5:6") }); n != 0 {
+		t.Errorf("AddressKey allocates %v times", n)
 	}
 }
 
@@ -68,27 +72,28 @@ func TestTableBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := tb.Ready("a"); !ok || tb.Len() != 0 {
+	a, b := AddressKey("192.0.2.1"), AddressKey("192.0.2.2")
+	if ok, _ := tb.Ready(a); !ok || tb.Len() != 0 {
 		t.Fatal("a new client is not ready, or Ready added it")
 	}
 	for range 3 {
-		tb.Charge("a")
+		tb.Charge(a)
 	}
-	ok, wait := tb.Ready("a")
+	ok, wait := tb.Ready(a)
 	if ok || wait != 500*time.Millisecond {
 		t.Fatalf("after the burst: ready=%v wait=%v, want false 500ms", ok, wait)
 	}
-	if ok, _ := tb.Ready("b"); !ok {
+	if ok, _ := tb.Ready(b); !ok {
 		t.Fatal("another client shares the budget")
 	}
 	c.advance(wait)
-	if ok, _ := tb.Ready("a"); !ok {
+	if ok, _ := tb.Ready(a); !ok {
 		t.Fatal("not ready after the wait it announced")
 	}
-	if ok, _ := tb.Allow("a"); !ok {
+	if ok, _ := tb.Allow(a); !ok {
 		t.Fatal("Allow refused the refilled event")
 	}
-	if ok, wait := tb.Allow("a"); ok || wait != 500*time.Millisecond {
+	if ok, wait := tb.Allow(a); ok || wait != 500*time.Millisecond {
 		t.Fatalf("Allow on an empty budget: %v %v", ok, wait)
 	}
 }
@@ -105,7 +110,7 @@ func TestTableBounded(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range 1_000_000 {
-		tb.Charge(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		tb.Charge(AddressKey(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -123,27 +128,28 @@ func TestTally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, n := ty.Note("a"); !ok || n != 1 {
+	a, b, c3 := AddressKey("192.0.2.1"), AddressKey("192.0.2.2"), AddressKey("192.0.2.3")
+	if ok, n := ty.Note(a); !ok || n != 1 {
 		t.Fatalf("first event: %v %d", ok, n)
 	}
 	for range 5 {
-		if ok, _ := ty.Note("a"); ok {
+		if ok, _ := ty.Note(a); ok {
 			t.Fatal("reported again within the interval")
 		}
 	}
 	c.advance(time.Second)
-	if ok, n := ty.Note("a"); !ok || n != 6 {
+	if ok, n := ty.Note(a); !ok || n != 6 {
 		t.Fatalf("after the interval: %v %d, want true 6", ok, n)
 	}
 	// The overall limit: burst 2, one spent by "a" twice (refilled 1).
-	if ok, _ := ty.Note("b"); !ok {
+	if ok, _ := ty.Note(b); !ok {
 		t.Fatal("b refused")
 	}
-	if ok, _ := ty.Note("c"); ok {
+	if ok, _ := ty.Note(c3); ok {
 		t.Fatal("overall limit not applied")
 	}
 	c.advance(time.Second)
-	if ok, n := ty.Note("c"); !ok || n != 2 {
+	if ok, n := ty.Note(c3); !ok || n != 2 {
 		t.Fatalf("c after the overall refill: %v %d, want true 2", ok, n)
 	}
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("FormatUpgradeOnUpdate", func(t *testing.T) { testFormatUpgrade(t, h) })
 	t.Run("SurvivesRestart", func(t *testing.T) { testRestart(t, h) })
 	runLifecycle(t, h)
+	runCounter(t, h)
 }
 
 func newStore(t *testing.T, h Harness) keystore.Store {
