@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 // logBuffer collects log output; Watch logs from another goroutine.
@@ -33,19 +35,6 @@ func (b *logBuffer) String() string {
 func newLogger() (*slog.Logger, *logBuffer) {
 	b := &logBuffer{}
 	return slog.New(slog.NewTextHandler(b, nil)), b
-}
-
-// eventually polls cond every few milliseconds until it holds or a few
-// seconds have passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func shas(certs []Certificate) [][32]byte {
@@ -162,11 +151,7 @@ func watch(t *testing.T, tr *Trust) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("Watch did not return after its context ended")
-		}
+		waittest.Receive(t, done, "Watch to return after its context ended")
 	})
 }
 
@@ -184,18 +169,18 @@ func TestTrustWatch(t *testing.T) {
 	watch(t, tr)
 
 	writeFile(t, dir, "b.pem", b.certPEM)
-	eventually(t, "the new certificate", func() bool { return len(tr.Certificates()) == 2 })
+	waittest.For(t, "the new certificate", func() bool { return len(tr.Certificates()) == 2 })
 
 	// A broken file is reported once and the set is kept.
 	writeFile(t, dir, "broken.pem", []byte("junk"))
-	eventually(t, "the failed reload", func() bool { return strings.Contains(logs.String(), "level=WARN") })
+	waittest.For(t, "the failed reload", func() bool { return strings.Contains(logs.String(), "level=WARN") })
 	if n := len(tr.Certificates()); n != 2 {
 		t.Fatalf("%d certificates after a failed reload, want 2", n)
 	}
 
 	// Replacing the broken file's contents in place is noticed too.
 	writeFile(t, dir, "broken.pem", c.certPEM)
-	eventually(t, "the repaired file", func() bool { return len(tr.Certificates()) == 3 })
+	waittest.For(t, "the repaired file", func() bool { return len(tr.Certificates()) == 3 })
 }
 
 // TestTrustWatchKubernetesSwap mimics how the kubelet updates a secret
@@ -238,7 +223,7 @@ func TestTrustWatchKubernetesSwap(t *testing.T) {
 	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the swapped certificate", func() bool {
+	waittest.For(t, "the swapped certificate", func() bool {
 		got := tr.Certificates()
 		return len(got) == 1 && got[0].SHA256 == b.c.SHA256
 	})

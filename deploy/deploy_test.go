@@ -1,8 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -95,13 +93,6 @@ func decodeStrict(t testing.TB, name string, doc []byte, v any) {
 	if err := yaml.UnmarshalStrict(doc, v); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-}
-
-// decodeJSONStrict decodes JSON into v, refusing unknown fields.
-func decodeJSONStrict(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	return d.Decode(v)
 }
 
 // TestYAMLFilesParse parses every YAML document under deploy/, refusing

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 // redisOnlyMetrics exist only when the store is Redis (go-redis pool
@@ -468,20 +469,23 @@ func runAndScrape(t *testing.T, store string) exposition {
 		_ = cmd.Wait()
 	})
 
+	// The waits below only catch a hang (waittest): a -race build starting
+	// on a busy machine is slow, not broken.
 	planes := map[string]string{}
-	deadline := time.After(30 * time.Second)
+	ceiling := time.NewTimer(waittest.Timeout(t))
+	defer ceiling.Stop()
 	for len(planes) < 2 {
 		select {
 		case a := <-addrs:
 			planes[a[0]] = "http://" + a[1]
 		case <-done:
 			t.Fatalf("keydelivery exited before listening:\n%s", logs())
-		case <-deadline:
-			t.Fatalf("keydelivery did not log both listening addresses within 30s:\n%s", logs())
+		case <-ceiling.C:
+			t.Fatalf("keydelivery never logged both listening addresses:\n%s", logs())
 		}
 	}
 	admin, delivery := planes["admin"], planes["delivery"]
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: waittest.Timeout(t)}
 	do := func(method, url, auth, body string, want int) []byte {
 		t.Helper()
 		req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -505,20 +509,19 @@ func runAndScrape(t *testing.T, store string) exposition {
 		}
 		return b
 	}
-	ready := false
-	for i := 0; i < 100 && !ready; i++ {
+	waittest.For(t, "keydelivery to be ready", func() bool {
+		select {
+		case <-done:
+			t.Fatalf("keydelivery exited before it was ready:\n%s", logs())
+		default:
+		}
 		resp, err := client.Get(admin + "/readyz")
-		if err == nil {
-			ready = resp.StatusCode == http.StatusOK
-			resp.Body.Close()
+		if err != nil {
+			return false
 		}
-		if !ready {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if !ready {
-		t.Fatalf("keydelivery never became ready:\n%s", logs())
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 
 	// Traffic on both planes: a key created through the admin API, fetched
 	// with a valid token (twice: a cache miss, then a hit) on both key

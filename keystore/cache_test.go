@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,41 +98,48 @@ func TestCacheHitsMissesAndTTL(t *testing.T) {
 	}
 }
 
-// TestCacheCoalesces: a burst for one KID makes one store read.
+// TestCacheCoalesces: a burst for one KID makes one store read. The burst
+// runs in a synctest bubble, whose clock moves only when every goroutine in
+// it is blocked: the read's delay ends after all 50 callers wait on the one
+// read, however slowly a busy machine starts them.
 func TestCacheCoalesces(t *testing.T) {
 	cache, src, keys := newCacheFixture(t, keystore.CacheOptions{TTL: time.Minute, Size: 10})
-	src.delay = 50 * time.Millisecond
 	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := cache.Get(context.Background(), k.ID)
-			if err == nil && got.Value != k.Value {
-				err = errors.New("wrong value")
-			}
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	src.delay = 50 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := cache.Get(context.Background(), k.ID)
+				if err == nil && got.Value != k.Value {
+					err = errors.New("wrong value")
+				}
+				errs <- err
+			}()
 		}
-	}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	if n := src.reads.Load(); n != 1 {
 		t.Fatalf("%d store reads for a burst of 50, want 1", n)
 	}
 }
 
 // TestCacheInvalidatedWhileReading: an invalidation during a read keeps
-// the (maybe stale) result out of the cache.
+// the (maybe stale) result out of the cache. In a synctest bubble the
+// test's 30 ms sleep ends only once the read is under way (blocked in its
+// 100 ms delay), so the invalidation falls inside the read on any machine.
 func TestCacheInvalidatedWhileReading(t *testing.T) {
 	cache, src, keys := newCacheFixture(t, keystore.CacheOptions{TTL: time.Minute, Size: 10})
 	k, err := keys.Create(context.Background(), keystore.Key{ID: storetest.RandomID(t)})
@@ -139,18 +147,22 @@ func TestCacheInvalidatedWhileReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.delay = 100 * time.Millisecond
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = cache.Get(context.Background(), k.ID)
-	}()
-	time.Sleep(30 * time.Millisecond)
-	cache.Invalidate(k.ID)
-	<-done
-	src.delay = 0
-	if _, err := cache.Get(context.Background(), k.ID); err != nil {
-		t.Fatal(err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = cache.Get(context.Background(), k.ID)
+		}()
+		time.Sleep(30 * time.Millisecond)
+		cache.Invalidate(k.ID)
+		<-done
+		// Read again on the bubble's clock, which the entry's TTL (had it
+		// been stored) counts on.
+		src.delay = 0
+		if _, err := cache.Get(context.Background(), k.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if n := src.reads.Load(); n != 2 {
 		t.Fatalf("%d reads, want 2: the read overlapping the invalidation must not be cached", n)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
@@ -50,9 +51,12 @@ func TestImportReadsNoKeyAgain(t *testing.T) {
 		}
 		t.Cleanup(func() { bolt.Close() })
 		s := &readCounting{Store: bolt, plain: plain}
-		keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{})
+		// 6,000 keys are two bbolt transactions of up to 5,000: under -race
+		// on a busy machine each takes seconds, so the store deadline only
+		// catches a hang.
+		keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{Timeout: waittest.Timeout(t)})
 		batch := storetest.ImportKeys(t, 6000)
-		ctx := context.Background()
+		ctx := waittest.Context(t)
 		if _, err := keys.Import(ctx, batch[:3000]); err != nil {
 			t.Fatal(err)
 		}

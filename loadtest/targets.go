@@ -37,7 +37,6 @@ type target struct {
 	// For a server: how to mint its tokens and reach its admin plane.
 	spec   sourceSpec
 	minter *minter
-	admin  *adminClient
 	stop   func()
 }
 

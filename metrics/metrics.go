@@ -73,9 +73,20 @@ type HTTP struct {
 	series atomic.Pointer[map[seriesKey]httpSeries]
 }
 
+// seriesKey names one series: the route, and the status class (2 for
+// 2xx) or, for a status outside 100-599 (which has no class, and is its own
+// label value), the status itself with exact set.
 type seriesKey struct {
 	route string
 	class int
+	exact bool
+}
+
+func keyOf(route string, status int) seriesKey {
+	if status >= 100 && status < 600 {
+		return seriesKey{route: route, class: status / 100}
+	}
+	return seriesKey{route: route, class: status, exact: true}
 }
 
 type httpSeries struct {
@@ -113,7 +124,7 @@ func StatusClass(status int) string {
 
 // Observe records one request. route must be a route template, never a raw path.
 func (h *HTTP) Observe(route string, status int, d time.Duration) {
-	k := seriesKey{route, status / 100}
+	k := keyOf(route, status)
 	s, ok := (*h.series.Load())[k]
 	if !ok {
 		s = h.add(k, status)

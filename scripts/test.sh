@@ -3,10 +3,34 @@
 # Installs redis-server from the system packages when it is missing (as
 # root, with apt-get); otherwise fails saying how to install it. Tests that
 # need Redis start their own redis-server on a free loopback port.
+#
+# The setup (tools present) stops at the first error. The checks after it
+# are stages: a stage that fails is recorded and the next one still runs,
+# so one run reports everything (the fuzzing included); the script then
+# names the failed stages and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '==> %s\n' "$*"; }
+
+# staticcheck, at this version only: go run builds it once into the Go
+# build cache (about a minute on a clean machine) and reuses it after.
+staticcheck_version=v0.8.2
+staticcheck() { go run "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version" "$@"; }
+
+# stage NAME COMMAND...: runs COMMAND as one stage. Inside it errexit is
+# off (bash ignores it in a tested command), so a stage of several steps
+# chains them with && to stop at its own first failure.
+failed=()
+stage() {
+  local name=$1
+  shift
+  say "$name"
+  if ! "$@"; then
+    echo "test.sh: stage failed: $name" >&2
+    failed+=("$name")
+  fi
+}
 
 if ! command -v go >/dev/null 2>&1; then
   echo "test.sh: Go is required (https://go.dev/dl/); none found on PATH" >&2
@@ -39,14 +63,18 @@ fi
 say "redis-server: $(redis-server --version | head -n1)"
 say "ffmpeg: $(ffmpeg -version | head -n1)"
 say "promtool: $(promtool --version 2>&1 | head -n1)"
+say "staticcheck: $(staticcheck -version)" # downloads and builds it the first time
 
-say "gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
-if [ -n "$unformatted" ]; then
-  echo "gofmt would change:" >&2
-  echo "$unformatted" >&2
-  exit 1
-fi
+check_gofmt() {
+  local unformatted
+  unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')) || return
+  if [ -n "$unformatted" ]; then
+    echo "gofmt would change:" >&2
+    echo "$unformatted" >&2
+    return 1
+  fi
+}
+stage gofmt check_gofmt
 
 # The modules of go.work: the server at the root, loadtest/ and deploy/.
 # A pattern does not cross into another module (./... at the root is the
@@ -57,31 +85,39 @@ pkgs=()
 for m in "${modules[@]}"; do pkgs+=("$m/..."); done
 
 say "modules: ${modules[*]}"
-for m in "${modules[@]}"; do
-  (cd "$m" && go mod tidy -diff) || { echo "test.sh: go.mod or go.sum of $m is not tidy: run go mod tidy in $m" >&2; exit 1; }
-done
-# The server's dependencies resolve to the same versions in the workspace
-# (how the tests and `make` build it) as from its go.mod alone (how
-# deploy/Dockerfile builds it): another module cannot raise them unseen.
-deps='{{with .Module}}{{.Path}} {{.Version}}{{end}}'
-in_work=$(go list -deps -test -f "$deps" ./... | sort -u)
-alone=$(GOWORK=off go list -deps -test -f "$deps" ./... | sort -u)
-if [ "$in_work" != "$alone" ]; then
-  diff <(echo "$in_work") <(echo "$alone") >&2 || true
-  echo "test.sh: another module of go.work raises a dependency of the server (< workspace, > go.mod alone); require that version in the root go.mod" >&2
-  exit 1
-fi
-if GOWORK=off go list -m all | grep -E '^(gonum\.org|k8s\.io)/'; then
-  echo "test.sh: the server's module needs plotting or Kubernetes modules (above); they belong in loadtest/ or deploy/" >&2
-  exit 1
-fi
+check_modules() {
+  local m in_work alone
+  for m in "${modules[@]}"; do
+    (cd "$m" && go mod tidy -diff) || { echo "test.sh: go.mod or go.sum of $m is not tidy: run go mod tidy in $m" >&2; return 1; }
+  done
+  # The server's dependencies resolve to the same versions in the workspace
+  # (how the tests and `make` build it) as from its go.mod alone (how
+  # deploy/Dockerfile builds it): another module cannot raise them unseen.
+  deps='{{with .Module}}{{.Path}} {{.Version}}{{end}}'
+  in_work=$(go list -deps -test -f "$deps" ./... | sort -u)
+  alone=$(GOWORK=off go list -deps -test -f "$deps" ./... | sort -u)
+  if [ "$in_work" != "$alone" ]; then
+    diff <(echo "$in_work") <(echo "$alone") >&2 || true
+    echo "test.sh: another module of go.work raises a dependency of the server (< workspace, > go.mod alone); require that version in the root go.mod" >&2
+    return 1
+  fi
+  if GOWORK=off go list -m all | grep -E '^(gonum\.org|k8s\.io)/'; then
+    echo "test.sh: the server's module needs plotting or Kubernetes modules (above); they belong in loadtest/ or deploy/" >&2
+    return 1
+  fi
+}
+stage "modules" check_modules
 
-say "go vet"
-go vet "${pkgs[@]}"
-go vet -tags e2e ./e2e/   # the end-to-end suite's Go side (run by scripts/e2e.sh)
+# Each with the e2e tag too, for the end-to-end suite's Go side (run by
+# scripts/e2e.sh).
+vet() { go vet "${pkgs[@]}" && go vet -tags e2e ./e2e/; }
+stage "go vet" vet
+lint() { staticcheck "${pkgs[@]}" && staticcheck -tags e2e ./e2e/; }
+stage "staticcheck" lint
 
-say "go test -race"
-go test -race -count=1 -timeout 15m "${pkgs[@]}"
+# -timeout bounds a hang, nothing else: no test has a deadline of its own
+# that a slow machine can reach (internal/waittest).
+stage "go test -race" go test -race -count=1 -timeout 15m "${pkgs[@]}"
 
 # Short fuzzing runs of every parser of attacker input. Each target runs a
 # fixed number of inputs (about 5 s here) rather than for a wall-clock
@@ -105,7 +141,12 @@ for target in \
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run
-  say "fuzz $1 ($n)"
-  go test -run='^$' -fuzz="^$1\$" -fuzztime="$n" -timeout "$limit" "$2"
+  stage "fuzz $1 ($n)" go test -run='^$' -fuzz="^$1\$" -fuzztime="$n" -timeout "$limit" "$2"
 done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test.sh: FAILED (${#failed[@]} stage(s)):" >&2
+  printf '  %s\n' "${failed[@]}" >&2
+  exit 1
+fi
 say "all tests passed"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/keystore"
@@ -121,7 +122,7 @@ func start(t *testing.T, args []string, env map[string]string) *server {
 	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := waittest.Deadline(t)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.done:
@@ -160,8 +161,8 @@ func (s *server) stop(t *testing.T) {
 		if err != nil {
 			t.Errorf("run returned %v", err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Errorf("server did not stop in time")
+	case <-time.After(time.Until(waittest.Deadline(t))):
+		t.Errorf("server did not stop before the test's -timeout")
 	}
 }
 

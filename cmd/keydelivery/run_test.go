@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/playready"
 )
@@ -147,14 +149,10 @@ func TestDeliveryEndToEndRedis(t *testing.T) {
 		t.Fatalf("readyz with Redis down: %d %s", r.status, r.body)
 	}
 	rs.Restart(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waittest.For(t, "a key read to succeed after Redis came back", func() bool {
 		a = do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tok))
-		if a.status == 200 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return a.status == 200
+	})
 	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
 		t.Fatalf("after Redis came back: %d %s", a.status, a.body)
 	}
@@ -296,34 +294,30 @@ func exerciseDelivery(t *testing.T, s *server, m material, kid string, value [16
 }
 
 // TestSIGTERMDrains sends the process SIGTERM while the server runs:
-// readiness fails first, then run returns nil.
+// readiness fails first, while the listeners still serve, then run returns
+// nil. The test waits for the server's own "stopping" line rather than
+// racing a clock; the drain delay only has to outlast one request.
 func TestSIGTERMDrains(t *testing.T) {
 	m := newMaterial(t)
-	s := start(t, m.args("bolt:"+filepath.Join(m.dir, "keys.db"), "--drain-delay", "1s"), nil)
+	s := start(t, m.args("bolt:"+filepath.Join(m.dir, "keys.db"), "--drain-delay", "5s"), nil)
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	sawNotReady := false
-	deadline := time.Now().Add(900 * time.Millisecond)
-	for time.Now().Before(deadline) && !sawNotReady {
-		if resp, err := http.Get(s.adminURL + "/readyz"); err == nil {
-			resp.Body.Close()
-			sawNotReady = resp.StatusCode == http.StatusServiceUnavailable
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !sawNotReady {
-		t.Error("readiness did not fail during the drain delay")
-	}
-	select {
-	case err := <-s.done:
-		s.done <- err
+	waittest.For(t, "the stopping line", func() bool { return strings.Contains(s.stderr.String(), "stopping: readiness now fails") })
+	for _, url := range []string{s.adminURL + "/readyz", s.deliveryURL + "/healthz"} {
+		resp, err := http.Get(url)
 		if err != nil {
-			t.Fatalf("run after SIGTERM: %v", err)
+			t.Fatalf("%s during the drain delay: %v", url, err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after SIGTERM")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s during the drain delay: %d, want 503", url, resp.StatusCode)
+		}
 	}
+	if err := waittest.Receive(t, s.done, "run's return after SIGTERM"); err != nil {
+		t.Fatalf("run after SIGTERM: %v", err)
+	}
+	s.done <- nil
 }
 
 // TestSIGHUPReloadsTrustAndCredentials adds a second token certificate (a
@@ -380,11 +374,10 @@ func TestSIGHUPReloadsTrustAndCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	var a answer
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if a = do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tokRenewed)); a.status == 200 {
-			break
-		}
-	}
+	waittest.For(t, "the renewed certificate to be trusted after SIGHUP", func() bool {
+		a = do(t, "GET", s.deliveryURL+"/keys/"+kid, bearer(tokRenewed))
+		return a.status == 200
+	})
 	if a.status != 200 || !bytes.Equal(a.body, value[:]) {
 		t.Fatalf("renewed certificate after SIGHUP: %d %s", a.status, a.body)
 	}
@@ -529,13 +522,9 @@ func TestKeyCacheInvalidatedAcrossInstances(t *testing.T) {
 	}
 	waitStatus := func(want int) {
 		t.Helper()
-		var got int
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if got = do(t, "GET", b.deliveryURL+"/keys/"+kid, bearer(tok)).status; got == want {
-				return
-			}
-		}
-		t.Fatalf("b answers %d, want %d", got, want)
+		waittest.For(t, fmt.Sprintf("b to answer %d", want), func() bool {
+			return do(t, "GET", b.deliveryURL+"/keys/"+kid, bearer(tok)).status == want
+		})
 	}
 	adminDo("DELETE", "/api/keys/"+kid)
 	waitStatus(404)

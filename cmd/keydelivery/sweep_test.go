@@ -14,6 +14,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/internal/keystest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -59,11 +60,7 @@ func TestSweepDeletedPurgesAndAudits(t *testing.T) {
 		sweepDeleted(sctx, keys, log, 30*time.Minute, time.Hour, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		close(done)
 	}()
-	// Wait for the first sweep's record (a ceiling that only bounds a hang).
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(buf.String(), old.String()) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waittest.For(t, "the first sweep's audit record", func() bool { return strings.Contains(buf.String(), old.String()) })
 	cancel()
 	<-done
 

@@ -153,6 +153,33 @@ func AuditLines(t testing.TB, s string) []map[string]any {
 	return out
 }
 
+// NoSecrets fails the test if body, the log or the audit log holds any of
+// secrets.
+func (e *Env) NoSecrets(t testing.TB, body []byte, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(string(body), s) {
+			t.Errorf("an answer holds secret %q: %s", s, body)
+		}
+		if strings.Contains(e.Log.String(), s) {
+			t.Errorf("the log holds secret %q", s)
+		}
+		if strings.Contains(e.Audit.String(), s) {
+			t.Errorf("the audit log holds secret %q", s)
+		}
+	}
+}
+
+// AuditOperations is the audit log so far as "operation:result,...".
+func (e *Env) AuditOperations(t testing.TB) string {
+	t.Helper()
+	var out []string
+	for _, rec := range AuditLines(t, e.Audit.String()) {
+		out = append(out, fmt.Sprint(rec["operation"], ":", rec["result"]))
+	}
+	return strings.Join(out, ",")
+}
+
 // FailWriter fails every write after the first OK ones.
 type FailWriter struct {
 	mu     sync.Mutex

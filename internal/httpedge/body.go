@@ -75,36 +75,26 @@ func DecodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	val, err := dec.ReadValue()
-	val = val.Clone() // valid only until the next read
-	if err != nil {
-		return syntaxError(err)
-	}
-	if val.Kind() != '{' {
-		return &BodyError{Kind: ErrBodyNotObject}
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return &BodyError{Kind: ErrBodyTrailing}
-	}
-	if err := json.Unmarshal(val, v, json.RejectUnknownMembers(true)); err != nil {
-		return memberError(err, v)
-	}
-	return nil
+	return decodeOne(body, '{', v)
 }
 
 // DecodeJSONArray decodes body, which must be one JSON array, into v (a
 // pointer to a slice), with the same rules as DecodeJSON. Decode the
 // elements into RawJSON to check each on its own.
 func DecodeJSONArray(body []byte, v any) error {
-	body = bytes.TrimSpace(body)
+	return decodeOne(bytes.TrimSpace(body), '[', v)
+}
+
+// decodeOne decodes body, which must be one JSON value of the given kind
+// ('{' or '['), into v.
+func decodeOne(body []byte, kind jsontext.Kind, v any) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(body))
 	val, err := dec.ReadValue()
 	if err != nil {
 		return syntaxError(err)
 	}
 	val = val.Clone() // valid only until the next read
-	if val.Kind() != '[' {
+	if val.Kind() != kind {
 		return &BodyError{Kind: ErrBodyNotObject}
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {

@@ -41,7 +41,7 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("RequestID(%q) = %q, want a new 24-digit ID", bad, got)
 		}
 	}
-	if NewRequestID() == NewRequestID() {
+	if a, b := NewRequestID(), NewRequestID(); a == b {
 		t.Error("two request IDs are equal")
 	}
 }

@@ -27,13 +27,13 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
+// Start, Restart and Stop wait on conditions (PONG, the process's exit),
+// bounded only by waittest's ceiling: a redis-server that loads or flushes
+// its append-only file on a busy machine is slow, not broken.
 const (
-	// readyTimeout bounds how long Start and Restart wait for PONG.
-	readyTimeout = 10 * time.Second
-	// stopTimeout bounds how long Stop waits after SIGTERM before SIGKILL.
-	stopTimeout = 10 * time.Second
 	// startAttempts is how often Start tries a new port when the one it
 	// picked was taken before redis-server could bind it.
 	startAttempts = 4
@@ -102,7 +102,7 @@ func Start(t testing.TB, o Options) *Server {
 		if err := s.writeConfig(); err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
-		err = s.start()
+		err = s.start(waittest.Deadline(t))
 		if err == nil {
 			return s
 		}
@@ -129,8 +129,8 @@ func (s *Server) URL() string {
 func (s *Server) Password() string { return s.opts.Password }
 
 // Stop shuts the server down (SIGTERM, which flushes the append-only file)
-// and waits for it to exit, killing it if it takes longer than 10 s. The
-// port and directory stay with s for Restart. Stopping a stopped server
+// and waits for it to exit, killing it (and failing t) if it has not by
+// waittest's ceiling. The port and directory stay with s for Restart. Stopping a stopped server
 // does nothing.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
@@ -142,12 +142,14 @@ func (s *Server) Stop(t testing.TB) {
 	}
 	s.proc = nil
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	ceiling := time.NewTimer(waittest.Timeout(t))
+	defer ceiling.Stop()
 	select {
 	case <-p.done:
-	case <-time.After(stopTimeout):
+	case <-ceiling.C:
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		t.Errorf("redistest: redis-server on %s did not stop within %v of SIGTERM; killed it\n%s", s.Addr, stopTimeout, s.logTail())
+		t.Errorf("redistest: redis-server on %s did not stop after SIGTERM; killed it\n%s", s.Addr, s.logTail())
 	}
 }
 
@@ -157,7 +159,7 @@ func (s *Server) Stop(t testing.TB) {
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop(t)
-	if err := s.start(); err != nil {
+	if err := s.start(waittest.Deadline(t)); err != nil {
 		t.Fatalf("redistest: restart redis-server on %s: %v", s.Addr, err)
 	}
 }
@@ -219,9 +221,9 @@ func quote(v string) string {
 }
 
 // start runs redis-server with the config in s.Dir and waits until it is
-// ready. On failure the process is gone and the error carries its output
+// ready, giving up at deadline. On failure the process is gone and the error carries its output
 // and the tail of its log.
-func (s *Server) start() error {
+func (s *Server) start(deadline time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
@@ -240,7 +242,7 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(p.done)
 	}()
-	if err := s.waitReady(p); err != nil {
+	if err := s.waitReady(p, deadline); err != nil {
 		_ = cmd.Process.Kill()
 		<-p.done
 		return fmt.Errorf("%w\n%s", err, s.diagnostics(p))
@@ -250,11 +252,10 @@ func (s *Server) start() error {
 }
 
 // waitReady dials the server and sends PING (after AUTH when a password is
-// set) until it answers PONG, the process exits, or readyTimeout passes. A
+// set) until it answers PONG, the process exits, or deadline passes. A
 // server still loading its append-only file answers LOADING and is not
 // ready yet.
-func (s *Server) waitReady(p *process) error {
-	deadline := time.Now().Add(readyTimeout)
+func (s *Server) waitReady(p *process, deadline time.Time) error {
 	var last error
 	for time.Now().Before(deadline) {
 		select {
@@ -267,7 +268,7 @@ func (s *Server) waitReady(p *process) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("redis-server on %s not ready after %v: %v", s.Addr, readyTimeout, last)
+	return fmt.Errorf("redis-server on %s still not ready at the test's ceiling: %v", s.Addr, last)
 }
 
 func (s *Server) ping(budget time.Duration) error {

@@ -8,19 +8,22 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
 // do opens a connection to s, runs the commands in order (each with the
 // reply line it must give), and closes it.
 func do(t *testing.T, s *Server, cmds ...[]string) error {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	// Deadlines that only catch a hang (waittest): the servers fsync on a
+	// busy machine.
+	c, err := net.DialTimeout("tcp", s.Addr, waittest.Timeout(t))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(waittest.Deadline(t))
 	r := bufio.NewReader(c)
 	for _, cmd := range cmds {
 		if err := command(c, r, cmd[0], cmd[1:]...); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
 )
@@ -43,11 +44,11 @@ func TestAutoPipelineConcurrentReads(t *testing.T) {
 					continue // missing
 				}
 				r := keystore.Record{ID: ids[i], Sealed: []byte("sealed-" + strconv.Itoa(i)), Created: time.Now(), Updated: time.Now()}
-				if err := s.Create(ctxT(t, 5*time.Second), r); err != nil {
+				if err := s.Create(waittest.Context(t), r); err != nil {
 					t.Fatal(err)
 				}
 			}
-			ctx := ctxT(t, 30*time.Second)
+			ctx := waittest.Context(t)
 			start := make(chan struct{})
 			errs := make(chan error, readers)
 			var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func TestAutoPipelineConcurrentReads(t *testing.T) {
 // connectedClients is INFO clients' connected_clients.
 func connectedClients(t *testing.T, srv *redistest.Server) int {
 	t.Helper()
-	info, err := rawClient(t, srv, 0).Info(ctxT(t, 5*time.Second), "clients").Result()
+	info, err := rawClient(t, srv, 0).Info(waittest.Context(t), "clients").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

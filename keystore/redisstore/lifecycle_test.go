@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
 )
@@ -31,7 +32,7 @@ func listAll(t *testing.T, s *Store, page int) []keystore.KeyID {
 	var out []keystore.KeyID
 	from := keystore.KeyID{}
 	for {
-		rs, err := s.List(ctxT(t, 10*time.Second), from, page)
+		rs, err := s.List(waittest.Context(t), from, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +71,7 @@ func TestIndexHealing(t *testing.T) {
 }
 
 func testIndexHealing(t *testing.T, s *Store, raw *redis.Client) {
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	a, b := record(t, "film"), record(t)
 	batch := []keystore.Record{a, b}
 	errs, err := s.CreateBatch(ctx, batch)
@@ -119,7 +120,7 @@ func TestListSkipsStale(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL()})
 	raw := rawClient(t, srv, 0)
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	var rs []keystore.Record
 	for range 6 {
 		rs = append(rs, record(t, "film"))
@@ -186,7 +187,7 @@ func TestListSkipsStale(t *testing.T) {
 func TestUnindexKeepsLiveEntries(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL()})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	r := record(t, "film")
 	if err := s.Create(ctx, r); err != nil {
 		t.Fatal(err)
@@ -254,7 +255,7 @@ func TestCreateBatchLarge(t *testing.T) {
 		batch[i] = record(t, fmt.Sprint("asset-", i%10))
 		batch[i].Sealed = bytes.Repeat([]byte{byte(i)}, 60) // the size of a sealed value
 	}
-	ctx := ctxT(t, 60*time.Second)
+	ctx := waittest.Context(t)
 
 	start := time.Now()
 	errs, err := s.CreateBatch(ctx, batch)
@@ -316,7 +317,7 @@ func TestUpdateContention(t *testing.T) {
 			s := mustNew(t, Options{URL: url(t)})
 			r := record(t)
 			r.Name = "0"
-			if err := s.Create(ctxT(t, 10*time.Second), r); err != nil {
+			if err := s.Create(waittest.Context(t), r); err != nil {
 				t.Fatal(err)
 			}
 			const workers, each = 10, 10
@@ -329,7 +330,7 @@ func TestUpdateContention(t *testing.T) {
 					defer wg.Done()
 					for range each {
 						var tries int64
-						_, err := s.Update(ctxT(t, 10*time.Second), r.ID, func(x *keystore.Record) error {
+						_, err := s.Update(waittest.Context(t), r.ID, func(x *keystore.Record) error {
 							calls.Add(1)
 							tries++
 							n, err := strconv.Atoi(x.Name)
@@ -352,7 +353,7 @@ func TestUpdateContention(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := s.Get(ctxT(t, 10*time.Second), r.ID)
+			got, err := s.Get(waittest.Context(t), r.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,7 +371,7 @@ func TestUpdateContention(t *testing.T) {
 // Redis takes index writes heals the index.
 func TestIndexWriteFails(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	raw := rawClient(t, srv, 0)
 	// A user that may write records but not index entries.
 	if err := raw.Do(ctx, "ACL", "SETUSER", "nozadd", "on", ">pw", "~kd:*", "+get", "+set", "+ping").Err(); err != nil {
@@ -419,7 +420,7 @@ func TestIndexWriteFails(t *testing.T) {
 func TestLifecycleErrors(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL()})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	a := record(t)
 	a.Sealed = []byte("SEALED-SECRET-BYTES")
 	if err := s.Create(ctx, a); err != nil {
@@ -474,7 +475,7 @@ func TestCreateBatchReportsStored(t *testing.T) {
 }
 
 func testCreateBatchReportsStored(t *testing.T, s *Store) {
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	var batch []keystore.Record
 	for i := range 300 {
 		batch = append(batch, record(t, fmt.Sprint("asset-", i%7)))

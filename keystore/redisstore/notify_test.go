@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"testing"
-	"time"
 
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
 )
@@ -28,23 +28,17 @@ func TestNotifyReachesOtherServers(t *testing.T) {
 	go func() { done <- b.Listen(ctx, func(id keystore.KeyID, all bool) { changes <- change{id, all} }) }()
 	next := func() change {
 		t.Helper()
-		select {
-		case c := <-changes:
-			return c
-		case <-time.After(5 * time.Second):
-			t.Fatal("no change announced")
-		}
-		return change{}
+		return waittest.Receive(t, changes, "a change announcement")
 	}
 	if c := next(); !c.all {
 		t.Fatalf("first event %+v, want the subscription (all)", c)
 	}
-	keys := keystore.NewKeys(a, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader})
-	k, err := keys.Create(ctxT(t, 5*time.Second), keystore.Key{ID: storetest.RandomID(t)})
+	keys := keystore.NewKeys(a, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader, Timeout: waittest.Timeout(t)})
+	k, err := keys.Create(waittest.Context(t), keystore.Key{ID: storetest.RandomID(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := keys.Delete(ctxT(t, 5*time.Second), k.ID); err != nil {
+	if _, err := keys.Delete(waittest.Context(t), k.ID); err != nil {
 		t.Fatal(err)
 	}
 	if c := next(); c.all || c.id != k.ID {
@@ -53,22 +47,10 @@ func TestNotifyReachesOtherServers(t *testing.T) {
 	// Redis restarts: the listener reports that anything may have changed.
 	srv.Stop(t)
 	srv.Restart(t)
-	deadline := time.After(10 * time.Second)
-	for sawAll := false; !sawAll; {
-		select {
-		case c := <-changes:
-			sawAll = c.all
-		case <-deadline:
-			t.Fatal("no all-changed event after Redis restarted")
-		}
+	for !next().all {
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Listen returned %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Listen did not return after cancel")
+	if err := waittest.Receive(t, done, "Listen to return after cancel"); err != nil {
+		t.Fatalf("Listen returned %v", err)
 	}
 }

@@ -27,11 +27,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keydelivery/keydelivery/internal/redistest"
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/storetest"
 )
 
-// ctxT returns a context that ends with the test or after d.
+// ctxT returns a context that ends with the test or after d. It is for the
+// deadlines that are what a test checks (a call against a stopped or silent
+// server gives up within it); a context for an operation that should
+// succeed is waittest.Context, which only catches a hang.
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -41,14 +45,15 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 // mustNew returns a Store for o, closed when the test ends.
 func mustNew(t *testing.T, o Options) *Store {
 	t.Helper()
-	// The test servers fsync every write on a shared 2-core machine: give
-	// them more than the production read and write timeouts, so a slow
-	// fsync is not mistaken for an outage.
+	// The test servers fsync every write on a shared 2-core machine, and a
+	// whole pipeline's replies share one read timeout: unless a test sets
+	// them, the socket timeouts only catch a hang (waittest), so that a slow
+	// machine is not mistaken for an outage.
 	if o.ReadTimeout == 0 {
-		o.ReadTimeout = 2 * time.Second
+		o.ReadTimeout = waittest.Timeout(t)
 	}
 	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 2 * time.Second
+		o.WriteTimeout = waittest.Timeout(t)
 	}
 	s, err := New(o)
 	if err != nil {
@@ -71,7 +76,7 @@ func rawClient(t *testing.T, srv *redistest.Server, db int) *redis.Client {
 // all that Redis persisted.
 func rawBytes(t *testing.T, srv *redistest.Server, prefix string) []byte {
 	t.Helper()
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	c := rawClient(t, srv, 0)
 	var out bytes.Buffer
 	iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
@@ -124,9 +129,9 @@ func conformance(t *testing.T, start func(t *testing.T) (*redistest.Server, Opti
 	servers := map[keystore.Store]*redistest.Server{}
 	opts := map[keystore.Store]Options{}
 	open := func(t *testing.T, srv *redistest.Server, o Options) keystore.Store {
-		// As in mustNew: the servers fsync every write on a shared machine.
+		// As in mustNew: the socket timeouts only catch a hang.
 		if o.ReadTimeout == 0 {
-			o.ReadTimeout, o.WriteTimeout = 2*time.Second, 2*time.Second
+			o.ReadTimeout, o.WriteTimeout = waittest.Timeout(t), waittest.Timeout(t)
 		}
 		s, err := New(o)
 		if err != nil {
@@ -195,7 +200,7 @@ func startCluster(t *testing.T) *redistest.Server {
 	t.Helper()
 	srv := redistest.Start(t, redistest.Options{Persistence: true,
 		ExtraArgs: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}})
-	if err := rawClient(t, srv, 0).Do(ctxT(t, 5*time.Second), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+	if err := rawClient(t, srv, 0).Do(waittest.Context(t), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitClusterOK(t, srv)
@@ -206,21 +211,14 @@ func startCluster(t *testing.T) *redistest.Server {
 func waitClusterOK(t *testing.T, srv *redistest.Server) {
 	t.Helper()
 	c := rawClient(t, srv, 0)
-	ctx := ctxT(t, 10*time.Second)
-	for {
+	ctx := waittest.Context(t)
+	waittest.For(t, "cluster_state:ok", func() bool {
 		info, err := c.ClusterInfo(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(info, "cluster_state:ok") {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("cluster not ok: %s", info)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return strings.Contains(info, "cluster_state:ok")
+	})
 }
 
 func TestSentinel(t *testing.T) {
@@ -232,13 +230,13 @@ func TestSentinel(t *testing.T) {
 	s := mustNew(t, Options{URL: "redis+sentinel://" + down + "," + sent.Addr + "/mymaster?db=2", AutoPipeline: true})
 	id := storetest.RandomID(t)
 	r := keystore.Record{ID: id, Sealed: []byte("sealed"), Created: time.Now(), Updated: time.Now()}
-	if err := s.Create(ctxT(t, 10*time.Second), r); err != nil {
+	if err := s.Create(waittest.Context(t), r); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Get(ctxT(t, 10*time.Second), id); err != nil || !bytes.Equal(got.Sealed, r.Sealed) {
+	if got, err := s.Get(waittest.Context(t), id); err != nil || !bytes.Equal(got.Sealed, r.Sealed) {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
-	n, err := rawClient(t, primary, 2).Exists(ctxT(t, 5*time.Second), DefaultPrefix+"key:"+id.String()).Result()
+	n, err := rawClient(t, primary, 2).Exists(waittest.Context(t), DefaultPrefix+"key:"+id.String()).Result()
 	if err != nil || n != 1 {
 		t.Fatalf("key not in db 2 of the primary: %d, %v", n, err)
 	}
@@ -257,7 +255,7 @@ func freeAddr(t *testing.T) string {
 func TestLayout(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL(), Prefix: "tenant1:"})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	id := keystore.KeyID{0xAB, 0xCD, 0xEF, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
 	r := keystore.Record{ID: id, Sealed: []byte("sealed"), Created: time.Now(), Updated: time.Now(), Assets: []string{"movie-1", "movie/2"}}
 	if err := s.Create(ctx, r); err != nil {
@@ -321,7 +319,7 @@ func TestLayout(t *testing.T) {
 func TestRecordMovedBetweenKeys(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL()})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	a, b := storetest.RandomID(t), storetest.RandomID(t)
 	if err := s.Create(ctx, keystore.Record{ID: a, Sealed: []byte("a")}); err != nil {
 		t.Fatal(err)
@@ -351,8 +349,11 @@ func TestRecordMovedBetweenKeys(t *testing.T) {
 func TestUnavailable(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Persistence: true})
 	s := mustNew(t, Options{URL: srv.URL()})
-	keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{Timeout: 3 * time.Second})
-	created, err := keys.Create(ctxT(t, 10*time.Second), keystore.Key{ID: storetest.RandomID(t), Value: [16]byte{1, 2, 3}})
+	// The per-call budget only catches a hang; the calls made while Redis is
+	// stopped have their own deadline below, which is what they are tested
+	// against.
+	keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{Timeout: waittest.Timeout(t)})
+	created, err := keys.Create(waittest.Context(t), keystore.Key{ID: storetest.RandomID(t), Value: [16]byte{1, 2, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,19 +394,15 @@ func TestUnavailable(t *testing.T) {
 	}
 
 	srv.Restart(t)
-	// go-redis probes a failed node about once a second; give it a few.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Ping(ctxT(t, time.Second)) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("store did not recover after Redis restarted")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	got, err := keys.Get(ctxT(t, 5*time.Second), created.ID)
+	// go-redis probes a failed node about once a second: wait until it has.
+	waittest.For(t, "the store to recover after Redis restarted", func() bool {
+		return s.Ping(waittest.Context(t)) == nil
+	})
+	got, err := keys.Get(waittest.Context(t), created.ID)
 	if err != nil || got.Value != created.Value {
 		t.Fatalf("after restart, Get = %v", err)
 	}
-	if err := s.Create(ctxT(t, 5*time.Second), keystore.Record{ID: storetest.RandomID(t), Sealed: []byte("y")}); err != nil {
+	if err := s.Create(waittest.Context(t), keystore.Record{ID: storetest.RandomID(t), Sealed: []byte("y")}); err != nil {
 		t.Fatalf("after restart, Create = %v", err)
 	}
 }
@@ -478,8 +475,8 @@ func TestPassword(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := mustNew(t, o)
 			for op, err := range map[string]error{
-				"Ping": s.Ping(ctxT(t, 5*time.Second)),
-				"Get":  func() error { _, err := s.Get(ctxT(t, 5*time.Second), storetest.RandomID(t)); return err }(),
+				"Ping": s.Ping(waittest.Context(t)),
+				"Get":  func() error { _, err := s.Get(waittest.Context(t), storetest.RandomID(t)); return err }(),
 			} {
 				if err == nil || errors.Is(err, keystore.ErrNotFound) {
 					t.Fatalf("%s = %v, want an authentication error", op, err)
@@ -499,10 +496,10 @@ func TestPassword(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := mustNew(t, o)
-			if err := s.Ping(ctxT(t, 5*time.Second)); err != nil {
+			if err := s.Ping(waittest.Context(t)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Get(ctxT(t, 5*time.Second), storetest.RandomID(t)); !errors.Is(err, keystore.ErrNotFound) {
+			if _, err := s.Get(waittest.Context(t), storetest.RandomID(t)); !errors.Is(err, keystore.ErrNotFound) {
 				t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
 			}
 			if strings.Contains(s.Redacted(), pw) || !strings.Contains(s.Redacted(), ":xxxxx@") {
@@ -516,11 +513,11 @@ func TestDatabaseNumber(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: "redis://" + srv.Addr + "/5"})
 	id := storetest.RandomID(t)
-	if err := s.Create(ctxT(t, 5*time.Second), keystore.Record{ID: id}); err != nil {
+	if err := s.Create(waittest.Context(t), keystore.Record{ID: id}); err != nil {
 		t.Fatal(err)
 	}
 	for db, want := range map[int]int64{0: 0, 5: 1} {
-		n, err := rawClient(t, srv, db).Exists(ctxT(t, 5*time.Second), s.keyName(id)).Result()
+		n, err := rawClient(t, srv, db).Exists(waittest.Context(t), s.keyName(id)).Result()
 		if err != nil || n != want {
 			t.Fatalf("db %d holds the key %d times (%v), want %d", db, n, err, want)
 		}
@@ -531,7 +528,7 @@ func TestPoolStats(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL(), PoolSize: 4})
 	for range 3 {
-		if err := s.Ping(ctxT(t, 5*time.Second)); err != nil {
+		if err := s.Ping(waittest.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -728,7 +725,7 @@ func TestGetErrorMessage(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := mustNew(t, Options{URL: srv.URL()})
 	id := storetest.RandomID(t)
-	_, err := s.Get(ctxT(t, 5*time.Second), id)
+	_, err := s.Get(waittest.Context(t), id)
 	if want := "redisstore: get " + id.String() + ": keystore: not found"; err == nil || err.Error() != want {
 		t.Fatalf("Get(missing) = %v, want %q", err, want)
 	}
@@ -742,7 +739,7 @@ const aclCommands = "+get +set +del +zadd +zrem +zrange +watch +unwatch +multi +
 // TestACLUser: the permissions the package doc asks for are enough.
 func TestACLUser(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	acl := []any{"ACL", "SETUSER", "kd", "on", ">kd-pass", "~kd:*", "&kd:*"}
 	for _, c := range strings.Fields(aclCommands) {
 		acl = append(acl, c)
@@ -754,7 +751,7 @@ func TestACLUser(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader})
+	keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader, Timeout: waittest.Timeout(t)})
 	if err := keys.CheckKEKs(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -802,11 +799,7 @@ func TestACLUser(t *testing.T) {
 			}
 		}
 	})
-	select {
-	case <-subscribed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Listen did not subscribe with the documented permissions")
-	}
+	waittest.Receive(t, subscribed, "Listen to subscribe with the documented permissions")
 	cancel()
 	// Outside its prefix the user is refused: the error is not ErrNotFound.
 	other := mustNew(t, Options{URL: "redis://" + srv.Addr, Username: "kd", Password: "kd-pass", Prefix: "other:"})
@@ -832,7 +825,7 @@ func TestTLS(t *testing.T) {
 	tlsURL := "rediss://localhost:" + tlsPort + "/0"
 
 	s := mustNew(t, Options{URL: tlsURL, TLSConfig: &tls.Config{RootCAs: caPool, MinVersion: tls.VersionTLS12}})
-	ctx := ctxT(t, 10*time.Second)
+	ctx := waittest.Context(t)
 	id := storetest.RandomID(t)
 	if err := s.Create(ctx, keystore.Record{ID: id, Sealed: []byte("x")}); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -177,7 +177,7 @@ func testImportLarge(t *testing.T, h Harness) {
 	var mu sync.Mutex
 	changed := map[keystore.KeyID]int{}
 	kr := NewKeyring(t, "k1")
-	keys := keystore.NewKeys(s, kr, keystore.Options{Rand: randReader, Timeout: time.Minute})
+	keys := keystore.NewKeys(s, kr, keystore.Options{Rand: randReader, Timeout: waittest.Timeout(t)})
 	keys.Subscribe(func(ch keystore.Change) {
 		mu.Lock()
 		changed[ch.ID]++

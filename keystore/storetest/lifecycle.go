@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -271,7 +272,7 @@ func testListAsset(t *testing.T, h Harness) {
 
 func testSoftDelete(t *testing.T, h Harness) {
 	s := newStore(t, h)
-	keys := newKeys(s, NewKeyring(t, "k1"))
+	keys := newKeys(t, s, NewKeyring(t, "k1"))
 	k, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t), Name: "n", Assets: []string{"film"}})
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +321,7 @@ func testSoftDelete(t *testing.T, h Harness) {
 
 func testImport(t *testing.T, h Harness) {
 	s := newStore(t, h)
-	keys := newKeys(s, NewKeyring(t, "k1"))
+	keys := newKeys(t, s, NewKeyring(t, "k1"))
 	var batch []keystore.Key
 	for i := range 5 {
 		k := keystore.Key{ID: RandomID(t), Method: keystore.CreatedImport, Name: fmt.Sprint("k", i)}
@@ -370,7 +371,7 @@ func testMetaAndKeySeeds(t *testing.T, h Harness) {
 	if err != nil || !slices.Equal(names, []string{"a/1", "a/2"}) {
 		t.Fatalf("ListMeta(a/) = %v, %v", names, err)
 	}
-	keys := newKeys(s, NewKeyring(t, "k1"))
+	keys := newKeys(t, s, NewKeyring(t, "k1"))
 	seedID := RandomID(t)
 	given := bytes.Repeat([]byte{7}, 30) // a PlayReady seed's size
 	if _, err := keys.CreateKeySeed(ctx(t), keystore.KeySeed{ID: seedID, Seed: given, Name: "main"}); err != nil {
@@ -408,7 +409,7 @@ func testPurgeDeleted(t *testing.T, h Harness) {
 	s := newStore(t, h)
 	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 	clock := now
-	keys := keystore.NewKeys(s, NewKeyring(t, "k1"), keystore.Options{Rand: randReader, Now: func() time.Time { return clock }})
+	keys := keystore.NewKeys(s, NewKeyring(t, "k1"), keystore.Options{Rand: randReader, Timeout: waittest.Timeout(t), Now: func() time.Time { return clock }})
 	mk := func() keystore.KeyID {
 		k, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t)})
 		if err != nil {

@@ -78,7 +78,7 @@ func testSealKinds(t *testing.T, h Harness) {
 	// kinds separated, a key whose KID is "kek-check/abcdef" is an ordinary
 	// key.
 	src := newStore(t, h)
-	keys := newKeys(src, ring)
+	keys := newKeys(t, src, ring)
 	if err := keys.CheckKEKs(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func testSealKinds(t *testing.T, h Harness) {
 			flipped := bytes.Clone(v.sealed)
 			flipped[0] ^= 3 // format 1 <-> 2
 			v.own.put(t, st, flipped)
-			keys := newKeys(st, ring)
+			keys := newKeys(t, st, ring)
 			for _, s := range slots {
 				err := s.open(t, keys)
 				if v.opensAsCheck && s.kind == "check" {
@@ -184,7 +184,7 @@ func testFormatV1(t *testing.T, h Harness) {
 	}
 	checkSlot("abcdef").put(t, s, v1.Check)
 
-	keys := newKeys(s, RingFromLines(t, v1.KEKLine))
+	keys := newKeys(t, s, RingFromLines(t, v1.KEKLine))
 	if err := keys.CheckKEKs(ctx(t)); err != nil {
 		t.Fatalf("CheckKEKs on a format 1 check value: %v", err)
 	}
@@ -198,7 +198,7 @@ func testFormatV1(t *testing.T, h Harness) {
 	if _, err := keys.Get(ctx(t), v1.Confusable.ID); !errors.Is(err, keystore.ErrSealed) {
 		t.Fatalf("Get(format 1 key kek-check/abcdef) = %v, want ErrSealed", err)
 	}
-	wrong := newKeys(s, NewKeyring(t, "abcdef")) // same ID, different bytes
+	wrong := newKeys(t, s, NewKeyring(t, "abcdef")) // same ID, different bytes
 	if err := wrong.CheckKEKs(ctx(t)); !errors.Is(err, keystore.ErrSealed) {
 		t.Fatalf("CheckKEKs with a different kek under the same id = %v, want ErrSealed", err)
 	}
@@ -216,7 +216,7 @@ func testFormatUpgrade(t *testing.T, h Harness) {
 	v1 := LoadFormatV1(t)
 	s := newStore(t, h)
 	ring := RingFromLines(t, v1.KEKLine)
-	keys := newKeys(s, ring)
+	keys := newKeys(t, s, ring)
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	rec := keystore.Record{ID: v1.Key.ID, Sealed: v1.KeySealed, IV: bytes.Repeat([]byte{7}, 16), Name: "v1",
 		Type: keystore.EnvelopeEncryption, Method: keystore.CreatedImport, Created: t0, Updated: t0, Assets: []string{"film"}}
@@ -295,13 +295,13 @@ func testFormatUpgrade(t *testing.T, h Harness) {
 	if err := s2.Create(ctx(t), rec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newKeys(s2, NewKeyring(t, "other")).Restore(ctx(t), rec.ID); err != nil {
+	if _, err := newKeys(t, s2, NewKeyring(t, "other")).Restore(ctx(t), rec.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := s2.Get(ctx(t), rec.ID); err != nil || !bytes.Equal(r.Sealed, v1.KeySealed) {
 		t.Fatalf("Restore without the kek: %v, or the value was rewritten", err)
 	}
-	if _, err := newKeys(s2, ring).Delete(ctx(t), rec.ID); err != nil {
+	if _, err := newKeys(t, s2, ring).Delete(ctx(t), rec.ID); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := s2.Get(ctx(t), rec.ID); err != nil || r.Sealed[0] != 2 {

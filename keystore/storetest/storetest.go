@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keydelivery/keydelivery/internal/waittest"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -100,11 +101,11 @@ func RandomID(t testing.TB) keystore.KeyID {
 	return id
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+// ctx returns the context of one step of a test. Its deadline only catches
+// a hang (see waittest): the large batches run many times slower under
+// -race on a busy machine, and a deadline that tried to tell slow from
+// stuck would fail them there.
+func ctx(t *testing.T) context.Context { return waittest.Context(t) }
 
 func testGetMissing(t *testing.T, h Harness) {
 	s := newStore(t, h)
@@ -235,13 +236,16 @@ func testCanceledContext(t *testing.T, h Harness) {
 	}
 }
 
-func newKeys(s keystore.Store, kr *keystore.Keyring) *keystore.Keys {
-	return keystore.NewKeys(s, kr, keystore.Options{Rand: rand.Reader})
+// newKeys returns the barrier over s. Its per-call store deadline, like
+// ctx's, only catches a hang: the suite checks what a store does, not how
+// fast.
+func newKeys(t *testing.T, s keystore.Store, kr *keystore.Keyring) *keystore.Keys {
+	return keystore.NewKeys(s, kr, keystore.Options{Rand: rand.Reader, Timeout: waittest.Timeout(t)})
 }
 
 func testBarrier(t *testing.T, h Harness) {
 	s := newStore(t, h)
-	keys := newKeys(s, NewKeyring(t, "k1"))
+	keys := newKeys(t, s, NewKeyring(t, "k1"))
 	want := keystore.Key{ID: RandomID(t), IV: bytes.Repeat([]byte{1}, 16), Name: "a", Type: keystore.EnvelopeEncryption, Method: keystore.CreatedImport}
 	copy(want.Value[:], "0123456789abcdef")
 	created, err := keys.Create(ctx(t), want)
@@ -331,7 +335,7 @@ func AssertNoPlaintext(t testing.TB, raw []byte, values ...[16]byte) {
 
 func testSealedAtRest(t *testing.T, h Harness) {
 	s := newStore(t, h)
-	keys := newKeys(s, NewKeyring(t, "k1"))
+	keys := newKeys(t, s, NewKeyring(t, "k1"))
 	var values [][16]byte
 	for range 8 {
 		k, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t)})
@@ -353,7 +357,7 @@ func testSealedAtRest(t *testing.T, h Harness) {
 
 func testMovedValue(t *testing.T, h Harness) {
 	s := newStore(t, h)
-	keys := newKeys(s, NewKeyring(t, "k1"))
+	keys := newKeys(t, s, NewKeyring(t, "k1"))
 	a, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -385,14 +389,14 @@ func testMovedValue(t *testing.T, h Harness) {
 func testKEKCheck(t *testing.T, h Harness) {
 	s := newStore(t, h)
 	right := NewKeyring(t, "k1")
-	if err := newKeys(s, right).CheckKEKs(ctx(t)); err != nil {
+	if err := newKeys(t, s, right).CheckKEKs(ctx(t)); err != nil {
 		t.Fatalf("first check: %v", err)
 	}
-	if err := newKeys(s, right).CheckKEKs(ctx(t)); err != nil {
+	if err := newKeys(t, s, right).CheckKEKs(ctx(t)); err != nil {
 		t.Fatalf("second check with the same kek: %v", err)
 	}
 	wrong := NewKeyring(t, "k1") // same ID, different bytes
-	if err := newKeys(s, wrong).CheckKEKs(ctx(t)); !errors.Is(err, keystore.ErrSealed) {
+	if err := newKeys(t, s, wrong).CheckKEKs(ctx(t)); !errors.Is(err, keystore.ErrSealed) {
 		t.Fatalf("check with a different kek under the same id = %v, want ErrSealed", err)
 	}
 }
@@ -401,12 +405,12 @@ func testKEKRotation(t *testing.T, h Harness) {
 	s := newStore(t, h)
 	oldLine, newLine := KEKLine(t, "old"), KEKLine(t, "new")
 	old := RingFromLines(t, oldLine)
-	k1, err := newKeys(s, old).Create(ctx(t), keystore.Key{ID: RandomID(t)})
+	k1, err := newKeys(t, s, old).Create(ctx(t), keystore.Key{ID: RandomID(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Rotate: the new KEK first seals new values, the old one still opens old ones.
-	rotated := newKeys(s, RingFromLines(t, newLine, oldLine))
+	rotated := newKeys(t, s, RingFromLines(t, newLine, oldLine))
 	if err := rotated.CheckKEKs(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -421,11 +425,11 @@ func testKEKRotation(t *testing.T, h Harness) {
 		}
 	}
 	// The new key is sealed under the new KEK: the old ring alone cannot open it.
-	if _, err := newKeys(s, old).Get(ctx(t), k2.ID); !errors.Is(err, keystore.ErrSealed) {
+	if _, err := newKeys(t, s, old).Get(ctx(t), k2.ID); !errors.Is(err, keystore.ErrSealed) {
 		t.Fatalf("Get of a new-kek value with only the old kek = %v, want ErrSealed", err)
 	}
 	// Without the old KEK the old key cannot be opened either.
-	if _, err := newKeys(s, RingFromLines(t, newLine)).Get(ctx(t), k1.ID); !errors.Is(err, keystore.ErrSealed) {
+	if _, err := newKeys(t, s, RingFromLines(t, newLine)).Get(ctx(t), k1.ID); !errors.Is(err, keystore.ErrSealed) {
 		t.Fatalf("Get without the old kek = %v, want ErrSealed", err)
 	}
 }
@@ -435,7 +439,7 @@ func testRestart(t *testing.T, h Harness) {
 	kr := NewKeyring(t, "k1")
 	var created []keystore.Key
 	for range 5 {
-		k, err := newKeys(s, kr).Create(ctx(t), keystore.Key{ID: RandomID(t), Name: "x"})
+		k, err := newKeys(t, s, kr).Create(ctx(t), keystore.Key{ID: RandomID(t), Name: "x"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,7 +447,7 @@ func testRestart(t *testing.T, h Harness) {
 	}
 	s = h.Reopen(t, s)
 	t.Cleanup(func() { s.Close() })
-	keys := newKeys(s, kr)
+	keys := newKeys(t, s, kr)
 	for _, want := range created {
 		got, err := keys.Get(ctx(t), want.ID)
 		if err != nil {
