@@ -20,7 +20,16 @@ import (
 //
 // A document with no ContentKey is valid CPIX and yields a Document with no
 // keys; callers that need at least one check len(d.Keys).
-func Read(r io.Reader, max int64) (*Document, error) {
+//
+// Memory is bounded by the document's keys, never by its other content:
+// elements may nest at most MaxDepth deep (deeper is a nesting_too_deep
+// problem, and reading stops), and a ReadError lists at most MaxProblems
+// problems.
+func Read(r io.Reader, max int64) (*Document, error) { return ReadKeys(r, max, 0) }
+
+// ReadKeys is Read that also refuses (too_many_keys, reading stops) a
+// document of more than maxKeys ContentKeys; maxKeys <= 0 means no limit.
+func ReadKeys(r io.Reader, max int64, maxKeys int) (*Document, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("cpix: read limit must be positive, got %d", max)
 	}
@@ -35,7 +44,7 @@ func Read(r io.Reader, max int64) (*Document, error) {
 	dec.Strict = true
 	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errCharset }
 
-	p := &parser{dec: dec, seen: make(map[[16]byte]int)}
+	p := &parser{dec: dec, seen: make(map[[16]byte]int), maxKeys: maxKeys}
 	err := p.document()
 	// The size check comes first: a truncated document fails to parse, and
 	// the reason it failed is that it was too large.
@@ -48,8 +57,8 @@ func Read(r io.Reader, max int64) (*Document, error) {
 		}
 		p.fatal(err)
 	}
-	if len(p.problems) > 0 {
-		return nil, &ReadError{Problems: p.problems}
+	if p.count > 0 {
+		return nil, &ReadError{Problems: p.problems, Count: p.count}
 	}
 	return &p.doc, nil
 }
@@ -91,6 +100,9 @@ type parser struct {
 	problems []Problem
 	index    int              // position of the next ContentKey
 	seen     map[[16]byte]int // KID → index of its first ContentKey
+	count    int              // problems found; the first MaxProblems are in problems
+	depth    int              // elements open
+	maxKeys  int              // 0: no limit
 }
 
 // rawKey is a ContentKey as written, before validation.
@@ -108,7 +120,10 @@ type rawKey struct {
 }
 
 func (p *parser) problem(index int, kid, reason, detail string) {
-	p.problems = append(p.problems, Problem{Index: index, KID: clip(kid, 64), Reason: reason, Detail: detail})
+	p.count++
+	if len(p.problems) < MaxProblems {
+		p.problems = append(p.problems, Problem{Index: index, KID: clip(kid, 64), Reason: reason, Detail: detail})
+	}
 }
 
 // fatal records the error that ended parsing as a document-level problem.
@@ -130,14 +145,23 @@ func (p *parser) fatal(err error) {
 }
 
 // next returns the next token, refusing every directive (<!DOCTYPE ...>,
-// <!ENTITY ...>) wherever it appears.
+// <!ENTITY ...>) wherever it appears, and elements nested deeper than
+// MaxDepth.
 func (p *parser) next() (xml.Token, error) {
 	tok, err := p.dec.Token()
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := tok.(xml.Directive); ok {
+	switch tok.(type) {
+	case xml.Directive:
 		return nil, errDTD
+	case xml.StartElement:
+		if p.depth++; p.depth > MaxDepth {
+			p.problem(-1, "", ReasonNestingTooDeep, fmt.Sprintf("elements are nested more than %d deep", MaxDepth))
+			return nil, errStop
+		}
+	case xml.EndElement:
+		p.depth--
 	}
 	return tok, nil
 }
@@ -329,6 +353,10 @@ func (p *parser) contentKeyList() error {
 func (p *parser) contentKey(start xml.StartElement) error {
 	k := rawKey{index: p.index}
 	p.index++
+	if p.maxKeys > 0 && p.index > p.maxKeys {
+		p.problem(-1, "", ReasonTooManyKeys, fmt.Sprintf("more than %d ContentKeys; send them in several documents", p.maxKeys))
+		return errStop
+	}
 	k.dupAttrs = duplicateAttrs(start.Attr, "kid", "explicitIV", "commonEncryptionScheme")
 	for _, a := range start.Attr {
 		if a.Name.Space != "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -97,6 +98,9 @@ func (id KeyID) appendTo(b []byte) []byte {
 	}
 	return b
 }
+
+// AppendText implements encoding.TextAppender with the canonical form.
+func (id KeyID) AppendText(b []byte) ([]byte, error) { return id.appendTo(b), nil }
 
 // MarshalText implements encoding.TextMarshaler with the canonical form.
 func (id KeyID) MarshalText() ([]byte, error) { return id.appendTo(make([]byte, 0, 36)), nil }
@@ -203,6 +207,34 @@ type Key struct {
 	Updated   time.Time
 	DeletedAt time.Time // zero unless soft-deleted
 	Assets    []string  // asset IDs the key belongs to
+}
+
+// WeakValue reports whether v is a weak key: one byte repeated (all zero,
+// for example). Such a value is what a bug or a placeholder writes, not a
+// key; the server never makes one (RandomValue) and imports one only with
+// a warning.
+func WeakValue(v *[16]byte) bool {
+	for _, b := range v[1:] {
+		if b != v[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// RandomValue reads a key from rand, drawing again in the (2^-120) case
+// that it is weak: the rule that no generated key is weak is kept
+// explicitly, not left to chance.
+func RandomValue(rand io.Reader) ([16]byte, error) {
+	var v [16]byte
+	for {
+		if _, err := io.ReadFull(rand, v[:]); err != nil {
+			return v, err
+		}
+		if !WeakValue(&v) {
+			return v, nil
+		}
+	}
 }
 
 // Deleted reports whether the key is soft-deleted.

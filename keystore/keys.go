@@ -183,9 +183,11 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		if k.rand == nil {
 			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
 		}
-		if _, err := io.ReadFull(k.rand, key.Value[:]); err != nil {
+		v, err := RandomValue(k.rand)
+		if err != nil {
 			return Key{}, fmt.Errorf("keystore: key %s: generate: %w", key.ID, err)
 		}
+		key.Value = v
 		key.Method = CreatedRandom
 	}
 	now := k.now().UTC()
@@ -564,32 +566,31 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 		}
 	}
 	now := k.now().UTC()
-	sealed, err := k.ring.sealKeys(keys)
-	if err != nil {
-		return nil, err
-	}
 	// The chunks go in ID order, so that each chunk is a range of IDs: an
 	// ordered store (bbolt) then rewrites only the pages of that range per
 	// transaction, not pages all over its tree. The sort is stable, and a
 	// chunk never splits the copies of one KID: the first one given is the
-	// one created, whatever runs in parallel.
+	// one created, whatever runs in parallel. Each chunk is sealed here
+	// (so the keyring's random source is read by one goroutine) while the
+	// workers store the previous ones, and its records are dropped once
+	// stored: an import holds the sealed records of the chunks in flight,
+	// not of the whole batch.
 	order := idOrder(keys)
-	rs := make([]Record, len(keys))
-	for j, i := range order {
-		key := &keys[i]
-		rs[j] = Record{ID: key.ID, Sealed: sealed[i], IV: key.IV, Name: key.Name, Type: key.Type,
-			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
-	}
 	out := make([]ImportResult, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(importWorkers)
-	for start := 0; start < len(rs) && gctx.Err() == nil; {
-		end := min(start+importChunk, len(rs))
-		for end < len(rs) && rs[end].ID == rs[end-1].ID {
+	for start := 0; start < len(order) && gctx.Err() == nil; {
+		end := min(start+importChunk, len(order))
+		for end < len(order) && keys[order[end]].ID == keys[order[end-1]].ID {
 			end++
 		}
-		chunk, pos := rs[start:end], order[start:end]
-		g.Go(func() error { return k.importChunk(gctx, keys, chunk, pos, out) })
+		pos := order[start:end]
+		rs, err := k.sealChunk(keys, pos, now)
+		if err != nil {
+			_ = g.Wait()
+			return nil, err
+		}
+		g.Go(func() error { return k.importChunk(gctx, keys, rs, pos, out) })
 		start = end
 	}
 	if err := g.Wait(); err != nil {
@@ -624,6 +625,21 @@ func idOrder(keys []Key) []int {
 		order[j] = p.pos
 	}
 	return order
+}
+
+// sealChunk returns the records of keys[pos[j]], sealed.
+func (k *Keys) sealChunk(keys []Key, pos []int, now time.Time) ([]Record, error) {
+	sealed, err := k.ring.sealKeys(keys, pos)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]Record, len(pos))
+	for j, i := range pos {
+		key := &keys[i]
+		rs[j] = Record{ID: key.ID, Sealed: sealed[j], IV: key.IV, Name: key.Name, Type: key.Type,
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+	}
+	return rs, nil
 }
 
 // importChunk stores one chunk of an import: rs[j] is keys[pos[j]] sealed,

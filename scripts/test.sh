@@ -137,7 +137,8 @@ for target in \
   "FuzzParseCredentials ./admin/credentials 20000x" \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
-  "FuzzHeaderKIDs ./playready 10000x"; do
+  "FuzzHeaderKIDs ./playready 10000x" \
+  "FuzzRedact ./internal/httpedge 20000x"; do
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run

@@ -1,7 +1,7 @@
 // Package audit writes the admin audit log of keydelivery: one JSON line per
 // record,
 //
-//	{"time","credential","source","operation","kids":[...],"result","request_id"[,"count"]}
+//	{"time","credential","source","operation","kids":[...],"result","request_id"[,"warning"][,"count"]}
 //
 // An admin write is recorded twice, Started before it is done and its
 // outcome after; a read once, with its outcome. Records never hold a
@@ -63,6 +63,9 @@ type Record struct {
 	KIDs       []string  `json:"kids"`
 	Result     Result    `json:"result"`
 	RequestID  string    `json:"request_id"`
+	// Warning, when set, is what deserves attention in what was done (an
+	// import of weak keys: "weak_key: ...").
+	Warning string `json:"warning,omitempty"`
 	// Count, when above 0, says the record stands for that many events of
 	// its kind from its source since the previous such record (failed
 	// authentications are recorded at a bounded rate, with counts).

@@ -149,6 +149,7 @@ func (p *Plane) record(c *Call, result audit.Result) error {
 		Result:     result,
 		RequestID:  c.RequestID(),
 		KIDs:       make([]string, len(c.kids)),
+		Warning:    c.warning,
 	}
 	for i, id := range c.kids {
 		r.KIDs[i] = id.String()

@@ -110,13 +110,23 @@ func OnKey(id keystore.KeyID, err error) error {
 }
 
 // EntriesError refuses a whole batch for its bad entries: nothing was
-// written (400 invalid_entries).
+// written (400 invalid_entries). Problems lists at most MaxProblems of
+// them (the first); Count is how many there are (0 means len(Problems)).
+// The answer carries both, as problems and problemCount.
 type EntriesError struct {
 	Problems []httpedge.EntryProblem
+	Count    int
 }
 
+// MaxProblems is the most bad entries an answer lists; the rest are
+// counted. A batch of millions of bad entries is answered in a few
+// kilobytes.
+const MaxProblems = 100
+
+func (e *EntriesError) count() int { return max(e.Count, len(e.Problems)) }
+
 func (e *EntriesError) Error() string {
-	return fmt.Sprintf("plane: batch refused: %d bad entries", len(e.Problems))
+	return fmt.Sprintf("plane: batch refused: %d bad entries", e.count())
 }
 
 // ConflictError reports KIDs stored with a different key: those were left
@@ -158,7 +168,14 @@ func classify(err error) httpedge.Problem {
 		p.Detail = "too many failed admin authentications from this address; retry after the time in Retry-After with a valid credential"
 	case errors.As(err, &be):
 		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
-		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.Problems))
+		if len(p.Problems) > MaxProblems {
+			p.Problems = p.Problems[:MaxProblems]
+		}
+		p.ProblemCount = be.count()
+		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", be.count())
+		if be.count() > len(p.Problems) {
+			p.Detail = fmt.Sprintf("%d entries of the import are invalid (the first %d are in problems); nothing was imported", be.count(), len(p.Problems))
+		}
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
 		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.KIDs))

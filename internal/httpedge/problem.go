@@ -24,8 +24,10 @@ type Problem struct {
 	// KIDs names the keys at fault when a request for several keys is
 	// refused (the requester named them itself).
 	KIDs []string `json:"kids,omitempty"`
-	// Problems names each bad entry of a refused batch.
-	Problems []EntryProblem `json:"problems,omitempty"`
+	// Problems names the bad entries of a refused batch (the first ones, at
+	// most a hundred); ProblemCount is how many there are in all.
+	Problems     []EntryProblem `json:"problems,omitempty"`
+	ProblemCount int            `json:"problemCount,omitempty"`
 	// Conflicts names the KIDs a batch found stored with another key;
 	// Results is the outcome of every entry of that batch.
 	Conflicts []string `json:"conflicts,omitempty"`

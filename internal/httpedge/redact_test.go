@@ -142,3 +142,48 @@ func TestRequestIDRefusesCredentials(t *testing.T) {
 		t.Errorf("RequestID refused a plain ID: %q", got)
 	}
 }
+
+// FuzzRedact: whatever the input, what Redact returns holds no word shaped
+// like a credential, and redacting again changes nothing.
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{"/keys/" + testJWT, "?auth=" + testSecret, "Bearer%20" + testJWT, "a.b.c", "%6Bda_x", "eyJ", "kda_", "%%%", "x%2525kda_y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r := Redact(s)
+		if HasCredential(r) {
+			t.Fatalf("Redact(%q) = %q still holds a credential", s, r)
+		}
+		if Redact(r) != r {
+			t.Fatalf("Redact is not idempotent on %q", s)
+		}
+	})
+}
+
+func TestEachJSON(t *testing.T) {
+	var got []string
+	err := EachJSON([]byte(` [ {"a":1}, 2 ,"x",[3]] `), func(i int, elem []byte) error {
+		got = append(got, string(elem))
+		return nil
+	})
+	if err != nil || strings.Join(got, "|") != `{"a":1}|2|"x"|[3]` {
+		t.Fatalf("EachJSON: %q, %v", got, err)
+	}
+	for body, kind := range map[string]error{
+		`{}`:              ErrBodyNotObject,
+		`[1,`:             ErrBodySyntax,
+		`[1] [2]`:         ErrBodyTrailing,
+		`[{"a":1,"a":2}]`: ErrDuplicateMember,
+		"[\"\xff\"]":      ErrBodySyntax,
+		``:                ErrBodySyntax,
+	} {
+		if err := EachJSON([]byte(body), func(int, []byte) error { return nil }); !errors.Is(err, kind) {
+			t.Errorf("EachJSON(%q) = %v, want %v", body, err, kind)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := EachJSON([]byte(`[1,2,3]`), func(int, []byte) error { n++; return stop }); err != stop || n != 1 {
+		t.Errorf("fn's error: %v after %d", err, n)
+	}
+}
