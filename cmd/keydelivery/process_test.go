@@ -159,4 +159,3 @@ func (p *proc) post(t *testing.T, path, contentType string, body []byte) answer 
 
 // mib formats bytes in MiB.
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
