@@ -54,7 +54,7 @@ type proc struct {
 	cmd         *exec.Cmd
 	deliveryURL string
 	adminURL    string
-	stderr      *syncbuf.Buffer
+	logText     func() string // what the process wrote to stderr so far
 	exited      chan struct{}
 	exitErr     error
 }
@@ -64,10 +64,19 @@ type proc struct {
 // serves /readyz.
 func startProcess(t *testing.T, args []string, env []string, stdout io.Writer) *proc {
 	t.Helper()
+	buf := &syncbuf.Buffer{}
+	return startProcessIO(t, args, env, stdout, buf, buf.String)
+}
+
+// startProcessIO is startProcess with the process's stderr going to
+// stderr (an *os.File is handed to the process itself) and logText
+// returning what it has written so far.
+func startProcessIO(t *testing.T, args []string, env []string, stdout, stderr io.Writer, logText func() string) *proc {
+	t.Helper()
 	cmd := exec.Command(serverBinary(t), args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = stdout, p.stderr
+	p := &proc{cmd: cmd, logText: logText, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,10 +88,10 @@ func startProcess(t *testing.T, args []string, env []string, stdout io.Writer) *
 	waittest.For(t, "the server process to serve /readyz", func() bool {
 		select {
 		case <-p.exited:
-			t.Fatalf("the server exited during start: %v\n%s", p.exitErr, p.stderr.String())
+			t.Fatalf("the server exited during start: %v\n%s", p.exitErr, p.logText())
 		default:
 		}
-		for _, m := range listenRE.FindAllStringSubmatch(p.stderr.String(), -1) {
+		for _, m := range listenRE.FindAllStringSubmatch(p.logText(), -1) {
 			if m[1] == "delivery" {
 				p.deliveryURL = "http://" + m[2]
 			} else {
