@@ -63,6 +63,32 @@ type Counter interface {
 	CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error)
 }
 
+// Compactor is an optional Store capability: it removes from the store's
+// files what deletes leave behind, so that a purged key's sealed value does
+// not outlive its purge there. Redis: an append-only file rewrite
+// (BGREWRITEAOF). bbolt is compacted offline instead (boltstore.Compact,
+// kdctl store compact): its free pages keep deleted values until reused.
+type Compactor interface {
+	// Compact starts or does the compaction; it may return before the
+	// store has finished it.
+	Compact(ctx context.Context) error
+}
+
+// CompactAfterPurges compacts the store (see Compactor) when this Keys
+// purged a key since it last did, and reports whether it did. A store
+// that is not a Compactor is left alone (false, nil).
+func (k *Keys) CompactAfterPurges(ctx context.Context) (bool, error) {
+	c, ok := k.store.(Compactor)
+	if !ok || !k.purged.Swap(false) {
+		return false, nil
+	}
+	if err := k.call(ctx, opCompact, c.Compact); err != nil {
+		k.purged.Store(true) // try again next time
+		return false, fmt.Errorf("keystore: compact: %w", err)
+	}
+	return true, nil
+}
+
 // ErrNoCounters: the store has no counters (it is not a Counter), so a
 // limit that needs one cannot be kept. It wraps ErrUnavailable: a token
 // with a replay limit is refused, never served unlimited.
@@ -99,6 +125,8 @@ type Keys struct {
 	subs    atomic.Pointer[[]*subscriber]
 	mu      sync.Mutex // serialises changes to subs
 	metrics *storeMetrics
+	// purged: a key was purged since the last CompactAfterPurges.
+	purged atomic.Bool
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
@@ -470,6 +498,7 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 		})
 	})
 	if err == nil {
+		k.purged.Store(true)
 		k.changed(ctx, true, id)
 	}
 	return err
@@ -732,6 +761,7 @@ func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, err
 			switch {
 			case err == nil:
 				purged = append(purged, r.ID)
+				k.purged.Store(true)
 				k.changed(ctx, true, r.ID)
 			case errors.Is(err, ErrNotDeleted), errors.Is(err, ErrNotFound):
 			default:

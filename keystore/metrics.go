@@ -24,11 +24,12 @@ const (
 	opPing
 	opNotify
 	opCountUse
+	opCompact
 	numOps
 )
 
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
-	"get_meta", "create_meta", "list_meta", "ping", "notify", "count_use"}
+	"get_meta", "create_meta", "list_meta", "ping", "notify", "count_use", "compact"}
 
 // The results a store operation is counted under.
 const (

@@ -430,6 +430,13 @@ func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log,
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purging deleted keys failed; will retry", "err", err)
 		}
+		// Purged values leave the store's files too (Redis: an AOF
+		// rewrite), whoever purged them since the last sweep.
+		if did, err := keys.CompactAfterPurges(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("compacting the store after purges failed; purged values stay in its files until the next rewrite", "err", err)
+		} else if did {
+			log.Info("store compaction started after purges (Redis: BGREWRITEAOF)")
+		}
 		select {
 		case <-ctx.Done():
 			return
