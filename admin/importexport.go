@@ -27,9 +27,10 @@ const maxExportKeys = 10000
 const MaxImportKeys = 100_000
 
 // importedKey is one entry of the import answer: the seed's ContentKey
-// shape plus Status, and Warning when the key is weak. The answer is
-// written by appendImported; this type documents it and reads it back in
-// tests.
+// shape (PascalCase, CreationMethod a number) plus Status, and the members
+// that are there only when they say something. The answer is written by
+// appendImported, in this order; this type documents it and reads it back
+// in tests.
 type importedKey struct {
 	ID             string `json:"Id"`
 	Name           string `json:"Name"`
@@ -37,7 +38,16 @@ type importedKey struct {
 	Updated        string `json:"Updated"`
 	CreationMethod int    `json:"CreationMethod"`
 	Status         string `json:"Status"`
-	Warning        string `json:"Warning,omitempty"`
+	// IDGenerated: the entry had no Id, and the server chose this one: a
+	// new KID, or (Status unchanged) the KID its bytes were stored under
+	// by an earlier import without Id.
+	IDGenerated bool `json:"IdGenerated,omitempty"`
+	// Conflict, for Status conflict, says what differs: "key" (another
+	// key is stored under the KID) or "type" (the same key, stored with
+	// another content key type, which never changes).
+	Conflict string `json:"Conflict,omitempty"`
+	// Warning: the key is weak (see weakWarning).
+	Warning string `json:"Warning,omitempty"`
 }
 
 // weakWarning is the Warning of a weak key in the import answer.
@@ -52,8 +62,14 @@ const weakWarning = "weak_key: the key is one byte repeated (all zero, for examp
 // answers 503: send the batch again. A weak key (one byte repeated) is
 // imported with a Warning in its entry, the audit record and the metric
 // keydelivery_admin_warnings_total{warning="weak_key"}.
+//
+// An entry without Id gets the KID its bytes were stored under by an
+// earlier import without Id (found by a keyed hash of the bytes, never the
+// bytes: keystore's value index), else a new random one; the answer marks
+// it IdGenerated. So sending the same file again answers the same KIDs,
+// unchanged, instead of storing the keys again under new ones.
 func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
-	keys, err := a.readImport(c)
+	keys, byValue, err := a.readImport(c)
 	defer func() {
 		for i := range keys {
 			clear(keys[i].Value[:])
@@ -62,10 +78,28 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	kids := make([]keystore.KeyID, len(keys))
+	if byValue != nil {
+		// The KIDs earlier imports gave these values, so that the started
+		// record names the KIDs the import will use.
+		ids, found, err := c.Keys().KeyIDsByValue(c.Context(), keys)
+		if err != nil {
+			return plane.Answer{}, err
+		}
+		for i := range keys {
+			if byValue[i] && found[i] {
+				keys[i].ID = ids[i]
+			}
+		}
+	}
+	kids := func() []keystore.KeyID {
+		out := make([]keystore.KeyID, len(keys))
+		for i := range keys {
+			out[i] = keys[i].ID
+		}
+		return out
+	}
 	var weak []keystore.KeyID
 	for i := range keys {
-		kids[i] = keys[i].ID
 		if keystore.WeakValue(&keys[i].Value) {
 			weak = append(weak, keys[i].ID)
 		}
@@ -73,11 +107,17 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 	if len(weak) > 0 {
 		c.Warn("weak_key", len(weak), weakDetail(weak))
 	}
-	w, err := c.Begin(kids...)
+	w, err := c.Begin(kids()...)
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	results, err := w.Import(c.Context(), keys)
+	var results []keystore.ImportResult
+	if byValue != nil {
+		results, err = w.ImportByValue(c.Context(), keys, byValue)
+		c.Name(kids()...) // a concurrent import of the same bytes may have chosen another KID
+	} else {
+		results, err = w.Import(c.Context(), keys)
+	}
 	if err != nil {
 		return plane.Answer{}, err
 	}
@@ -92,7 +132,7 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendImported(b, r, keystore.WeakValue(&keys[i].Value))
+		b = appendImported(b, r, byValue != nil && byValue[i], keystore.WeakValue(&keys[i].Value))
 		if r.Status == keystore.Conflict {
 			conflicts = append(conflicts, r.Key.ID.String())
 		}
@@ -119,7 +159,7 @@ func weakDetail(ids []keystore.KeyID) string {
 }
 
 // appendImported appends r as encoding/json writes an importedKey.
-func appendImported(b []byte, r *keystore.ImportResult, weak bool) []byte {
+func appendImported(b []byte, r *keystore.ImportResult, generated, weak bool) []byte {
 	b = append(b, `{"Id":"`...)
 	b, _ = r.Key.ID.AppendText(b)
 	b = append(b, `","Name":`...)
@@ -133,6 +173,16 @@ func appendImported(b []byte, r *keystore.ImportResult, weak bool) []byte {
 	b = append(b, `,"Status":"`...)
 	b = append(b, r.Status.String()...)
 	b = append(b, '"')
+	if generated {
+		b = append(b, `,"IdGenerated":true`...)
+	}
+	if r.Status == keystore.Conflict {
+		if r.SameValue {
+			b = append(b, `,"Conflict":"type"`...)
+		} else {
+			b = append(b, `,"Conflict":"key"`...)
+		}
+	}
 	if weak && r.Status != keystore.Conflict {
 		b = append(b, `,"Warning":"`...)
 		b = append(b, weakWarning...)
@@ -157,53 +207,55 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // readImport reads and validates the body: JSON or CPIX by Content-Type.
-func (a *api) readImport(c *plane.Call) ([]keystore.Key, error) {
+// byValue, when not nil, marks the entries that had no Id (JSON only):
+// each has a random KID for now.
+func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, err error) {
 	typ, err := importType(c.Query("type"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tooLarge := fmt.Sprintf("the import is larger than %d bytes (--max-import-bytes)", a.maxImportBytes)
 	switch c.MediaType() {
 	case "application/json", "text/json":
 		b, err := c.ReadBody(a.maxImportBytes, tooLarge)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		keys, err := parseJSONImport(b, typ, a.rand)
+		keys, byValue, err := parseJSONImport(b, typ, a.rand)
 		clear(b) // the body holds key material
-		return keys, err
+		return keys, byValue, err
 	case "application/xml", "application/cpix+xml", "text/xml":
 		doc, err := cpix.ReadKeys(c.Body(a.maxImportBytes), a.maxImportBytes, MaxImportKeys)
 		var mbe *http.MaxBytesError
 		if errors.Is(err, cpix.ErrTooLarge) || errors.As(err, &mbe) {
-			return nil, &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: plane.ReasonBodyTooLarge, Detail: tooLarge}
+			return nil, nil, &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: plane.ReasonBodyTooLarge, Detail: tooLarge}
 		}
 		var re *cpix.ReadError
 		if errors.As(err, &re) {
 			if len(re.Problems) == 1 && re.Problems[0].Reason == cpix.ReasonTooManyKeys {
-				return nil, tooManyKeys()
+				return nil, nil, tooManyKeys()
 			}
 			be := &plane.EntriesError{Count: re.Count}
 			for _, p := range re.Problems {
 				be.Problems = append(be.Problems, httpedge.EntryProblem{Index: p.Index, KID: p.KID, Reason: p.Reason, Detail: p.Detail})
 			}
-			return nil, be
+			return nil, nil, be
 		}
 		if err != nil {
-			return nil, plane.Invalid("invalid_cpix", "the body is not a CPIX document: %s", cpixDetail(err))
+			return nil, nil, plane.Invalid("invalid_cpix", "the body is not a CPIX document: %s", cpixDetail(err))
 		}
-		keys := make([]keystore.Key, len(doc.Keys))
+		keys = make([]keystore.Key, len(doc.Keys))
 		for i, k := range doc.Keys {
 			keys[i] = keystore.Key{ID: keystore.KeyID(k.KID), IV: k.IV, Type: typ, Method: keystore.CreatedImport}
 			copy(keys[i].Value[:], k.Value)
 			clear(k.Value)
 		}
 		if len(keys) == 0 {
-			return nil, plane.Invalid("empty_import", "the CPIX document holds no ContentKey")
+			return nil, nil, plane.Invalid("empty_import", "the CPIX document holds no ContentKey")
 		}
-		return keys, nil
+		return keys, nil, nil
 	}
-	return nil, &plane.RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported_media_type",
+	return nil, nil, &plane.RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported_media_type",
 		Detail: "send a JSON array as application/json, or a CPIX document as application/xml or application/cpix+xml"}
 }
 
@@ -244,10 +296,13 @@ type jsonImportEntry struct {
 // like every other body: by exact member names, unknown members refused.
 // Once an entry is bad, the keys are no longer kept (the batch is refused
 // whole), so a body of bad entries costs the body and a hundred problems.
-func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]keystore.Key, error) {
+// An entry without Id gets a random KID and is marked in byValue (nil when
+// every entry has an Id).
+func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (keys []keystore.Key, byValue []bool, err error) {
 	var (
-		keys     []keystore.Key
-		problems []httpedge.EntryProblem
+		generated    []bool
+		anyGenerated bool
+		problems     []httpedge.EntryProblem
 		count    int
 		first    = map[keystore.KeyID]int{}
 		n        int
@@ -260,10 +315,10 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 		for i := range keys {
 			clear(keys[i].Value[:])
 		}
-		keys = nil
+		keys, generated = nil, nil
 	}
 	errTooMany := errors.New("too many keys")
-	err := httpedge.EachJSON(b, func(i int, raw []byte) error {
+	err = httpedge.EachJSON(b, func(i int, raw []byte) error {
 		n = i + 1
 		if n > MaxImportKeys && count == 0 {
 			return errTooMany // a batch of bad entries is read to the end, to count them
@@ -293,6 +348,7 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 			if k.ID, err = newUUIDv4(rand); err != nil {
 				return err
 			}
+			anyGenerated = true
 		}
 		if e.Data == nil || *e.Data == "" {
 			bad("missing_data", "Data (the 16-byte key, base64) is required")
@@ -327,6 +383,7 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 				keys = make([]keystore.Key, 0, min(MaxImportKeys, len(b)/32+1))
 			}
 			keys = append(keys, k)
+			generated = append(generated, e.ID == nil || *e.ID == "")
 		} else {
 			clear(k.Value[:])
 		}
@@ -340,17 +397,20 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) ([]k
 	}
 	switch {
 	case errors.Is(err, errTooMany):
-		return nil, tooManyKeys()
+		return nil, nil, tooManyKeys()
 	case errors.As(err, &be):
-		return nil, plane.Invalid("invalid_body", "the body must be a JSON array of {\"Id\",\"Data\",\"Iv\"} objects")
+		return nil, nil, plane.Invalid("invalid_body", "the body must be a JSON array of {\"Id\",\"Data\",\"Iv\"} objects")
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case count > 0:
-		return nil, &plane.EntriesError{Problems: problems, Count: count}
+		return nil, nil, &plane.EntriesError{Problems: problems, Count: count}
 	case n == 0:
-		return nil, plane.Invalid("empty_import", "the array holds no key")
+		return nil, nil, plane.Invalid("empty_import", "the array holds no key")
 	}
-	return keys, nil
+	if anyGenerated {
+		byValue = generated
+	}
+	return keys, byValue, nil
 }
 
 // exportBody is the body of POST /api/keys/export.

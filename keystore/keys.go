@@ -264,12 +264,18 @@ func (k *Keys) existsError(ctx context.Context, key Key, createErr error) error 
 // written with.
 const kekCheckPrefix = "kek-check/"
 
-// CheckKEKs verifies every KEK of the keyring against the store: for a KEK
-// ID the store has seen before, the check value written then must open
-// (otherwise the file holds a different key under that ID, and CheckKEKs
-// refuses rather than serve garbage); for a new ID a check value is written.
+// CheckKEKs verifies every KEK of the keyring against the store, as
+// VerifyKEKs does: for a KEK ID the store has seen before, the check value
+// written then must open (otherwise the file holds a different key under
+// that ID, and CheckKEKs refuses rather than serve garbage), and no stored
+// value may be sealed under a KEK the keyring lacks. Then, for each new
+// ID, a check value is written.
 func (k *Keys) CheckKEKs(ctx context.Context) error {
-	for _, id := range k.ring.IDs() {
+	rep, err := k.VerifyKEKs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range rep.New {
 		if err := k.checkKEK(ctx, id); err != nil {
 			return err
 		}
@@ -559,6 +565,9 @@ func (s ImportStatus) String() string {
 type ImportResult struct {
 	Key    Key
 	Status ImportStatus
+	// SameValue, for a Conflict, means the stored key has the same value:
+	// only its content key type differs.
+	SameValue bool
 }
 
 // importChunk is how many keys Import hands the store per CreateBatch
@@ -709,11 +718,12 @@ func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []i
 		default:
 			return fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
 		}
-		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict}
+		same := k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value)
+		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict, SameValue: same}
 		// Unchanged only when nothing would change: the same value and the
 		// same content key type (the type is immutable, so a re-import
 		// asking for another one is refused, not silently ignored).
-		if stored.Stored.Type == keys[i].Type && k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value) {
+		if same && stored.Stored.Type == keys[i].Type {
 			out[i].Status = Unchanged
 		}
 	}

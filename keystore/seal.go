@@ -23,6 +23,10 @@ const KEKSize = 32
 type kek struct {
 	id   string
 	aead cipher.AEAD
+	// index keys the hashes of content keys imported without a KID
+	// (valueindex.go): derived from the KEK, so the index says nothing
+	// without it.
+	index []byte
 }
 
 // Keyring holds the key-encryption keys. The first one seals new values;
@@ -84,7 +88,7 @@ func ParseKeyring(text []byte, rand io.Reader) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keystore: kek %s: %w", f[0], err)
 		}
-		k := &kek{id: f[0], aead: aead}
+		k := &kek{id: f[0], aead: aead, index: indexKey(raw)}
 		kr.byID[k.id] = k
 		if kr.primary == nil {
 			kr.primary = k
@@ -440,4 +444,14 @@ func sealUpgrade(before, after []byte) bool {
 	}
 	n := 2 + int(before[1])
 	return len(before) >= n && bytes.Equal(before[1:n], after[1:n])
+}
+
+// sealedKEKID returns the ID of the KEK a sealed value (of either format)
+// names, read from its clear header, or "" when the value is too short to
+// have one. It says nothing about whether the value opens.
+func sealedKEKID(sealed []byte) string {
+	if len(sealed) < 2 || len(sealed) < 2+int(sealed[1]) {
+		return ""
+	}
+	return string(sealed[2 : 2+int(sealed[1])])
 }

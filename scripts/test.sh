@@ -10,6 +10,7 @@
 # names the failed stages and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/apt.sh # apt_install
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -48,12 +49,13 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # real tools (kubectl, for the kustomize rendering, comes with the image).
 command -v docker-compose >/dev/null 2>&1 || { command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; } || missing+=(docker-compose)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# kdctl's completion tests load its scripts into a real bash and zsh.
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v kubectl >/dev/null 2>&1 || { echo "test.sh: kubectl is required by deploy/'s tests (kustomize rendering); install it: https://kubernetes.io/docs/tasks/tools/" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} (Debian packages)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}" # waits for another install's lock (scripts/apt.sh)
   else
     echo "test.sh: the tests need ${missing[*]}, which is not installed." >&2
     echo "         Install it with: sudo apt-get install ${missing[*]}   (or your system's packages)" >&2

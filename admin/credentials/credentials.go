@@ -154,8 +154,37 @@ func (c *Set) Reload() error {
 	return nil
 }
 
-// Len returns the number of credentials in force.
-func (c *Set) Len() int { return len(c.cur.Load().entries) }
+// Len returns the number of credentials in force (0 for a nil Set).
+func (c *Set) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.cur.Load().entries)
+}
+
+// Roles counts the credentials in force by role (empty for a nil Set).
+func (c *Set) Roles() map[Role]int {
+	out := map[Role]int{}
+	if c == nil {
+		return out
+	}
+	for _, e := range c.cur.Load().entries {
+		out[e.Role]++
+	}
+	return out
+}
+
+// RolesAllowing lists the roles whose permissions include perm, from the
+// smallest: the roles an operation needing perm may be done with.
+func RolesAllowing(perm Permission) []Role {
+	var out []Role
+	for _, r := range []Role{RoleReader, RoleWriter, RoleExporter, RoleAdmin} {
+		if r.Permissions()&perm == perm {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func readFile(path string) (*set, error) {
 	b, err := os.ReadFile(path)

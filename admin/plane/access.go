@@ -48,6 +48,12 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 				return &rateLimitError{wait: wait}
 			}
 		}
+		if p.creds.Len() == 0 {
+			// Nothing could match: say so, rather than that the
+			// credential sent is wrong.
+			p.metrics.operation(opAuthenticate, audit.Unauthorized)
+			return &authError{status: http.StatusUnauthorized, reason: ReasonNoCredentials}
+		}
 		secret, ok := bearer(r.Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			return p.authFailed(c, addr, ReasonMissingCredential)
@@ -112,7 +118,7 @@ func (p *Plane) serve(sel func(*Call) (Operation, Handler)) echo.HandlerFunc {
 		c.op = op
 		ec.Set(operationKey, op)
 		if !cr.Role.Allows(op.Perm) {
-			return p.conclude(c, Answer{}, &authError{status: http.StatusForbidden, reason: ReasonRole})
+			return p.conclude(c, Answer{}, &authError{status: http.StatusForbidden, reason: ReasonRole, op: op.Name, role: cr.Role, perm: op.Perm})
 		}
 		a, err := h(c)
 		return p.conclude(c, a, err)

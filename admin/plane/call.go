@@ -33,6 +33,9 @@ type Reader interface {
 	KeySeed(ctx context.Context, id keystore.KeyID) (keystore.KeySeed, error)
 	// KeySeeds lists the stored key seeds without the seeds.
 	KeySeeds(ctx context.Context) ([]keystore.KeySeed, error)
+	// KeyIDsByValue finds the KIDs that keys' values were imported under
+	// without a KID of their own (by a keyed hash, never the bytes).
+	KeyIDsByValue(ctx context.Context, keys []keystore.Key) ([]keystore.KeyID, []bool, error)
 }
 
 // Writer is what an operation may change in the key store, once its started
@@ -45,6 +48,10 @@ type Writer interface {
 	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
 	Purge(ctx context.Context, id keystore.KeyID) error
 	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
+	// ImportByValue is Import for keys some of which came without a KID
+	// (byValue): those are indexed by value first, and may take the KID
+	// another import gave the same value (keys[i].ID changes).
+	ImportByValue(ctx context.Context, keys []keystore.Key, byValue []bool) ([]keystore.ImportResult, error)
 	// CreateKeySeed seals and stores a key seed; ErrExists if the ID is
 	// taken.
 	CreateKeySeed(ctx context.Context, seed keystore.KeySeed) (keystore.KeySeed, error)

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -37,6 +38,9 @@ const (
 const (
 	ReasonMissingCredential = "missing_credential"
 	ReasonInvalidCredential = "invalid_credential"
+	// ReasonNoCredentials: the server has no admin credential at all (no
+	// --admin-credentials-file, or an empty one), so none can match.
+	ReasonNoCredentials     = "no_credentials_configured"
 	ReasonCredentialInQuery = "credential_in_query"
 	ReasonRole              = "role_insufficient"
 	ReasonInvalidKID        = "invalid_kid"
@@ -62,9 +66,14 @@ var (
 )
 
 // authError refuses a request for its credential (401) or its role (403).
+// A 403 names the operation, the credential's role and the permission the
+// operation needs, so its answer can say which roles would do.
 type authError struct {
 	status int
 	reason string
+	op     string
+	role   credentials.Role
+	perm   credentials.Permission
 }
 
 func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
@@ -123,10 +132,10 @@ type EntriesError struct {
 // kilobytes.
 const MaxProblems = 100
 
-func (e *EntriesError) count() int { return max(e.Count, len(e.Problems)) }
+func (e *EntriesError) total() int { return max(e.Count, len(e.Problems)) }
 
 func (e *EntriesError) Error() string {
-	return fmt.Sprintf("plane: batch refused: %d bad entries", e.count())
+	return fmt.Sprintf("plane: batch refused: %s", count(e.total(), "bad entry", "bad entries"))
 }
 
 // ConflictError reports KIDs stored with a different key: those were left
@@ -138,7 +147,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("plane: %d keys conflict with stored keys", len(e.KIDs))
+	return fmt.Sprintf("plane: %s conflict with stored keys", count(len(e.KIDs), "key", "keys"))
 }
 
 // NotConfigured is a 501: the server lacks the configuration an operation
@@ -171,23 +180,34 @@ func classify(err error) httpedge.Problem {
 		if len(p.Problems) > MaxProblems {
 			p.Problems = p.Problems[:MaxProblems]
 		}
-		p.ProblemCount = be.count()
-		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", be.count())
-		if be.count() > len(p.Problems) {
-			p.Detail = fmt.Sprintf("%d entries of the import are invalid (the first %d are in problems); nothing was imported", be.count(), len(p.Problems))
+		n := be.total()
+		p.ProblemCount = n
+		p.Detail = fmt.Sprintf("%s of the import %s invalid (see problems); nothing was imported", count(n, "entry", "entries"), plural(n, "is", "are"))
+		if n > len(p.Problems) {
+			p.Detail = fmt.Sprintf("%s of the import are invalid (the first %d are in problems); nothing was imported", count(n, "entry", "entries"), len(p.Problems))
 		}
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
-		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.KIDs))
+		p.Detail = fmt.Sprintf("%s already stored with a different key, or with another content key type (see Conflict in results), %s left untouched (see conflicts); the other keys were imported", count(len(ce.KIDs), "KID", "KIDs"), plural(len(ce.KIDs), "was", "were"))
 	case errors.As(err, &ae):
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {
 			p.Code, p.Detail = codeForbidden, "this credential's role does not allow this operation"
+			if roles := credentials.RolesAllowing(ae.perm); ae.perm != 0 && len(roles) > 0 {
+				names := make([]string, len(roles))
+				for i, r := range roles {
+					names[i] = string(r)
+				}
+				p.Detail = fmt.Sprintf("this credential's role (%s) does not allow %s: it needs the role %s", ae.role, ae.op, strings.Join(names, " or "))
+			}
 		} else {
 			p.Code = codeUnauthorized
 			p.Detail = "an admin credential is required: send Authorization: Bearer <secret>"
-			if ae.reason == ReasonInvalidCredential {
+			switch ae.reason {
+			case ReasonInvalidCredential:
 				p.Detail = "the admin credential is not valid"
+			case ReasonNoCredentials:
+				p.Detail = "no admin credentials are configured on this server: start it with --admin-credentials-file (make a credential with: kdctl adminkey generate)"
 			}
 		}
 	case errors.Is(err, errCredentialInURL):
@@ -351,3 +371,14 @@ func allowed(c echo.Context) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count is n and the noun in the number n needs: "1 entry", "2 entries".
+func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }

@@ -93,6 +93,9 @@ type serverError struct {
 	status int
 	p      problem
 	raw    string // a short excerpt when the body is not a problem
+	// command and role, set on a 403, name the command and the role it
+	// needs (from the command table).
+	command, role string
 }
 
 func (e *serverError) Error() string {
@@ -126,10 +129,23 @@ func (e *serverError) Error() string {
 // refused import, and each KID an import found in conflict.
 func (e *serverError) details() []string {
 	var lines []string
+	if e.status == http.StatusForbidden && e.role != "" {
+		lines = append(lines, fmt.Sprintf("%s needs a credential of role %s", e.command, roleText(e.role)))
+	}
 	for _, p := range e.p.Problems {
 		lines = append(lines, p.String())
 	}
+	var results []importResult
+	_ = json.Unmarshal(e.p.Results, &results)
+	kind := map[string]string{}
+	for _, r := range results {
+		kind[r.ID] = r.Conflict
+	}
 	for _, kid := range e.p.Conflicts {
+		if kind[kid] == "type" {
+			lines = append(lines, "conflict: "+kid+" is stored with the same key but another content key type, which never changes; import it with the stored type (kdctl keys get "+kid+")")
+			continue
+		}
 		lines = append(lines, "conflict: "+kid+" is stored with a different key; the stored key was left untouched")
 	}
 	return lines
@@ -175,7 +191,9 @@ func (c *client) do(ctx context.Context, method string, in any, segments ...stri
 }
 
 // send makes one request and returns a 2xx answer. Any other answer is an
-// *exitError wrapping a *serverError: exit 1 for 4xx, 3 for anything else.
+// *exitError wrapping a *serverError: exit 1 for 4xx and for 501 (the
+// server is not configured for the request: retrying will not help), 3 for
+// anything else.
 func (c *client) send(ctx context.Context, r request) (*answer, error) {
 	var body io.Reader
 	if r.body != nil {
@@ -218,7 +236,7 @@ func (c *client) send(ctx context.Context, r request) (*answer, error) {
 		se.raw = excerpt(b, 120)
 	}
 	code := exitUnavailable
-	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented {
 		code = exitRefused
 	}
 	return nil, &exitError{code: code, err: se}

@@ -5,7 +5,12 @@
 //
 // Usage:
 //
-//	kdctl [--server URL] [--admin-token-file FILE] [--timeout D] COMMAND [flags] [args]
+//	kdctl [connection flags] COMMAND [flags] [args]
+//	kdctl COMMAND --help
+//	kdctl --version
+//
+// The commands (the table in commands.go is the one source of this list,
+// of kdctl help and of the README's; a test keeps them equal):
 //
 //	kdctl keys create [--id KID] [--name N] [--type T] [--key-file F | --key-seed-id ID] [--iv B64] [--quiet]
 //	kdctl keys get KID
@@ -22,13 +27,24 @@
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
 //	kdctl adminkey generate --name N --role reader|writer|exporter|admin
-//	kdctl help
+//	kdctl kid KID [--playready]
+//	kdctl completion bash|zsh
+//	kdctl version
+//	kdctl help [COMMAND]
+//
+// Every level answers --help: kdctl --help, kdctl keys --help, kdctl keys
+// import --help (a command's help lists only the flags it takes, with the
+// defaults the environment sets, such as KD_SERVER). A mistyped command or
+// flag is one line naming the nearest ones.
 //
 // The server is --server, else $KD_SERVER, else http://127.0.0.1:8081. The
 // admin credential is read from the file named by --admin-token-file, else
 // from $KD_ADMIN_TOKEN, else from the file named by $KD_ADMIN_TOKEN_FILE. It
 // is never taken from a flag value, so it never shows up in a process list
-// or a shell history. Global flags may also follow the subcommand.
+// or a shell history. The connection flags (--server, --admin-token-file,
+// --timeout) may come before the command or after it; commands that never
+// call the server (token mint, kek generate, adminkey generate, kid,
+// completion) do not take them.
 //
 // # Keys
 //
@@ -37,11 +53,15 @@
 // or a CPIX document as application/cpix+xml. The format is --format, else
 // the extension (.json; .xml or .cpix), else the first byte that is not
 // white space ('[' JSON, '<' CPIX). It prints the server's answer, one
-// outcome per key (Status created or unchanged). A refused batch (400) lists
-// every bad entry on stderr (index, KID, reason, detail) and nothing is
-// imported; a conflict (409) lists each KID already stored with another key
-// on stderr, prints the outcome of every entry on stdout (the other keys
-// were imported) and exits 1.
+// outcome per key (Status created or unchanged), and a summary on stderr.
+// A JSON entry without Id gets its KID from the server (IdGenerated): the
+// KID its bytes were stored under by an earlier import without Id
+// (unchanged), else a new one; so importing the same file again stores
+// nothing twice. A refused batch (400) lists every bad entry on stderr
+// (index, KID, reason, detail) and nothing is imported; a conflict (409)
+// lists each KID already stored with another key, or with the same key and
+// another content key type, on stderr, prints the outcome of every entry on
+// stdout (the other keys were imported) and exits 1.
 //
 // keys list prints each key's metadata as one compact JSON object per line,
 // never key material. Without --all it prints one page and, when there may
@@ -94,12 +114,22 @@
 //
 //	0  success
 //	1  refused: the server answered 4xx (its problem code, reason and detail
-//	   are printed on stderr), or a local input was unusable (an unreadable
-//	   key or import file, a signing key that does not load, a file kdctl
-//	   will not overwrite)
+//	   are printed on stderr; a 403 also names the role the command needs),
+//	   or it is not configured for the command (501 not_configured: the
+//	   detail names the setting), or a local input was unusable (an
+//	   unreadable key or import file, a signing key that does not load, a
+//	   file kdctl will not overwrite); the same command will fail again
 //	2  usage error: unknown command, bad flag or argument, no credential
-//	3  the server is unreachable, answered 5xx, or answered something that
-//	   is not the admin API; retrying later may help
+//	3  the server is unreachable, answered 5xx (other than 501), or
+//	   answered something that is not the admin API; retrying later may help
+//
+// # KIDs and completion
+//
+// kid prints one KID in every form: the UUID, 32 hex digits, base64url of
+// its bytes (what a ClearKey license request carries), the AMS
+// nb:kid:UUID: form, and the PlayReady GUID (the little-endian bytes in
+// base64, as a PlayReady header holds it). completion bash|zsh prints a
+// completion script generated from the command table.
 //
 // Results go to stdout (JSON as the server sent it, indented; JSON lines
 // for keys list; or one value per line), everything else to stderr.

@@ -433,7 +433,9 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%s: %d %q", name, r.code, r.stderr)
 		}
 	}
-	if r := kdctl(t, nil, "keys", "create", "-h"); r.code != 0 || !strings.Contains(r.stderr, "--key-file") && !strings.Contains(r.stderr, "-key-file") {
-		t.Errorf("-h: %d %q", r.code, r.stderr)
+	// Help is an answer, so it goes to stdout (it went to stderr before
+	// kdctl had help at every level).
+	if r := kdctl(t, nil, "keys", "create", "-h"); r.code != 0 || !strings.Contains(r.stdout, "--key-file") && !strings.Contains(r.stdout, "-key-file") {
+		t.Errorf("-h: %d %q", r.code, r.stdout)
 	}
 }

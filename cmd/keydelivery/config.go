@@ -5,14 +5,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/keydelivery/keydelivery/delivery"
+	"github.com/keydelivery/keydelivery/internal/cli"
 	"github.com/keydelivery/keydelivery/internal/ratelimit"
+	"github.com/keydelivery/keydelivery/keystore/redisstore"
 )
 
 // config is everything run needs, from defaults, then the environment
@@ -68,14 +73,30 @@ type config struct {
 	CheckConfig  bool
 	Version      bool
 
+	// CreateStore: create the bolt store's directory when missing.
+	CreateStore bool
+
 	// From the environment only (secrets).
 	kekText       string
 	redisPassword string
 	storeFromFlag bool
+	// flagNames are the names of every flag, for the environment check.
+	flagNames []string
 }
 
 // flagHelp: --help was asked for and printed.
 var flagHelp = flag.ErrHelp
+
+// usageHeader starts the server's --help.
+const usageHeader = `Usage: keydelivery [flags]
+
+The key-delivery server. Every flag can also be set from the environment as
+KD_<FLAG> (upper case, - as _: --store is KD_STORE); flags win. Secrets come
+from files or the environment, never from flag values: KD_KEK (the KEK
+file's content), KD_REDIS_PASSWORD.
+
+Flags:
+`
 
 // listFlag is a comma-separated, repeatable list flag.
 type listFlag struct{ v *[]string }
@@ -102,10 +123,12 @@ func envName(flagName string) string {
 	return "KD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+// parseConfig reads the configuration from the environment (getenv) and the
+// arguments. --help writes the flags to help and returns flagHelp; a bad
+// flag is an error of one line (an unknown one names the nearest flags).
+func parseConfig(args []string, getenv func(string) string, help io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: keep everything under --data-dir and generate a dev token certificate, KEK and admin credential on first start (never in production)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the embedded store and, in --dev, the generated dev material")
 	fs.StringVar(&c.Listen, "listen", ":8080", "delivery plane listen address (players)")
@@ -147,8 +170,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.AccessLog, "access-log", false, "log every delivery request (tokens are redacted); 5xx answers are always logged")
-	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and trust material, print a summary and exit")
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "run every check startup runs, the store's KEK check included, without starting or writing; print a summary and exit (1 on anything startup would refuse)")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+
+	// An operator's first day (issue 15): a missing store directory is a
+	// likely typo, created only when asked.
+	fs.BoolVar(&c.CreateStore, "create-store", false, "create the directory of a bolt: store when it does not exist (otherwise a missing directory is refused as a likely typo; --dev creates it)")
 
 	// Environment first, so flags win.
 	var envErr error
@@ -162,11 +189,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if envErr != nil {
 		return nil, envErr
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	c.flagNames = cli.FlagNames(fs)
+	if err := cli.Parse(fs, args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(help, usageHeader)
+			cli.WriteFlags(help, fs, nil)
 			return nil, flagHelp
 		}
-		return nil, err
+		return nil, fmt.Errorf("%w; run keydelivery --help for the flags", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
@@ -301,18 +331,108 @@ func (c *config) validate() error {
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
-	spec := c.storeSpec()
-	if !strings.HasPrefix(spec, "bolt:") {
-		u, err := url.Parse(spec)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--store: cannot parse the URL (check its form: redis://host:port/db)"))
-		} else if _, hasPass := u.User.Password(); hasPass && c.storeFromFlag {
-			errs = append(errs, errors.New("--store holds a password: flags are visible to every user of the machine; put the password in --redis-password-file or KD_REDIS_PASSWORD, or the whole URL in KD_STORE"))
-		}
-	} else if strings.TrimPrefix(spec, "bolt:") == "" {
-		errs = append(errs, errors.New("--store bolt:PATH needs a path"))
+	// The store (issue 15): one of the accepted forms, and a bolt file in a
+	// directory that exists (unless it is to be created). The CORS
+	// origins, as the delivery plane will compile them.
+	if err := c.checkStore(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := delivery.CheckCORSOrigins(c.CORSOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("--cors-origins: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// storeForms lists the accepted --store forms, for error messages. It
+// shows no password placeholder: a password never goes into --store.
+const storeForms = "bolt:PATH (the embedded store: a file), redis://[user@]host:port/db, rediss://[user@]host:port/db (TLS), " +
+	"redis+sentinel://[user@]h1:p1,h2:p2/MASTERNAME[?db=N], redis+cluster://[user@]h1:p1,h2:p2"
+
+// checkStore checks the store spec without touching the store: its form,
+// no password in a flag, and for bolt: a directory that exists, unless
+// --dev or --create-store may create it.
+func (c *config) checkStore() error {
+	spec := c.storeSpec()
+	if path, ok := strings.CutPrefix(spec, "bolt:"); ok {
+		if path == "" {
+			return fmt.Errorf("--store bolt:PATH needs a path; the accepted forms are %s", storeForms)
+		}
+		if c.Dev || c.CreateStore {
+			return nil
+		}
+		dir := filepath.Dir(path)
+		switch fi, err := os.Stat(dir); {
+		case errors.Is(err, fs.ErrNotExist):
+			what := "--store " + spec
+			if c.Store == "" {
+				what = "the store " + spec + " (the default, under --data-dir " + c.DataDir + ")"
+			}
+			return fmt.Errorf("%s: the directory %s does not exist; check the path (a new store is made only in an existing directory: create it, or pass --create-store)", what, dir)
+		case err != nil:
+			return fmt.Errorf("--store %s: %w", spec, err)
+		case !fi.IsDir():
+			return fmt.Errorf("--store %s: %s is not a directory", spec, dir)
+		}
+		return nil
+	}
+	if !strings.Contains(spec, "://") {
+		// Not quoted when it may hold a password (user:pass@host).
+		msg := "the --store value is not a store URL"
+		if !strings.Contains(spec, "@") {
+			msg = fmt.Sprintf("--store %q is not a store URL", spec)
+			if hint := boltHint(spec); hint != "" {
+				msg += " (did you mean " + hint + "?)"
+			}
+		}
+		return fmt.Errorf("%s; the accepted forms are %s", msg, storeForms)
+	}
+	if err := redisstore.CheckURL(spec); err != nil {
+		return fmt.Errorf("--store: the accepted forms are %s; this one: %w", storeForms, err)
+	}
+	if u, err := url.Parse(spec); err == nil {
+		if _, hasPass := u.User.Password(); hasPass && c.storeFromFlag {
+			return errors.New("--store holds a password: flags are visible to every user of the machine; put the password in --redis-password-file or KD_REDIS_PASSWORD, or the whole URL in KD_STORE")
+		}
+	}
+	return nil
+}
+
+// boltHint guesses the bolt: URL meant by a store spec without a scheme:
+// "bolt/data/x.db" or "bolt:" forgotten before a path.
+func boltHint(spec string) string {
+	if rest, ok := strings.CutPrefix(spec, "bolt"); ok && rest != "" && (rest[0] == '/' || rest[0] == '=') {
+		return "bolt:" + strings.TrimPrefix(rest, "=")
+	}
+	if strings.ContainsRune(spec, '/') || strings.HasSuffix(spec, ".db") {
+		return "bolt:" + spec
+	}
+	return ""
+}
+
+// knownEnv are the KD_ variables that are not flags: the server's secrets,
+// and kdctl's, which an operator's shell often holds too.
+var knownEnv = []string{"KD_KEK", "KD_REDIS_PASSWORD", "KD_SERVER", "KD_ADMIN_TOKEN", "KD_ADMIN_TOKEN_FILE"}
+
+// unknownEnv returns a warning for each KD_ variable of environ ("NAME=value"
+// entries) that sets nothing, with the nearest known name.
+func (c *config) unknownEnv(environ []string) []string {
+	known := slices.Clone(knownEnv)
+	for _, f := range c.flagNames {
+		known = append(known, envName(f))
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "KD_") || slices.Contains(known, name) {
+			continue
+		}
+		msg := name + " sets nothing: no flag is called --" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "KD_"), "_", "-"))
+		if near := cli.Nearest(name, known); len(near) > 0 {
+			msg += " (did you mean " + cli.OrList(near) + "?)"
+		}
+		out = append(out, msg)
+	}
+	return out
 }
 
 func readSecretFile(path string) (string, error) {

@@ -44,7 +44,8 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	base := func() *config {
-		c, err := parseConfig([]string{"kd", "--token-certs", "/x", "--token-issuer", "i", "--token-audience", "a", "--kek-file", "/k"}, func(string) string { return "" }, io.Discard)
+		// The default store is under --data-dir, which must exist.
+		c, err := parseConfig([]string{"kd", "--data-dir", t.TempDir(), "--token-certs", "/x", "--token-issuer", "i", "--token-audience", "a", "--kek-file", "/k"}, func(string) string { return "" }, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	buildversion "github.com/keydelivery/keydelivery/internal/version"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
@@ -41,21 +42,8 @@ import (
 var version, commit = "", ""
 
 func buildInfo() metrics.BuildInfo {
-	b := metrics.BuildInfo{Version: version, Commit: commit}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if b.Version == "" {
-			b.Version = info.Main.Version
-		}
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && b.Commit == "" {
-				b.Commit = s.Value
-			}
-		}
-	}
-	if b.Version == "" {
-		b.Version = "(devel)"
-	}
-	return b
+	i := buildversion.Read(version, commit)
+	return metrics.BuildInfo{Version: i.Version, Commit: i.Revision}
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -68,8 +56,10 @@ func parseLogLevel(s string) (slog.Level, error) {
 
 // run is the whole server: main only calls it. It reads the configuration,
 // builds the dependencies (build) and serves them (serve) until ctx ends or
-// SIGINT/SIGTERM arrives (after draining), or a fatal error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// SIGINT/SIGTERM arrives (after draining), or a fatal error. environ, the
+// environment's "NAME=value" entries (main passes os.Environ()), is only
+// looked at for KD_ variables that set nothing; values come from getenv.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, environ ...string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A closed stdout or stderr (the reader of a pipe gone) must not kill
@@ -78,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// answers 503 audit_unavailable, a log line is counted and dropped.
 	signal.Ignore(syscall.SIGPIPE)
 
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flagHelp) {
 		return nil
 	}
@@ -86,8 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cfg.Version {
-		b := buildInfo()
-		fmt.Fprintf(stdout, "keydelivery %s %s\n", b.Version, b.Commit)
+		fmt.Fprintf(stdout, "keydelivery %s\n", buildversion.Read(version, commit))
 		return nil
 	}
 	level, err := parseLogLevel(cfg.LogLevel)
@@ -98,6 +87,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// whatever code wrote it), and a failed write is counted, never fatal.
 	logOut := newLogWriter(stderr)
 	log := slog.New(httpedge.RedactingHandler(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})))
+	for _, w := range cfg.unknownEnv(environ) {
+		log.Warn("unknown environment variable: " + w)
+	}
 
 	var dev devMaterial
 	if cfg.Dev {
@@ -117,10 +109,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	m.reg.MustRegister(logOut.failures)
+	m.warnNoCredentials(log)
 	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
-			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID())
-		return nil
+		return checkConfig(ctx, cfg, log, m, stdout)
 	}
 	s, err := build(ctx, cfg, log, m)
 	if err != nil {
@@ -233,10 +224,7 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	}))
 	s.keys = keystore.NewKeys(s.store, m.ring, keystore.Options{Timeout: cfg.StoreTimeout, Rand: rand.Reader,
 		Registerer: m.reg, Backend: backend})
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = s.keys.CheckKEKs(startCtx)
-	cancel()
-	if err != nil {
+	if err = s.checkKEKs(ctx); err != nil {
 		return nil, err
 	}
 	var auditCloser io.Closer
@@ -496,7 +484,7 @@ func loadKeyring(cfg *config) (*keystore.Keyring, error) {
 func openStore(cfg *config, log *slog.Logger) (keystore.Store, error) {
 	spec := cfg.storeSpec()
 	if path, ok := strings.CutPrefix(spec, "bolt:"); ok {
-		return boltstore.Open(path, 2*time.Second)
+		return boltstore.Open(path, lockTimeout)
 	}
 	password := cfg.redisPassword
 	if cfg.RedisPasswordFile != "" {

@@ -49,14 +49,27 @@ func Open(path string, lockTimeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// A store that has its buckets is not written to on open, so a server
+	// that opens it and then refuses to start (a wrong KEK) leaves the
+	// file as it was.
+	ready := db.View(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+			if tx.Bucket(b) == nil {
+				return bolterrors.ErrBucketNotFound
 			}
 		}
 		return nil
-	})
+	}) == nil
+	if !ready {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
@@ -366,17 +379,29 @@ func (s *Store) ListMeta(ctx context.Context, prefix string) ([]string, error) {
 	return names, nil
 }
 
+// createMeta writes through bbolt's Batch, so that concurrent meta
+// creates (the value index of a large import without KIDs makes one per
+// key) share transactions and fsyncs instead of taking one each. Batch may
+// run the function more than once, in a transaction that is then rolled
+// back: it sets exists afresh each time, and returns no error for a taken
+// name (an error would make Batch retry the others one by one).
 func (s *Store) createMeta(ctx context.Context, k, v []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	var exists bool
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
-		if b.Get(k) != nil {
-			return keystore.ErrExists
+		exists = b.Get(k) != nil
+		if exists {
+			return nil
 		}
 		return b.Put(k, v)
 	})
+	if err == nil && exists {
+		return keystore.ErrExists
+	}
+	return err
 }
 
 // Ping implements keystore.Store: it fails once the store is closed.

@@ -45,6 +45,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("MovedValueFails", func(t *testing.T) { testMovedValue(t, h) })
 	t.Run("KEKCheck", func(t *testing.T) { testKEKCheck(t, h) })
 	t.Run("KEKRotation", func(t *testing.T) { testKEKRotation(t, h) })
+	t.Run("VerifyKEKs", func(t *testing.T) { testVerifyKEKs(t, h) })
+	t.Run("ImportByValue", func(t *testing.T) { testImportByValue(t, h) })
 	t.Run("SealedKindsNeverCross", func(t *testing.T) { testSealKinds(t, h) })
 	t.Run("FormatV1Opens", func(t *testing.T) { testFormatV1(t, h) })
 	t.Run("FormatUpgradeOnUpdate", func(t *testing.T) { testFormatUpgrade(t, h) })
