@@ -303,9 +303,9 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (key
 		generated    []bool
 		anyGenerated bool
 		problems     []httpedge.EntryProblem
-		count    int
-		first    = map[keystore.KeyID]int{}
-		n        int
+		count        int
+		first        = map[keystore.KeyID]int{}
+		n            int
 	)
 	add := func(p httpedge.EntryProblem) {
 		count++
