@@ -29,7 +29,7 @@ var (
 )
 
 // serverBinary builds this package's binary once per test run.
-func serverBinary(t *testing.T) string {
+func serverBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "keydelivery-bin-")
@@ -62,7 +62,7 @@ type proc struct {
 // startProcess starts the server binary with args (args[0] is ignored) and
 // the environment env added, stdout going to stdout, and waits until it
 // serves /readyz.
-func startProcess(t *testing.T, args []string, env []string, stdout io.Writer) *proc {
+func startProcess(t testing.TB, args []string, env []string, stdout io.Writer) *proc {
 	t.Helper()
 	buf := &syncbuf.Buffer{}
 	return startProcessIO(t, args, env, stdout, buf, buf.String)
@@ -71,7 +71,7 @@ func startProcess(t *testing.T, args []string, env []string, stdout io.Writer) *
 // startProcessIO is startProcess with the process's stderr going to
 // stderr (an *os.File is handed to the process itself) and logText
 // returning what it has written so far.
-func startProcessIO(t *testing.T, args []string, env []string, stdout, stderr io.Writer, logText func() string) *proc {
+func startProcessIO(t testing.TB, args []string, env []string, stdout, stderr io.Writer, logText func() string) *proc {
 	t.Helper()
 	cmd := exec.Command(serverBinary(t), args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
@@ -123,7 +123,7 @@ func (p *proc) alive() bool {
 
 // highWater is the process's peak resident memory so far (VmHWM), in
 // bytes.
-func (p *proc) highWater(t *testing.T) int64 {
+func (p *proc) highWater(t testing.TB) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
@@ -145,7 +145,7 @@ func (p *proc) highWater(t *testing.T) int64 {
 }
 
 // post sends body to the admin API with the test credential.
-func (p *proc) post(t *testing.T, path, contentType string, body []byte) answer {
+func (p *proc) post(t testing.TB, path, contentType string, body []byte) answer {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, p.adminURL+path, bytes.NewReader(body))
 	if err != nil {
