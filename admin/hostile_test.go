@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -181,4 +183,32 @@ func (w *weakFirst) Read(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// TestAppendImportedIsEncodingJSON: the hand-written import answer is
+// byte for byte what encoding/json writes for importedKey.
+func TestAppendImportedIsEncodingJSON(t *testing.T) {
+	for _, name := range []string{"", "plain name", `q"uote\back`, "<b>&amp;</b>", "é ü \u2028 \x7f", "tab\there"} {
+		for _, st := range []keystore.ImportStatus{keystore.Created, keystore.Unchanged, keystore.Conflict} {
+			for _, gen := range []bool{false, true} {
+				r := keystore.ImportResult{Key: keystore.Key{ID: keystore.KeyID{1, 2, 3}, Name: name, Method: keystore.CreatedImport,
+					Created: testNow, Updated: testNow.Add(1500 * time.Millisecond)}, Status: st, SameValue: gen}
+				want := importedKey{ID: r.Key.ID.String(), Name: name, Created: r.Key.Created.UTC().Format(time.RFC3339Nano),
+					Updated: r.Key.Updated.UTC().Format(time.RFC3339Nano), CreationMethod: 2, Status: st.String(), IDGenerated: gen}
+				if st == keystore.Conflict {
+					want.Conflict = "key"
+					if gen {
+						want.Conflict = "type"
+					}
+				}
+				wb, err := json.Marshal(want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := appendImported(nil, &r, gen, false); string(got) != string(wb) {
+					t.Errorf("appendImported:\n%s\nencoding/json:\n%s", got, wb)
+				}
+			}
+		}
+	}
 }

@@ -136,6 +136,7 @@ for target in \
   "FuzzVerify ./auth 30000x" \
   "FuzzRead ./cpix 50000x" \
   "FuzzCreateKeyBody ./admin 8000x" \
+  "FuzzJSONImport ./admin 20000x" \
   "FuzzParseCredentials ./admin/credentials 20000x" \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
