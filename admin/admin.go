@@ -2,6 +2,7 @@ package admin
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"io"
 	"net/http"
@@ -22,8 +23,8 @@ type Options struct {
 	// TokenLeeway widens certificate validity when reporting status
 	// (default auth.DefaultLeeway), as the verifier does.
 	TokenLeeway time.Duration
-	// Rand supplies generated KIDs, key values and key seeds (default
-	// crypto/rand.Reader).
+	// Rand supplies generated KIDs, key values and key seeds, and the
+	// document keys of encrypted exports (default crypto/rand.Reader).
 	Rand io.Reader
 	// PublicURL is the delivery plane's base URL as players see it, for
 	// GET /api/keys/{kid}/delivery-url (default: none; that route then
@@ -31,6 +32,10 @@ type Options struct {
 	PublicURL string
 	// MaxImportBytes caps an import body (default 64 MiB).
 	MaxImportBytes int64
+	// CPIXRecipient is this server's private key as a CPIX recipient: a
+	// CPIX import whose keys are encrypted to its certificate is decrypted
+	// (every MAC checked first). Default nil: encrypted CPIX is refused.
+	CPIXRecipient *rsa.PrivateKey
 }
 
 // The operations of the native API: their audit and metric names, and the
@@ -66,6 +71,7 @@ type api struct {
 	rand           io.Reader
 	publicURL      string
 	maxImportBytes int64
+	recipient      *rsa.PrivateKey
 }
 
 // Register mounts the native admin API on p.
@@ -74,7 +80,7 @@ func Register(p *plane.Plane, o Options) error {
 		return errors.New("admin: no plane")
 	}
 	a := &api{certs: o.Certificates, now: o.Now, leeway: o.TokenLeeway, rand: o.Rand,
-		publicURL: o.PublicURL, maxImportBytes: o.MaxImportBytes}
+		publicURL: o.PublicURL, maxImportBytes: o.MaxImportBytes, recipient: o.CPIXRecipient}
 	if a.certs == nil {
 		a.certs = func() []auth.Certificate { return nil }
 	}

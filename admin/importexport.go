@@ -2,6 +2,8 @@ package admin
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -225,7 +227,7 @@ func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, er
 		clear(b) // the body holds key material
 		return keys, byValue, err
 	case "application/xml", "application/cpix+xml", "text/xml":
-		doc, err := cpix.ReadKeys(c.Body(a.maxImportBytes), a.maxImportBytes, MaxImportKeys)
+		doc, err := cpix.ReadWith(c.Body(a.maxImportBytes), cpix.ReadOptions{Max: a.maxImportBytes, MaxKeys: MaxImportKeys, Recipient: a.recipient})
 		var mbe *http.MaxBytesError
 		if errors.Is(err, cpix.ErrTooLarge) || errors.As(err, &mbe) {
 			return nil, nil, &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: plane.ReasonBodyTooLarge, Detail: tooLarge}
@@ -237,6 +239,9 @@ func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, er
 			}
 			be := &plane.EntriesError{Count: re.Count}
 			for _, p := range re.Problems {
+				if p.Reason == cpix.ReasonEncryptedValueUnsupported {
+					p.Detail = "the key is encrypted to a recipient, and this server has no CPIX recipient key (--cpix-recipient-cert and --cpix-recipient-key, or --protection-cert and --protection-key): configure one and encrypt to its certificate, or send the key as a pskc:PlainValue over a protected channel"
+				}
 				be.Problems = append(be.Problems, httpedge.EntryProblem{Index: p.Index, KID: p.KID, Reason: p.Reason, Detail: p.Detail})
 			}
 			return nil, nil, be
@@ -416,20 +421,31 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (key
 // exportBody is the body of POST /api/keys/export.
 type exportBody struct {
 	KIDs []string `json:"kids"`
+	// Recipients are certificates (base64 of the DER) the keys are
+	// encrypted to; none: the keys go in the clear.
+	Recipients []string `json:"recipients"`
 }
+
+// maxRecipients caps the recipients of one export.
+const maxRecipients = 16
 
 // exportKeys serves POST /api/keys/export {"kids":[...]}: a CPIX 2.3
 // document with the keys in the clear (PlainValue), which the import reads
-// back byte for byte. Role exporter.
+// back byte for byte; with "recipients" (certificates), the keys encrypted
+// to them as CPIX specifies, and no PlainValue. Role exporter.
 func (a *api) exportKeys(c *plane.Call) (plane.Answer, error) {
 	var b exportBody
-	err := c.DecodeJSON(&b, 1<<20, `the body is {"kids": [KID, ...]}`)
+	err := c.DecodeJSON(&b, 1<<20, `the body is {"kids": [KID, ...], "recipients": [base64 DER certificate, ...]}`)
 	var re *plane.RequestError
 	if errors.As(err, &re) && re.Reason == "invalid_kids" || err == nil && len(b.KIDs) == 0 {
 		err = plane.Invalid("invalid_kids", "the body must be {\"kids\": [KID, ...]} with at least one KID")
 	} else if err == nil && len(b.KIDs) > maxExportKeys {
 		err = plane.Invalid("too_many_kids", "at most %d KIDs per export", maxExportKeys)
 	}
+	if err != nil {
+		return plane.Answer{}, err
+	}
+	recipients, err := parseRecipients(b.Recipients)
 	if err != nil {
 		return plane.Answer{}, err
 	}
@@ -462,9 +478,35 @@ func (a *api) exportKeys(c *plane.Call) (plane.Answer, error) {
 		clear(k.Value[:])
 	}
 	var buf bytes.Buffer
-	if err := cpix.Write(&buf, doc); err != nil {
+	if recipients != nil {
+		err = cpix.WriteEncrypted(&buf, doc, recipients, a.rand)
+	} else {
+		err = cpix.Write(&buf, doc)
+	}
+	if err != nil {
 		clear(buf.Bytes())
 		return plane.Answer{}, err
 	}
 	return plane.Blob(http.StatusOK, "application/cpix+xml", buf.Bytes()).Wiped(), nil
+}
+
+// parseRecipients reads the recipients of an encrypted export: standard
+// base64 of DER certificates with RSA keys of at least 2048 bits.
+func parseRecipients(in []string) ([]*x509.Certificate, error) {
+	if len(in) > maxRecipients {
+		return nil, plane.Invalid("invalid_recipients", "at most %d recipients", maxRecipients)
+	}
+	var out []*x509.Certificate
+	for i, s := range in {
+		der, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, plane.Invalid("invalid_recipients", "recipient %d is not standard base64 of a DER certificate", i+1)
+		}
+		cert, _, err := cpix.RecipientKey(der)
+		if err != nil {
+			return nil, plane.Invalid("invalid_recipients", "recipient %d: %s", i+1, strings.TrimPrefix(err.Error(), "cpix: "))
+		}
+		out = append(out, cert)
+	}
+	return out, nil
 }

@@ -84,6 +84,16 @@ type keyMetadata struct {
 	Updated        time.Time  `json:"updated"`
 	DeletedAt      *time.Time `json:"deletedAt,omitempty"`
 	Assets         []string   `json:"assets,omitempty"`
+	// Period and TrackType: what a packager made the key for (SPEKE).
+	Period    *periodMetadata `json:"period,omitempty"`
+	TrackType string          `json:"trackType,omitempty"`
+}
+
+// periodMetadata is a key's SPEKE key period.
+type periodMetadata struct {
+	Index uint64     `json:"index"`
+	Start *time.Time `json:"start,omitempty"`
+	End   *time.Time `json:"end,omitempty"`
 }
 
 func metadataOf(k *keystore.Key) keyMetadata {
@@ -96,6 +106,18 @@ func metadataOf(k *keystore.Key) keyMetadata {
 		Created:        k.Created.UTC(),
 		Updated:        k.Updated.UTC(),
 		Assets:         k.Assets,
+		TrackType:      k.TrackType,
+	}
+	if p := k.Period; p != nil {
+		m.Period = &periodMetadata{Index: p.Index}
+		if !p.Start.IsZero() {
+			s := p.Start.UTC()
+			m.Period.Start = &s
+		}
+		if !p.End.IsZero() {
+			e := p.End.UTC()
+			m.Period.End = &e
+		}
 	}
 	if k.Deleted() {
 		d := k.DeletedAt.UTC()

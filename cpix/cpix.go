@@ -73,6 +73,7 @@ const (
 	ReasonInvalidStructure    = "invalid_structure"    // an element repeated that may appear once
 	ReasonNestingTooDeep      = "nesting_too_deep"     // elements nested deeper than MaxDepth
 	ReasonTooManyKeys         = "too_many_keys"        // more ContentKeys than the reader's limit
+	ReasonTooManyNodes        = "too_many_nodes"       // a part read whole holds more than MaxTreeNodes nodes
 
 	// Either level.
 	ReasonDuplicateAttribute = "duplicate_attribute"
@@ -87,6 +88,16 @@ const (
 	ReasonInvalidKeyLength          = "invalid_key_length"
 	ReasonInvalidIVLength           = "invalid_iv_length"
 	ReasonInvalidScheme             = "invalid_scheme"
+
+	// Encrypted documents (ReadWith with a Recipient), and signatures.
+	ReasonSignatureNotVerified  = "signature_not_verified"  // document level: a ds:Signature
+	ReasonNotRecipient          = "not_recipient"           // document level: no DeliveryData is for this recipient
+	ReasonInvalidDeliveryData   = "invalid_delivery_data"   // document level: a DocumentKey or MACMethod that cannot be read
+	ReasonMissingMAC            = "missing_mac"             // no MACMethod, or a key without ValueMAC
+	ReasonMACMismatch           = "mac_mismatch"            // a ValueMAC that does not match
+	ReasonInvalidEncryptedValue = "invalid_encrypted_value" // an EncryptedValue that cannot be read
+	ReasonUnsupportedAlgorithm  = "unsupported_algorithm"   // an algorithm other than those of CPIX
+	ReasonDecryptionFailed      = "decryption_failed"       // a value that does not decrypt
 )
 
 // Problem is one thing wrong with a document or one of its ContentKeys.

@@ -3,6 +3,7 @@ package delivery
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -153,7 +154,8 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 	if o, ok := c.Get(outcomeKey).(httpedge.Outcome); ok {
 		req.Reason, req.Err = o.Reason, o.Err
 	}
-	httpedge.Log(r.Context(), s.log, "request", req)
+	// The protocol (HTTP/1.1, HTTP/2.0) shows what players negotiate.
+	httpedge.Log(r.Context(), s.log, "request", req, slog.String("proto", r.Proto))
 }
 
 // requestID returns the request's ID, setting X-Request-ID on the response

@@ -86,6 +86,10 @@ type Options struct {
 	// Now is the clock of the budgets and of the refusal log (default
 	// time.Now).
 	Now func() time.Time
+	// ClientAddr is the address of the client that sent a request (behind
+	// trusted proxies, the one they forwarded), for the access log.
+	// Default: the TCP peer's address.
+	ClientAddr func(*http.Request) string
 }
 
 var amsName = map[System]string{PlayReady: "PlayReady", Widevine: "Widevine", FairPlay: "FairPlay"}
@@ -159,6 +163,9 @@ func New(o Options) (*Handler, error) {
 	e.HideBanner, e.HidePort, e.Debug = true, true, false
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientAddr != nil {
+		e.IPExtractor = o.ClientAddr
+	}
 
 	// Order: the edge (request ID, no-store, recover, RED metrics, access
 	// log), then CORS (so errors carry CORS headers too), then routes. The

@@ -207,6 +207,49 @@ type Key struct {
 	Updated   time.Time
 	DeletedAt time.Time // zero unless soft-deleted
 	Assets    []string  // asset IDs the key belongs to
+	// Period is the key period the key was made for (SPEKE key rotation),
+	// nil when none; TrackType is the CPIX intendedTrackType it was made
+	// for ("VIDEO", "SD", "STEREO_AUDIO", ...), "" when none. Both are set
+	// at creation and never change.
+	Period    *KeyPeriod
+	TrackType string
+}
+
+// KeyPeriod is a CPIX ContentKeyPeriod: its index, and the time it covers
+// when the packager said (zero times when not).
+type KeyPeriod struct {
+	Index      uint64
+	Start, End time.Time
+}
+
+// Equal reports whether p and q describe the same period (both nil, or the
+// same index and times).
+func (p *KeyPeriod) Equal(q *KeyPeriod) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	return p.Index == q.Index && p.Start.Equal(q.Start) && p.End.Equal(q.End)
+}
+
+// MaxTrackType is the longest track type, in bytes.
+const MaxTrackType = 64
+
+// ErrInvalidTrackType: a track type that is too long or not printable
+// ASCII without spaces.
+var ErrInvalidTrackType = errors.New("keystore: invalid track type")
+
+// ValidateTrackType checks a track type: empty, or 1 to MaxTrackType bytes
+// of printable ASCII other than space.
+func ValidateTrackType(s string) error {
+	if len(s) > MaxTrackType {
+		return fmt.Errorf("%w: at most %d bytes", ErrInvalidTrackType, MaxTrackType)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return fmt.Errorf("%w: only printable ASCII, no spaces", ErrInvalidTrackType)
+		}
+	}
+	return nil
 }
 
 // WeakValue reports whether v is a weak key: one byte repeated (all zero,

@@ -207,6 +207,9 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 			return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 		}
 	}
+	if err := ValidateTrackType(key.TrackType); err != nil {
+		return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+	}
 	if key.Value == ([16]byte{}) {
 		if k.rand == nil {
 			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
@@ -225,7 +228,7 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		return Key{}, err
 	}
 	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
-		Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+		Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType}
 	err = k.call(ctx, opCreate, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
 		return Key{}, k.existsError(ctx, key, err)
@@ -407,7 +410,8 @@ func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
 
 func metadata(r Record) Key {
 	return Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
-		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets}
+		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets,
+		Period: r.Period, TrackType: r.TrackType}
 }
 
 // Errors of the key life cycle.
@@ -602,6 +606,9 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 				return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 			}
 		}
+		if err := ValidateTrackType(key.TrackType); err != nil {
+			return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+		}
 	}
 	now := k.now().UTC()
 	// The chunks go in ID order, so that each chunk is a range of IDs: an
@@ -675,7 +682,7 @@ func (k *Keys) sealChunk(keys []Key, pos []int, now time.Time) ([]Record, error)
 	for j, i := range pos {
 		key := &keys[i]
 		rs[j] = Record{ID: key.ID, Sealed: sealed[j], IV: key.IV, Name: key.Name, Type: key.Type,
-			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType}
 	}
 	return rs, nil
 }

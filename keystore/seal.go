@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -176,6 +177,7 @@ const (
 	kindContentKey sealKind = 1 // name: the KID's 16 bytes
 	kindKeySeed    sealKind = 2 // name: the key seed ID's 16 bytes
 	kindKEKCheck   sealKind = 3 // name: the KEK ID; sealed under that KEK only
+	kindBlob       sealKind = 4 // name: the SHA-256 of the blob's name (SealBlob)
 )
 
 // A slot is where a sealed value belongs: its kind, and the name of the one
@@ -195,6 +197,35 @@ func keySeedSlot(id *KeyID) slot { return slot{kindKeySeed, id[:]} }
 
 // kekCheckSlot is the slot of the check value of the KEK kekID.
 func kekCheckSlot(kekID string) slot { return slot{kindKEKCheck, []byte(kekID)} }
+
+// blobSlot is the slot of the opaque value named name.
+func blobSlot(name string) slot {
+	sum := sha256.Sum256([]byte(name))
+	return slot{kindBlob, sum[:]}
+}
+
+// SealBlob seals an opaque value under the primary KEK, bound to its name
+// and to its kind (a blob never opens as a key, nor under another name):
+// for what the server keeps in a store that is not trusted with secrets
+// besides keys, such as the ACME account and certificate keys shared
+// through Redis.
+func (kr *Keyring) SealBlob(name string, plaintext []byte) ([]byte, error) {
+	return kr.seal(blobSlot(name), plaintext)
+}
+
+// OpenBlob opens a value SealBlob sealed for name, under any KEK of the
+// keyring; errors wrap ErrSealed.
+func (kr *Keyring) OpenBlob(name string, sealed []byte) ([]byte, error) {
+	n := kr.plaintextSize(sealed)
+	if n < 0 {
+		return nil, fmt.Errorf("%w: not a sealed value under a kek of the kek file", ErrSealed)
+	}
+	out := make([]byte, n)
+	if err := kr.open(blobSlot(name), sealed, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // aadLen is the length of the additional data of a value of format v in s,
 // sealed under kekID, or -1 when s's kind has no such format.

@@ -41,6 +41,12 @@ type Record struct {
 	Updated   time.Time
 	DeletedAt time.Time
 	Assets    []string // asset IDs the key belongs to; set at creation
+	// Period and TrackType say what a key was created for by a packager
+	// (SPEKE): the CPIX key period and the ContentKeyUsageRule's
+	// intendedTrackType. Set at creation, never changed; nil and "" for
+	// keys made otherwise.
+	Period    *KeyPeriod
+	TrackType string
 }
 
 // Store is the contract every storage backend implements. Implementations
@@ -116,8 +122,8 @@ func (e *ExistsError) Error() string { return fmt.Sprintf("%v: %s", ErrExists, e
 func (e *ExistsError) Is(target error) bool { return target == ErrExists }
 
 // ErrImmutable is returned by Update when fn changed a field that never
-// changes (the ID, the IV, the type, the creation method, the creation time
-// or the assets), or changed the sealed key other than by a format upgrade.
+// changes (the ID, the IV, the type, the creation method, the creation time,
+// the assets, the key period or the track type), or changed the sealed key other than by a format upgrade.
 var ErrImmutable = errors.New("keystore: only the name, the update time and the deletion time of a stored key can change")
 
 // CheckUpdate compares a record before and after an Update's fn. Backends
@@ -135,7 +141,7 @@ func CheckUpdate(before, after *Record) error {
 	sealed := bytes.Equal(before.Sealed, after.Sealed) || sealUpgrade(before.Sealed, after.Sealed)
 	if before.ID != after.ID || !sealed || !bytes.Equal(before.IV, after.IV) ||
 		before.Type != after.Type || before.Method != after.Method || !before.Created.Equal(after.Created) ||
-		!slices.Equal(before.Assets, after.Assets) {
+		!slices.Equal(before.Assets, after.Assets) || !before.Period.Equal(after.Period) || before.TrackType != after.TrackType {
 		return ErrImmutable
 	}
 	return nil
@@ -167,6 +173,45 @@ type recordJSON struct {
 	Updated   time.Time      `json:"updated"`
 	DeletedAt *time.Time     `json:"deletedAt,omitempty"`
 	Assets    []string       `json:"assets,omitempty"`
+	Period    *periodJSON    `json:"period,omitempty"`
+	TrackType string         `json:"trackType,omitempty"`
+}
+
+// periodJSON is the stored encoding of a KeyPeriod.
+type periodJSON struct {
+	Index uint64     `json:"index"`
+	Start *time.Time `json:"start,omitempty"`
+	End   *time.Time `json:"end,omitempty"`
+}
+
+func encodePeriod(p *KeyPeriod) *periodJSON {
+	if p == nil {
+		return nil
+	}
+	j := &periodJSON{Index: p.Index}
+	if !p.Start.IsZero() {
+		t := p.Start.UTC()
+		j.Start = &t
+	}
+	if !p.End.IsZero() {
+		t := p.End.UTC()
+		j.End = &t
+	}
+	return j
+}
+
+func decodePeriod(j *periodJSON) *KeyPeriod {
+	if j == nil {
+		return nil
+	}
+	p := &KeyPeriod{Index: j.Index}
+	if j.Start != nil {
+		p.Start = *j.Start
+	}
+	if j.End != nil {
+		p.End = *j.End
+	}
+	return p
 }
 
 const recordVersion = 1
@@ -175,7 +220,8 @@ const recordVersion = 1
 // backend persists the same bytes.
 func EncodeRecord(r Record) ([]byte, error) {
 	j := recordJSON{V: recordVersion, ID: r.ID, Sealed: r.Sealed, IV: r.IV, Name: r.Name,
-		Type: r.Type, Method: r.Method, Created: r.Created.UTC(), Updated: r.Updated.UTC(), Assets: r.Assets}
+		Type: r.Type, Method: r.Method, Created: r.Created.UTC(), Updated: r.Updated.UTC(), Assets: r.Assets,
+		Period: encodePeriod(r.Period), TrackType: r.TrackType}
 	if !r.DeletedAt.IsZero() {
 		d := r.DeletedAt.UTC()
 		j.DeletedAt = &d
@@ -203,7 +249,8 @@ func DecodeRecord(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("keystore: decode record: unknown version %d", j.V)
 	}
 	r := Record{ID: j.ID, Sealed: j.Sealed, IV: j.IV, Name: j.Name, Type: j.Type,
-		Method: j.Method, Created: j.Created, Updated: j.Updated, Assets: j.Assets}
+		Method: j.Method, Created: j.Created, Updated: j.Updated, Assets: j.Assets,
+		Period: decodePeriod(j.Period), TrackType: j.TrackType}
 	if j.DeletedAt != nil {
 		r.DeletedAt = *j.DeletedAt
 	}

@@ -62,6 +62,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# Pebble, Let's Encrypt's test ACME CA (a Go program), for the ACME tests
+# (internal/acmetest starts it): installed with go install into GOBIN (or
+# GOPATH/bin) when missing, where the tests find it.
+pebble_version=v2.10.3
+pebble_bin="$(go env GOBIN)"; [ -n "$pebble_bin" ] || pebble_bin="$(go env GOPATH | cut -d: -f1)/bin"
+if ! command -v pebble >/dev/null 2>&1 && ! [ -x "$pebble_bin/pebble" ]; then
+  say "installing pebble $pebble_version (go install)"
+  go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" || {
+    echo "test.sh: the ACME tests need pebble; install it with: go install github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" >&2
+    exit 1
+  }
+fi
 say "redis-server: $(redis-server --version | head -n1)"
 say "ffmpeg: $(ffmpeg -version | head -n1)"
 say "promtool: $(promtool --version 2>&1 | head -n1)"
@@ -141,7 +153,12 @@ for target in \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
   "FuzzHeaderKIDs ./playready 10000x" \
-  "FuzzRedact ./internal/httpedge 20000x"; do
+  "FuzzRedact ./internal/httpedge 20000x" \
+  "FuzzClientAddr ./internal/netedge 20000x" \
+  "FuzzParseTree ./cpix 20000x" \
+  "FuzzReadEncrypted ./cpix 5000x" \
+  "FuzzParse ./pssh 20000x" \
+  "FuzzRequest ./admin/speke 8000x"; do
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run

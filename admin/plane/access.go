@@ -1,8 +1,11 @@
 package plane
 
 import (
+	"crypto/subtle"
+	"encoding/base64"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,18 +26,24 @@ const (
 	operationKey  = "kd.operation"
 )
 
-// guardAPI checks the credential of every request under /api/, routed or
-// not, before anything else: a credential in the URL (a parameter named like
-// one, or any name or value shaped like a secret or a token, or starting
-// with "Bearer": httpedge.QueryCredential) is refused before it is looked
-// at (URLs end up in logs, histories and proxies), and a request
-// without a valid "Authorization: Bearer <secret>" is 401, whatever its
-// path, so an anonymous caller learns nothing about the API. OPTIONS, which
-// the API does not answer, is 405 like any other method a path lacks.
+// guardAPI checks the credential of every request under /api/ (and under
+// the prefixes an API protected, see Protect), routed or not, before
+// anything else: a credential in the URL (a parameter named like one, or any
+// name or value shaped like a secret or a token, or starting with "Bearer":
+// httpedge.QueryCredential) is refused before it is looked at (URLs end up
+// in logs, histories and proxies); an address that spent its budget of
+// failed authentications is refused (429) before its credential is looked
+// at; and a request without a valid credential is 401, whatever its path,
+// so an anonymous caller learns nothing about the API. The credential is
+// "Authorization: Bearer <secret>"; under a prefix an API protected
+// (SPEKE's /speke/) HTTP Basic too, with the credential's name as the user
+// and its secret as the password (many encoders can only send Basic), both
+// matching one credential. OPTIONS, which the API does not answer, is 405
+// like any other method a path lacks.
 func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if !isAPI(r.URL.Path) {
+		if g, _ := p.guarded(r.URL.Path); !g {
 			return next(c)
 		}
 		if httpedge.QueryCredential(c.QueryParams()) {
@@ -54,15 +63,12 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 			p.metrics.operation(opAuthenticate, audit.Unauthorized)
 			return &authError{status: http.StatusUnauthorized, reason: ReasonNoCredentials}
 		}
-		secret, ok := bearer(r.Header.Get(echo.HeaderAuthorization))
-		if !ok {
-			return p.authFailed(c, addr, ReasonMissingCredential)
-		}
-		cr, ok := p.creds.Match(secret)
-		if !ok {
-			return p.authFailed(c, addr, ReasonInvalidCredential)
+		cr, reason := p.authenticate(r.Header.Get(echo.HeaderAuthorization), !isAPI(r.URL.Path))
+		if reason != "" {
+			return p.authFailed(c, addr, reason)
 		}
 		c.Set(credentialKey, cr)
+		p.extendDeadlines(c)
 		if r.Method == http.MethodOptions {
 			if _, routed := c.Get(echo.ContextKeyHeaderAllow).(string); routed {
 				return echo.ErrMethodNotAllowed
@@ -97,6 +103,44 @@ func (p *Plane) authFailed(c echo.Context, addr ratelimit.Key, reason string) er
 	return &authError{status: http.StatusUnauthorized, reason: reason}
 }
 
+// extendDeadlines gives a request whose credential matched the time of an
+// admin operation (Options.AuthenticatedTimeout) to send its body and get
+// its answer. Only now: the body of a request is never read before its
+// credential is checked, so until then the server's short timeouts hold.
+func (p *Plane) extendDeadlines(c echo.Context) {
+	if p.authTimeout <= 0 {
+		return
+	}
+	rc := http.NewResponseController(c.Response())
+	until := time.Now().Add(p.authTimeout)
+	// A ResponseWriter without deadlines (a test recorder) keeps none.
+	_ = rc.SetReadDeadline(until)
+	_ = rc.SetWriteDeadline(until)
+}
+
+// authenticate finds the credential of an Authorization header, Bearer or,
+// with allowBasic, Basic; reason says why there is none.
+func (p *Plane) authenticate(h string, allowBasic bool) (credentials.Credential, string) {
+	if secret, ok := bearer(h); ok {
+		cr, ok := p.creds.Match(secret)
+		if !ok {
+			return credentials.Credential{}, ReasonInvalidCredential
+		}
+		return cr, ""
+	}
+	name, secret, ok := basic(h)
+	if !ok || !allowBasic {
+		return credentials.Credential{}, ReasonMissingCredential
+	}
+	cr, ok := p.creds.Match(secret)
+	// The secret is checked first, in constant time; the name is not a
+	// secret, but a wrong one must fail just the same.
+	if !ok || subtle.ConstantTimeCompare([]byte(cr.Name), []byte(name)) != 1 {
+		return credentials.Credential{}, ReasonInvalidCredential
+	}
+	return cr, ""
+}
+
 // bearer returns the secret of "Bearer <secret>" (scheme in any case).
 func bearer(h string) (string, bool) {
 	const scheme = "bearer "
@@ -105,6 +149,21 @@ func bearer(h string) (string, bool) {
 	}
 	s := strings.TrimSpace(h[len(scheme):])
 	return s, s != ""
+}
+
+// basic returns the user and password of "Basic <base64(user:password)>"
+// (RFC 7617; scheme in any case), both non-empty.
+func basic(h string) (user, password string, ok bool) {
+	const scheme = "basic "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(scheme):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, password, ok = strings.Cut(string(b), ":")
+	return user, password, ok && user != "" && password != ""
 }
 
 // serve wraps an operation, chosen by sel: it checks the credential's role,

@@ -58,7 +58,12 @@ const (
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
 // delivery plane's, so a client can tell which credential is wanted.
-const realm = `Bearer realm="keydelivery-admin"`
+// basicRealm is offered too under the prefixes an API protected (Protect),
+// whose clients (encoders) often know only Basic.
+const (
+	realm      = `Bearer realm="keydelivery-admin"`
+	basicRealm = `Basic realm="keydelivery-admin", charset="UTF-8"`
+)
 
 var (
 	errAuditUnavailable = errors.New("plane: audit record could not be written")
@@ -94,6 +99,24 @@ type RequestError struct {
 }
 
 func (e *RequestError) Error() string { return "plane: " + e.Reason + ": " + e.Detail }
+
+// TextError is a refusal an API answers in its protocol's own words: the
+// plane writes Text as it is (text/plain; charset=utf-8) with Status and
+// Header, and audits it like any refusal of that status (4xx invalid, 401
+// unauthorized, 403 forbidden, 404 not found, 409 conflict, 503
+// unavailable, other 5xx error). SPEKE answers its errors this way, with
+// the messages of the AWS documentation. Reason is the stable code the log
+// and the outcome record; Text never quotes key material or a secret.
+type TextError struct {
+	Status int
+	Reason string
+	Text   string
+	Header [][2]string
+}
+
+func (e *TextError) Error() string {
+	return fmt.Sprintf("plane: %s (%d): %s", e.Reason, e.Status, e.Text)
+}
 
 // Invalid is a 400 RequestError.
 func Invalid(reason, format string, args ...any) error {
@@ -231,6 +254,8 @@ func classify(err error) httpedge.Problem {
 			p.Code = codeNotFound
 		case http.StatusConflict:
 			p.Code = codeConflict
+		case http.StatusForbidden:
+			p.Code = codeForbidden
 		default:
 			p.Code = codeInvalidRequest
 		}
@@ -281,11 +306,14 @@ func resultOf(err error) audit.Result {
 	var (
 		ae *authError
 		re *RequestError
+		te *TextError
 		he *echo.HTTPError
 	)
 	switch {
 	case err == nil:
 		return audit.OK
+	case errors.As(err, &te):
+		return statusResult(te.Status)
 	case errors.As(err, &ae) && ae.status == http.StatusForbidden:
 		return audit.Forbidden
 	case errors.As(err, &ae):
@@ -302,6 +330,8 @@ func resultOf(err error) audit.Result {
 			return audit.NotFound
 		case http.StatusConflict:
 			return audit.Conflict
+		case http.StatusForbidden:
+			return audit.Forbidden
 		case http.StatusNotImplemented:
 			return audit.Error // the server is not configured for it
 		}
@@ -322,21 +352,59 @@ func resultOf(err error) audit.Result {
 	return audit.Error
 }
 
-// handleError renders every error as a problem. It is echo's only error
-// handler; echo's default (which can echo err.Error()) is never used.
+// statusResult is the audit result of a refusal with an HTTP status, for
+// errors an API answers in its own words (TextError).
+func statusResult(status int) audit.Result {
+	switch {
+	case status == http.StatusUnauthorized:
+		return audit.Unauthorized
+	case status == http.StatusForbidden:
+		return audit.Forbidden
+	case status == http.StatusNotFound:
+		return audit.NotFound
+	case status == http.StatusConflict:
+		return audit.Conflict
+	case status == http.StatusServiceUnavailable:
+		return audit.Unavailable
+	case status >= 500:
+		return audit.Error
+	}
+	return audit.Invalid
+}
+
+// handleError renders every error as a problem, or as plain text under a
+// prefix protected with text errors (Protect) and for a TextError. It is
+// echo's only error handler; echo's default (which can echo err.Error()) is
+// never used.
 func (p *Plane) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	pr := classify(err)
-	pr.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
-	setOutcome(c, pr.Reason, err)
 	h := c.Response().Header()
+	var te *TextError
+	if errors.As(err, &te) {
+		setOutcome(c, te.Reason, err)
+		for _, kv := range te.Header {
+			h.Set(kv[0], kv[1])
+		}
+		if te.Status >= 500 {
+			p.log.Error("admin request failed", "request_id", h.Get(echo.HeaderXRequestID), "reason", te.Reason, "err", err)
+		}
+		p.writeText(c, te.Status, te.Text)
+		return
+	}
+	pr := classify(err)
+	pr.RequestID = h.Get(echo.HeaderXRequestID)
+	setOutcome(c, pr.Reason, err)
+	guarded, text := p.guarded(c.Request().URL.Path)
 	switch pr.Status {
 	case http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, realm)
+		if guarded && !isAPI(c.Request().URL.Path) {
+			h.Add(echo.HeaderWWWAuthenticate, basicRealm)
+		}
 	case http.StatusMethodNotAllowed:
-		if isAPI(c.Request().URL.Path) {
+		if guarded {
 			h.Set(echo.HeaderAllow, allowed(c))
 		}
 	case http.StatusServiceUnavailable:
@@ -349,8 +417,24 @@ func (p *Plane) handleError(err error, c echo.Context) {
 	case http.StatusInternalServerError:
 		p.log.Error("admin request failed", "request_id", pr.RequestID, "err", err)
 	}
+	if text {
+		p.writeText(c, pr.Status, pr.Detail)
+		return
+	}
 	if err := httpedge.WriteProblem(c.Response(), c.Request(), &pr); err != nil {
 		p.log.Warn("writing admin error response", "request_id", pr.RequestID, "err", err)
+	}
+}
+
+// writeText writes a plain-text refusal (one line, newline-terminated).
+func (p *Plane) writeText(c echo.Context, status int, text string) {
+	if c.Request().Method == http.MethodHead {
+		text = ""
+	} else if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	if err := c.Blob(status, echo.MIMETextPlainCharsetUTF8, []byte(text)); err != nil {
+		p.log.Warn("writing admin error response", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 	}
 }
 

@@ -87,7 +87,7 @@ func (p *Plane) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		p.metrics.http.Observe(route, status, d)
-		if isAPI(c.Request().URL.Path) || status >= 500 {
+		if g, _ := p.guarded(c.Request().URL.Path); g || status >= 500 {
 			p.logRequest(c, route, status, d)
 		}
 		return nil

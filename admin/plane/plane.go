@@ -70,6 +70,18 @@ type Options struct {
 	RateLimitClients int
 	// Now is the clock of the budget (default time.Now).
 	Now func() time.Time
+	// ClientAddr is the address of the client that sent a request (behind
+	// trusted proxies, the one they forwarded), for the access log and the
+	// audit log's source. Default: the TCP peer's address.
+	ClientAddr func(*http.Request) string
+	// AuthenticatedTimeout, when positive, is how long a request under
+	// /api/ may take to arrive and be answered once its credential is
+	// valid: the read and write deadlines move that far from the moment the
+	// credential matched. Before that, the server's own timeouts (short, the
+	// delivery plane's) bound it, so a client without a credential cannot
+	// hold a connection open by sending its body slowly. Default: the
+	// server's timeouts throughout.
+	AuthenticatedTimeout time.Duration
 }
 
 // Plane is the admin listener's http.Handler, on which the admin APIs
@@ -83,6 +95,8 @@ type Plane struct {
 	checks  []Check
 	retry   string
 	metrics *planeMetrics
+	// authTimeout is Options.AuthenticatedTimeout.
+	authTimeout time.Duration
 
 	// failures is the budget of failed authentications (nil: none);
 	// failureAudit paces their audit records.
@@ -91,6 +105,9 @@ type Plane struct {
 
 	// rewrites run before routing, in order (see Rewrite).
 	rewrites []func(*url.URL)
+	// protected are the path prefixes that need a credential besides
+	// /api/ (see Protect).
+	protected []protectedPrefix
 	// ops are the registered operations, by name.
 	ops map[string]Operation
 }
@@ -128,6 +145,8 @@ func New(o Options) (*Plane, error) {
 		retry:   httpedge.RetryAfter(o.RetryAfter),
 		metrics: newMetrics(o.Registerer),
 		ops:     map[string]Operation{},
+
+		authTimeout: o.AuthenticatedTimeout,
 	}
 	var err error
 	if !o.AuthFailures.Off() {
@@ -142,6 +161,9 @@ func New(o Options) (*Plane, error) {
 	e.HideBanner, e.HidePort, e.Debug = true, true, false
 	e.HTTPErrorHandler = p.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientAddr != nil {
+		e.IPExtractor = o.ClientAddr
+	}
 	// Order: recover, request ID, metrics and log, no-store, the /api/
 	// credential check, then the route (an operation wrapped by serve).
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: p.logPanic}))
@@ -259,3 +281,37 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 // isAPI reports whether path is under /api/, where every request needs a
 // credential.
 func isAPI(path string) bool { return path == "/api" || strings.HasPrefix(path, "/api/") }
+
+// protectedPrefix is a path prefix behind the credential check (Protect).
+type protectedPrefix struct {
+	prefix string // ends with '/'
+	text   bool   // refusals answered in plain text
+}
+
+// Protect puts every path under prefix (which must start and end with '/',
+// such as "/speke/") behind the admin credential check, exactly as /api/
+// is: the same credentials, the same refusals, routed or not. With
+// textErrors, every refusal under prefix is answered in plain text (the
+// problem's detail as text/plain, status and headers unchanged), for a
+// protocol that defines its error bodies as text, such as SPEKE. Call it
+// before serving, from an API's Register.
+func (p *Plane) Protect(prefix string, textErrors bool) {
+	if len(prefix) < 2 || prefix[0] != '/' || prefix[len(prefix)-1] != '/' || prefix == "/api/" {
+		panic("plane: Protect needs a prefix such as /speke/")
+	}
+	p.protected = append(p.protected, protectedPrefix{prefix: prefix, text: textErrors})
+}
+
+// guarded reports whether path needs a credential: it is under /api/ or a
+// prefix an API protected; text says whether its refusals are plain text.
+func (p *Plane) guarded(path string) (guarded, text bool) {
+	if isAPI(path) {
+		return true, false
+	}
+	for _, pp := range p.protected {
+		if path+"/" == pp.prefix || strings.HasPrefix(path, pp.prefix) {
+			return true, pp.text
+		}
+	}
+	return false, false
+}

@@ -277,7 +277,8 @@ func TestComplete(t *testing.T) {
 		{[]string{"--server", "http://x", "keys", "g"}, []string{"get"}},
 		{[]string{"--se"}, []string{"--server"}},
 		{[]string{"token", "mint", "--s"}, []string{"--signing-key", "--subject"}},
-		{[]string{"adminkey", "generate", "--role", ""}, []string{"reader", "writer", "exporter", "admin"}},
+		{[]string{"adminkey", "generate", "--role", ""}, []string{"reader", "writer", "exporter", "admin", "packager"}},
+		{[]string{"speke", "request", "--sc"}, []string{"--scheme"}},
 		{[]string{"completion", ""}, []string{"bash", "zsh"}},
 		{[]string{"help", "keys", "l"}, []string{"list"}},
 	} {

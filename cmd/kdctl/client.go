@@ -93,6 +93,7 @@ type serverError struct {
 	status int
 	p      problem
 	raw    string // a short excerpt when the body is not a problem
+	text   string // a plain-text refusal (SPEKE)
 	// command and role, set on a 403, name the command and the role it
 	// needs (from the command table).
 	command, role string
@@ -104,6 +105,10 @@ func (e *serverError) Error() string {
 		fmt.Fprintf(&b, "server error: %d", e.status)
 	} else {
 		fmt.Fprintf(&b, "server refused: %d", e.status)
+	}
+	if e.text != "" {
+		fmt.Fprintf(&b, " %s: %s", http.StatusText(e.status), e.text)
+		return b.String()
 	}
 	if e.p.Code == "" {
 		fmt.Fprintf(&b, " %s", http.StatusText(e.status))
@@ -163,6 +168,8 @@ type request struct {
 	ctype string
 	// accept is the media type wanted for a 2xx answer (default JSON).
 	accept string
+	// header holds extra request headers.
+	header map[string]string
 }
 
 // answer is a 2xx response.
@@ -213,6 +220,9 @@ func (c *client) send(ctx context.Context, r request) (*answer, error) {
 	if r.body != nil {
 		req.Header.Set("Content-Type", r.ctype)
 	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("server unreachable at %s: %w", redact(c.base), unwrapURLError(err))}
@@ -231,7 +241,11 @@ func (c *client) send(ctx context.Context, r request) (*answer, error) {
 		return &answer{status: resp.StatusCode, ctype: mt, body: b}, nil
 	}
 	se := &serverError{status: resp.StatusCode}
-	if mt != mediaProblem || json.Unmarshal(b, &se.p) != nil {
+	switch {
+	case mt == "text/plain" && len(r.path) > 0 && r.path[0] == "speke":
+		// SPEKE answers its errors in plain text.
+		se.text = excerpt(b, 400)
+	case mt != mediaProblem || json.Unmarshal(b, &se.p) != nil:
 		se.p = problem{}
 		se.raw = excerpt(b, 120)
 	}

@@ -66,6 +66,7 @@ var groups = []struct{ name, summary string }{
 	{"keys", "content keys on the server"},
 	{"keyseeds", "PlayReady key seeds on the server"},
 	{"hls", "files for HLS packagers"},
+	{"speke", "SPEKE v2, as packagers ask for keys"},
 	{"token", "delivery tokens (offline)"},
 	{"kek", "key-encryption keys (offline)"},
 	{"adminkey", "admin credentials (offline)"},
@@ -103,9 +104,10 @@ var commands = []*command{
 		role:    "reader", setup: keysList,
 	},
 	{
-		name: "keys export", args: "KID...", flags: "[--out FILE]",
-		summary: "print (or write to a new 0600 FILE) a CPIX document holding the keys in the clear",
-		role:    "exporter", setup: keysExport,
+		name: "keys export", args: "KID...", flags: "[--out FILE] [--recipient-cert FILE]...",
+		summary: "print (or write to a new 0600 FILE) a CPIX document holding the keys in the clear, " +
+			"or encrypted to the recipients' certificates",
+		role: "exporter", setup: keysExport,
 	},
 	{
 		name: "keys delete", args: "KID",
@@ -144,6 +146,13 @@ var commands = []*command{
 		role: "exporter", setup: hlsKeyinfo,
 	},
 	{
+		name: "speke request", flags: "--content ID [--kid KID]... --system S[,S...] [--track-type T[,T...]] [--scheme S] [--period N] [--out FILE]",
+		summary: "send a SPEKE v2 request as a packager would and print each key (in the clear: keep the output " +
+			"secret) with its signaling, decoded; systems: widevine, playready, fairplay, aes128 (HLS AES-128), " +
+			"clearkey, common (W3C common PSSH); --out also keeps the CPIX answer in a new 0600 file",
+		role: "packager", choices: map[string][]string{"scheme": {"cenc", "cbcs", "cens", "cbc1"}}, setup: spekeRequest,
+	},
+	{
 		name: "token mint", flags: "--signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]",
 		summary: "print an ES256 delivery token granting the given KIDs",
 		setup:   tokenMint,
@@ -154,9 +163,10 @@ var commands = []*command{
 		setup:   kekGenerate,
 	},
 	{
-		name: "adminkey generate", flags: "--name N --role reader|writer|exporter|admin",
-		summary: "print a new admin secret (first line) and its credentials-file line",
-		choices: map[string][]string{"role": {"reader", "writer", "exporter", "admin"}}, setup: adminkeyGenerate,
+		name: "adminkey generate", flags: "--name N --role reader|writer|exporter|admin|packager [--content PATTERN]...",
+		summary: "print a new admin secret (first line) and its credentials-file line; --content limits a packager " +
+			"to content IDs ('*' matches any characters)",
+		choices: map[string][]string{"role": {"reader", "writer", "exporter", "admin", "packager"}}, setup: adminkeyGenerate,
 	},
 	{
 		name: "store compact", args: "PATH",

@@ -16,7 +16,7 @@
 //	kdctl keys get KID
 //	kdctl keys import FILE|- [--format json|cpix] [--type T]
 //	kdctl keys list [--limit N] [--cursor C] [--all] [--asset ID]
-//	kdctl keys export KID... [--out FILE]
+//	kdctl keys export KID... [--out FILE] [--recipient-cert FILE]...
 //	kdctl keys delete KID
 //	kdctl keys restore KID
 //	kdctl keys purge KID
@@ -24,9 +24,10 @@
 //	kdctl keyseeds create [--id ID] [--name N] [--seed-file F]
 //	kdctl keyseeds list
 //	kdctl hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]
+//	kdctl speke request --content ID [--kid KID]... --system S[,S...] [--track-type T[,T...]] [--scheme S] [--period N] [--out FILE]
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
-//	kdctl adminkey generate --name N --role reader|writer|exporter|admin
+//	kdctl adminkey generate --name N --role reader|writer|exporter|admin|packager [--content PATTERN]...
 //	kdctl store compact PATH
 //	kdctl kid KID [--playready]
 //	kdctl completion bash|zsh
@@ -71,7 +72,9 @@
 // keys export writes a CPIX document with the keys in the clear to stdout or
 // to a new file (--out, mode 0600; an existing file is never overwritten),
 // and warns on stderr that it holds key material. It needs the exporter
-// role.
+// role. With --recipient-cert FILE (PEM or DER, repeatable) the keys are
+// encrypted to those certificates as CPIX specifies, and no key is in the
+// clear.
 //
 // keys delete is a soft delete (the key is no longer delivered but is kept
 // for the server's retention period); keys restore brings it back; keys
@@ -108,6 +111,19 @@
 // periodic_rekey never reads it half written. It needs the exporter role
 // and prints the key-info file's path. Delete the key file once packaging is
 // done.
+//
+// # SPEKE
+//
+// speke request sends a SPEKE v2 request (POST /speke/v2, CPIX 2.3,
+// X-Speke-Version: 2.0) as a packager would, for --content ID, the KIDs
+// given (one random KID per track type when none is) and the DRM systems of
+// --system (widevine, playready, fairplay, aes128, clearkey, common). It
+// prints each key, in the clear, with its signaling decoded (PSSH boxes,
+// playlists, ContentProtection), or the whole answer with --out. It needs a
+// packager credential (or admin). A refusal is the server's plain-text
+// SPEKE error, printed as it is. adminkey generate --role packager
+// [--content PATTERN]... prints a credentials line for a packager, limited
+// to those content IDs.
 //
 // # Exit codes
 //

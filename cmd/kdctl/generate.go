@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keydelivery/keydelivery/admin/credentials"
@@ -24,10 +25,12 @@ func kekGenerate(fs *flag.FlagSet) runner {
 	}
 }
 
-// adminkeyGenerate: kdctl adminkey generate --name N --role R
+// adminkeyGenerate: kdctl adminkey generate --name N --role R [--content P]...
 func adminkeyGenerate(fs *flag.FlagSet) runner {
 	name := fs.String("name", "", "the credential's `name`, as the audit log records it (required)")
-	roleName := fs.String("role", "", "the `role`: reader, writer, exporter or admin (required)")
+	roleName := fs.String("role", "", "the `role`: reader, writer, exporter, admin or packager (required)")
+	var contents stringList
+	fs.Var(&contents, "content", "packager only: a content ID `pattern` the credential is limited to ('*' matches any run of characters; repeatable)")
 	return func(e *env, _ []string) error {
 		if *name == "" || *roleName == "" {
 			return usageError("adminkey generate: --name and --role are required")
@@ -40,7 +43,15 @@ func adminkeyGenerate(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		line, err := credentials.Line(*name, role, secret)
+		var line string
+		switch {
+		case len(contents) > 0 && role != credentials.RolePackager:
+			return usageError("adminkey generate: --content limits packager credentials only")
+		case role == credentials.RolePackager:
+			line, err = credentials.PackagerLine(*name, secret, contents)
+		default:
+			line, err = credentials.Line(*name, role, secret)
+		}
 		if err != nil {
 			return usageError("adminkey generate: %v", err)
 		}
@@ -48,4 +59,14 @@ func adminkeyGenerate(fs *flag.FlagSet) runner {
 		_, err = fmt.Fprintf(e.stdout, "%s\n%s\n", secret, line)
 		return err
 	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }

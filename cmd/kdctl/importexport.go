@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -123,6 +126,8 @@ func importMediaType(format, name string, b []byte) (string, error) {
 // keysExport: kdctl keys export KID... [--out FILE]
 func keysExport(fs *flag.FlagSet) runner {
 	out := fs.String("out", "", "write the CPIX document to this new `file`, mode 0600, instead of standard output (an existing file is never overwritten)")
+	var recipients stringList
+	fs.Var(&recipients, "recipient-cert", "encrypt the keys to this recipient's certificate `file` (PEM or DER, RSA of at least 2048 bits; repeatable): no key is then written in the clear")
 	return func(e *env, pos []string) error {
 		if len(pos) == 0 {
 			return usageError("keys export: want at least one KID")
@@ -140,9 +145,20 @@ func keysExport(fs *flag.FlagSet) runner {
 				return refused(err)
 			}
 		}
+		var certs []string
+		for _, f := range recipients {
+			der, err := readCertificate(f)
+			if err != nil {
+				return refused(fmt.Errorf("--recipient-cert %s: %w", f, err))
+			}
+			certs = append(certs, base64.StdEncoding.EncodeToString(der))
+		}
 		c, err := e.client()
 		if err != nil {
 			return err
+		}
+		if certs != nil {
+			return e.exportEncrypted(c, kids, certs, *out)
 		}
 		b, doc, err := e.exportCPIX(c, kids)
 		if err != nil {
@@ -242,3 +258,48 @@ func plural(n int, one, many string) string {
 
 // count is n and the noun in the number n needs: "1 key", "2 keys".
 func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }
+
+// readCertificate reads a certificate file, PEM or DER, and returns the
+// DER of its first certificate.
+func readCertificate(path string) ([]byte, error) {
+	b, err := readSmallFile(path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("the PEM block is %s, want CERTIFICATE", blk.Type)
+		}
+		b = blk.Bytes
+	}
+	if _, err := x509.ParseCertificate(b); err != nil {
+		return nil, errors.New("not an X.509 certificate")
+	}
+	return b, nil
+}
+
+// exportEncrypted asks for the keys encrypted to the recipients and writes
+// the CPIX document as it came: kdctl cannot read the keys in it.
+func (e *env) exportEncrypted(c *client, kids, certs []string, out string) error {
+	body, err := json.Marshal(map[string][]string{"kids": kids, "recipients": certs})
+	if err != nil {
+		return err
+	}
+	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keys", "export"}, body: body, ctype: mediaJSON, accept: mediaCPIX})
+	if err != nil {
+		return err
+	}
+	root, err := cpix.ParseTree(bytes.NewReader(a.body), maxResponse)
+	if err != nil || !root.Is(cpix.NamespaceCPIX, "CPIX") || bytes.Contains(a.body, []byte("PlainValue")) {
+		return notAPI("an encrypted CPIX document", a.body)
+	}
+	if out == "" {
+		_, err = e.stdout.Write(a.body)
+		return err
+	}
+	if err := createExclusive(out, a.body); err != nil {
+		return refused(err)
+	}
+	fmt.Fprintf(e.stderr, "kdctl: %s holds %s encrypted to %d recipient(s)\n", out, count(len(kids), "content key", "content keys"), len(certs))
+	return nil
+}

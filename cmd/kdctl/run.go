@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,6 +77,8 @@ type globals struct {
 	tokenFile string
 	timeout   time.Duration
 	getenv    func(string) string
+	// TLS: the CAs to trust, the client certificate and key.
+	caCert, cert, key string
 }
 
 func newGlobals(getenv func(string) string) *globals {
@@ -82,6 +86,7 @@ func newGlobals(getenv func(string) string) *globals {
 	if s := getenv("KD_SERVER"); s != "" {
 		g.server = s
 	}
+	g.caCert, g.cert, g.key = getenv("KD_CACERT"), getenv("KD_CERT"), getenv("KD_KEY")
 	return g
 }
 
@@ -91,6 +96,9 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", g.server, "admin API base `URL`")
 	fs.StringVar(&g.tokenFile, "admin-token-file", g.tokenFile, "`FILE` holding the admin secret (else KD_ADMIN_TOKEN, else the file named by KD_ADMIN_TOKEN_FILE)")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "per-request timeout")
+	fs.StringVar(&g.caCert, "cacert", g.caCert, "`FILE` of CA certificates (PEM) to trust for an https:// server (else KD_CACERT, else the system's)")
+	fs.StringVar(&g.cert, "cert", g.cert, "client certificate `FILE` (PEM) for an admin plane with mutual TLS (else KD_CERT)")
+	fs.StringVar(&g.key, "key", g.key, "the client certificate's private key `FILE` (PEM; else KD_KEY)")
 }
 
 // helpDefaults are the connection flags' defaults as help shows them:
@@ -102,6 +110,11 @@ func (g *globals) helpDefaults() map[string]string {
 	}
 	if f := g.getenv("KD_ADMIN_TOKEN_FILE"); f != "" && g.getenv("KD_ADMIN_TOKEN") == "" {
 		d["admin-token-file"] = f + " from KD_ADMIN_TOKEN_FILE"
+	}
+	for flag, env := range map[string]string{"cacert": "KD_CACERT", "cert": "KD_CERT", "key": "KD_KEY"} {
+		if v := g.getenv(env); v != "" {
+			d[flag] = v + " from " + env
+		}
 	}
 	return d
 }
@@ -402,7 +415,45 @@ func (e *env) client() (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newClient(u, token, e.g.timeout), nil
+	c := newClient(u, token, e.g.timeout)
+	tc, err := e.g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		c.http.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, Proxy: http.ProxyFromEnvironment}
+	}
+	return c, nil
+}
+
+// tlsConfig is the TLS client configuration of --cacert, --cert and --key
+// (nil: Go's defaults).
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.caCert == "" && g.cert == "" && g.key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caCert != "" {
+		b, err := readSmallFile(g.caCert, 1<<20)
+		if err != nil {
+			return nil, usageError("--cacert: %v", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, usageError("--cacert %s: no PEM certificate in it", g.caCert)
+		}
+	}
+	if (g.cert == "") != (g.key == "") {
+		return nil, usageError("--cert and --key go together (or KD_CERT and KD_KEY)")
+	}
+	if g.cert != "" {
+		pair, err := tls.LoadX509KeyPair(g.cert, g.key)
+		if err != nil {
+			return nil, usageError("--cert %s, --key %s: %v", g.cert, g.key, err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }
 
 // maxTokenFile bounds the credential file.

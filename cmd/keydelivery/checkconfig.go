@@ -122,6 +122,9 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 	if m.protCert != nil {
 		line("protection cert", "%s", m.protCert.Subject)
 	}
+	if cfg.CPIXRecipientCert != "" {
+		line("cpix recipient", "%s", cfg.CPIXRecipientCert)
+	}
 	for _, l := range m.extraSummary() {
 		line(l[0], "%s", l[1])
 	}
@@ -136,7 +139,7 @@ func checkConfig(ctx context.Context, cfg *config, log *slog.Logger, m *checked,
 // (TLS certificates, for one): each returns its summary lines as {name,
 // text}. A feature whose material fails to load makes loadChecked fail,
 // which fails --check-config as it fails startup.
-func (m *checked) extraSummary() [][2]string { return nil }
+func (m *checked) extraSummary() [][2]string { return m.edge.summary() }
 
 // credentialCounts is "3 (1 admin, 2 reader)", or "none".
 func credentialCounts(set *credentials.Set) string {

@@ -17,6 +17,8 @@ import (
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/internal/cli"
 	"github.com/keydelivery/keydelivery/internal/ratelimit"
+
+	"github.com/keydelivery/keydelivery/internal/netedge"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
 )
 
@@ -65,6 +67,33 @@ type config struct {
 	LimitAdminAuthFailures ratelimit.Limit
 	LimitRequests          ratelimit.Limit
 	RequireTokenKeyID      bool
+
+	// HTTPS, connections and proxies (the edge: edge.go).
+	TLSCert, TLSKey           string
+	AdminTLSCert, AdminTLSKey string
+	AdminClientCA             string
+	TLSReload                 time.Duration
+	H2C                       bool
+	ACMEDomains               []string
+	ACMEEmail                 string
+	ACMEDirectory             string
+	ACMEDirectoryCA           string
+	ACMEHTTPListen            string
+	TrustedProxies            []string
+	TrustedProxiesHeader      string
+	ProxyProtocol             bool
+	MaxConnections            int
+	IdleTimeout               time.Duration
+	HeaderTimeout             time.Duration
+	RequestTimeout            time.Duration
+	AdminRequestTimeout       time.Duration
+	DevTLS                    bool
+	listenSet                 bool // --listen or KD_LISTEN was given
+
+	// SPEKE v2 key provider and encrypted CPIX (admin/speke, issue 14).
+	WidevineProvider  string
+	CPIXRecipientCert string
+	CPIXRecipientKey  string
 
 	DrainDelay   time.Duration
 	DrainTimeout time.Duration
@@ -166,6 +195,34 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	fs.Var(limitFlag{&c.LimitAdminAuthFailures}, "limit-admin-auth-failures", "budget of failed admin authentications per client address, RATE/UNIT[:BURST] or off; over it the admin plane answers 429 rate_limited")
 	fs.Var(limitFlag{&c.LimitRequests}, "limit-requests", "budget of delivery requests per client address, RATE/UNIT[:BURST] (e.g. 100/s:200), or off (the default)")
 	fs.BoolVar(&c.RequireTokenKeyID, "require-token-key-id", false, "refuse tokens whose header names no certificate (no x5t, x5t#S256 or kid) instead of trying each valid certificate")
+
+	// HTTPS, connections and proxies (edge.go).
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "delivery plane: serve HTTPS with this certificate chain (PEM, the server's certificate first); reloaded on change and on SIGHUP")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", "", "admin plane: serve HTTPS with this certificate chain (PEM); reloaded on change and on SIGHUP")
+	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", "", "the private key (PEM) of --admin-tls-cert")
+	fs.StringVar(&c.AdminClientCA, "admin-client-ca", "", "admin plane: require a client certificate issued by a CA of this PEM file (mutual TLS; needs --admin-tls-cert); admin credentials still apply")
+	fs.DurationVar(&c.TLSReload, "tls-reload", 10*time.Second, "how often to check the TLS certificate files for changes (0: only on SIGHUP)")
+	fs.BoolVar(&c.H2C, "h2c", false, "delivery plane without TLS: also accept cleartext HTTP/2 with prior knowledge (behind a proxy that speaks it)")
+	fs.Var(listFlag{&c.ACMEDomains}, "acme-domain", "delivery plane: obtain and renew a certificate for this name from an ACME CA (repeatable or comma-separated); the listener must be reachable on port 443 as that name (TLS-ALPN-01), or --acme-http-listen on port 80 (HTTP-01)")
+	fs.StringVar(&c.ACMEEmail, "acme-email", "", "contact address of the ACME account (expiry notices)")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL (Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory; any RFC 8555 CA)")
+	fs.StringVar(&c.ACMEDirectoryCA, "acme-directory-ca", "", "CA certificates (PEM) to trust for the ACME directory's HTTPS, for a private CA (default: the system's)")
+	fs.StringVar(&c.ACMEHTTPListen, "acme-http-listen", "", "also answer ACME HTTP-01 challenges on this address (e.g. :80); every other request there is redirected to HTTPS")
+	fs.Var(listFlag{&c.TrustedProxies}, "trusted-proxies", "proxies (CIDR prefixes or addresses, comma-separated) whose forwarded client address is believed; without it forwarded headers are ignored")
+	fs.StringVar(&c.TrustedProxiesHeader, "trusted-proxies-header", "X-Forwarded-For", "the header the trusted proxies write the client address to: X-Forwarded-For or Forwarded")
+	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", false, "both listeners: a trusted proxy may open its connections with a PROXY protocol (v1 or v2) header naming the client (needs --trusted-proxies)")
+	fs.IntVar(&c.MaxConnections, "max-connections", 4096, "most connections each listener holds open; at the cap the longest idle one is closed first, else new ones wait (0: no cap)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 30*time.Second, "how long a kept-alive connection may stay idle between requests")
+	fs.DurationVar(&c.HeaderTimeout, "header-timeout", 5*time.Second, "how long a client may take to send a request's headers (both planes)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 15*time.Second, "how long a delivery request may take to arrive and be answered; also the admin plane's bound before its credential is checked")
+	fs.DurationVar(&c.AdminRequestTimeout, "admin-request-timeout", 5*time.Minute, "how long an authenticated admin request (an import of tens of megabytes) may take to arrive and be answered")
+	fs.BoolVar(&c.DevTLS, "dev-tls", false, "with --dev: serve the delivery plane over HTTPS with a certificate from a local CA generated under --data-dir (prints how to trust it)")
+
+	// SPEKE v2 key provider and encrypted CPIX (admin/speke, issue 14).
+	fs.StringVar(&c.WidevineProvider, "widevine-provider", "", "the provider field of the Widevine header in the Widevine PSSH boxes SPEKE answers (default: none)")
+	fs.StringVar(&c.CPIXRecipientCert, "cpix-recipient-cert", "", "RSA certificate (PEM) CPIX documents are encrypted to for import (default: --protection-cert)")
+	fs.StringVar(&c.CPIXRecipientKey, "cpix-recipient-key", "", "the CPIX recipient certificate's RSA private key (PEM file; default: --protection-key)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before the listeners stop (give load balancers time to notice; e.g. 5s in Kubernetes)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -208,6 +265,12 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 		if strings.HasPrefix(a, "-") && name == "store" {
 			c.storeFromFlag = true
 		}
+		if strings.HasPrefix(a, "-") && name == "listen" {
+			c.listenSet = true
+		}
+	}
+	if getenv(envName("listen")) != "" {
+		c.listenSet = true
 	}
 	c.kekText = getenv("KD_KEK")
 	c.redisPassword = getenv("KD_REDIS_PASSWORD")
@@ -263,6 +326,13 @@ func (c *config) devDefaults(m devMaterial) {
 	}
 	if c.ProtectionCert == "" && c.ProtectionKey == "" {
 		c.ProtectionCert, c.ProtectionKey = m.ProtectionCertFile, m.ProtectionKeyFile
+	}
+	// Dev mode listens on loopback only, unless told otherwise.
+	if !c.listenSet {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.DevTLS && c.TLSCert == "" && c.TLSKey == "" {
+		c.TLSCert, c.TLSKey = m.TLSCertFile, m.TLSKeyFile
 	}
 }
 
@@ -323,6 +393,14 @@ func (c *config) validate() error {
 	if c.DrainTimeout <= 0 || c.DrainDelay < 0 {
 		errs = append(errs, errors.New("--drain-timeout must be positive and --drain-delay not negative"))
 	}
+	// SPEKE v2 and encrypted CPIX (issue 14).
+	if (c.CPIXRecipientCert == "") != (c.CPIXRecipientKey == "") {
+		errs = append(errs, errors.New("--cpix-recipient-cert and --cpix-recipient-key go together"))
+	}
+	if len(c.WidevineProvider) > 256 {
+		errs = append(errs, errors.New("--widevine-provider: at most 256 bytes"))
+	}
+
 	for name, addr := range map[string]string{"--listen": c.Listen, "--admin-listen": c.AdminListen} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
@@ -331,6 +409,7 @@ func (c *config) validate() error {
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateEdge()...)
 	// The store (issue 15): one of the accepted forms, and a bolt file in a
 	// directory that exists (unless it is to be created). The CORS
 	// origins, as the delivery plane will compile them.
@@ -341,6 +420,61 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("--cors-origins: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// validateEdge checks the HTTPS, connection and proxy settings.
+func (c *config) validateEdge() []error {
+	var errs []error
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
+		errs = append(errs, errors.New("--admin-tls-cert and --admin-tls-key go together"))
+	}
+	if c.AdminClientCA != "" && c.AdminTLSCert == "" {
+		errs = append(errs, errors.New("--admin-client-ca needs --admin-tls-cert and --admin-tls-key: client certificates are checked in the TLS handshake"))
+	}
+	if len(c.ACMEDomains) > 0 && c.TLSCert != "" {
+		errs = append(errs, errors.New("--acme-domain and --tls-cert both set the delivery plane's certificate: use one"))
+	}
+	for _, d := range c.ACMEDomains {
+		if strings.Contains(d, "*") || !strings.Contains(d, ".") || net.ParseIP(d) != nil || strings.ContainsAny(d, "/: ") {
+			errs = append(errs, fmt.Errorf("--acme-domain %q: want a DNS name with a dot, such as keys.example.com (no wildcard, no address)", d))
+		}
+	}
+	if len(c.ACMEDomains) == 0 && (c.ACMEHTTPListen != "" || c.ACMEEmail != "" || c.ACMEDirectoryCA != "") {
+		errs = append(errs, errors.New("--acme-email, --acme-directory-ca and --acme-http-listen need --acme-domain"))
+	}
+	if u, err := url.Parse(c.ACMEDirectory); err != nil || u.Scheme != "https" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--acme-directory %q: want an https URL", c.ACMEDirectory))
+	}
+	if c.ACMEHTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.ACMEHTTPListen); err != nil {
+			errs = append(errs, fmt.Errorf("--acme-http-listen %q: %w", c.ACMEHTTPListen, err))
+		}
+	}
+	if c.H2C && (c.TLSCert != "" || len(c.ACMEDomains) > 0) {
+		errs = append(errs, errors.New("--h2c is for a delivery plane without TLS (with TLS, HTTP/2 is negotiated by ALPN)"))
+	}
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		errs = append(errs, errors.New("--proxy-protocol needs --trusted-proxies: only those peers may send a PROXY header"))
+	}
+	if _, err := netedge.ParseHeader(c.TrustedProxiesHeader); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies-header %q: want X-Forwarded-For or Forwarded", c.TrustedProxiesHeader))
+	}
+	if _, err := netedge.ParseProxies(c.TrustedProxies, netedge.XForwardedFor); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, errors.New("--max-connections must not be negative (0: no cap)"))
+	}
+	if c.IdleTimeout <= 0 || c.HeaderTimeout <= 0 || c.RequestTimeout <= 0 || c.AdminRequestTimeout <= 0 || c.TLSReload < 0 {
+		errs = append(errs, errors.New("--idle-timeout, --header-timeout, --request-timeout and --admin-request-timeout must be positive, --tls-reload not negative"))
+	}
+	if c.DevTLS && !c.Dev {
+		errs = append(errs, errors.New("--dev-tls is for --dev only; in production give --tls-cert and --tls-key, or --acme-domain"))
+	}
+	return errs
 }
 
 // storeForms lists the accepted --store forms, for error messages. It
@@ -411,7 +545,8 @@ func boltHint(spec string) string {
 
 // knownEnv are the KD_ variables that are not flags: the server's secrets,
 // and kdctl's, which an operator's shell often holds too.
-var knownEnv = []string{"KD_KEK", "KD_REDIS_PASSWORD", "KD_SERVER", "KD_ADMIN_TOKEN", "KD_ADMIN_TOKEN_FILE"}
+var knownEnv = []string{"KD_KEK", "KD_REDIS_PASSWORD", "KD_SERVER", "KD_ADMIN_TOKEN", "KD_ADMIN_TOKEN_FILE",
+	"KD_CACERT", "KD_CERT", "KD_KEY"}
 
 // unknownEnv returns a warning for each KD_ variable of environ ("NAME=value"
 // entries) that sets nothing, with the nearest known name.

@@ -109,15 +109,24 @@ type server struct {
 	stderr      *syncBuffer
 	cancel      context.CancelFunc
 	done        chan error
+	// client reaches both planes (it trusts their certificates).
+	client *http.Client
 }
 
-var listenRE = regexp.MustCompile(`"msg":"listening","plane":"(delivery|admin)","addr":"([^"]+)"`)
+var listenRE = regexp.MustCompile(`"msg":"listening","plane":"(delivery|admin)","addr":"([^"]+)","scheme":"(https?)"`)
 
 // start runs the server with args and waits until /readyz answers 200.
 func start(t *testing.T, args []string, env map[string]string) *server {
 	t.Helper()
+	return startWith(t, args, env, http.DefaultClient)
+}
+
+// startWith is start, asking /readyz with client (which trusts the
+// server's TLS certificate, and has the admin plane's client certificate).
+func startWith(t *testing.T, args []string, env map[string]string, client *http.Client) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: client}
 	getenv := func(k string) string { return env[k] }
 	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
@@ -132,13 +141,13 @@ func start(t *testing.T, args []string, env map[string]string) *server {
 		}
 		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
 			if m[1] == "delivery" {
-				s.deliveryURL = "http://" + m[2]
+				s.deliveryURL = m[3] + "://" + m[2]
 			} else {
-				s.adminURL = "http://" + m[2]
+				s.adminURL = m[3] + "://" + m[2]
 			}
 		}
 		if s.adminURL != "" && s.deliveryURL != "" {
-			if resp, err := http.Get(s.adminURL + "/readyz"); err == nil {
+			if resp, err := client.Get(s.adminURL + "/readyz"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					return s
@@ -177,7 +186,7 @@ func (s *server) createKey(t *testing.T, value [16]byte, extra map[string]any) s
 	req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/api/keys", bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +222,7 @@ func (s *server) importJSON(t *testing.T, body string) (int, string) {
 	req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/api/keys/import", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

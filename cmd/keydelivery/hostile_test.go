@@ -102,7 +102,7 @@ func TestBrokenPipes(t *testing.T) {
 // createKeyAt creates a key with value through the admin API at adminURL.
 func createKeyAt(t *testing.T, adminURL string, value [16]byte) string {
 	t.Helper()
-	s := &server{adminURL: adminURL}
+	s := &server{adminURL: adminURL, client: http.DefaultClient}
 	return s.createKey(t, value, nil)
 }
 

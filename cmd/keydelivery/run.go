@@ -27,8 +27,10 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/admin/speke"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/cpix"
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
 	buildversion "github.com/keydelivery/keydelivery/internal/version"
@@ -96,6 +98,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if dev, err = ensureDevMaterial(cfg.DataDir, time.Now()); err != nil {
 			return fmt.Errorf("dev mode: %w", err)
 		}
+		if cfg.DevTLS {
+			if err := ensureDevTLS(&dev, time.Now()); err != nil {
+				return fmt.Errorf("dev mode TLS: %w", err)
+			}
+		}
 		cfg.devDefaults(dev)
 		log.Warn("DEV MODE: generated material is for development only", "data_dir", cfg.DataDir, "generated_now", dev.Created)
 	}
@@ -118,11 +125,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer s.close()
-	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String())
-	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String())
+	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String(), "scheme", scheme(m.edge.delivery))
+	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String(), "scheme", scheme(m.edge.admin))
 	log.Info("keydelivery ready", "version", buildInfo().Version, "store", redactStore(cfg.storeSpec()), "gogc", gcPercent)
 	if cfg.Dev {
-		printDevBanner(stdout, dev, "http://"+displayAddr(s.dl.Addr()), "http://"+displayAddr(s.al.Addr()))
+		printDevBanner(stdout, dev, scheme(m.edge.delivery)+"://"+displayAddr(s.dl.Addr()), scheme(m.edge.admin)+"://"+displayAddr(s.al.Addr()))
+		if cfg.DevTLS {
+			printDevTLS(stdout, dev)
+		}
 	}
 	err = s.serve(ctx)
 	log.Info("stopped")
@@ -140,6 +150,11 @@ type checked struct {
 	protCert *x509.Certificate
 	protKey  *rsa.PrivateKey
 	creds    *credentials.Set
+	edge     *edge
+	// cpixRecipient decrypts CPIX imports encrypted to this server
+	// (--cpix-recipient-cert/--cpix-recipient-key, else the protection
+	// pair); nil when neither is configured.
+	cpixRecipient *rsa.PrivateKey
 }
 
 // loadChecked reads and checks what --check-config checks.
@@ -171,7 +186,30 @@ func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
 			return nil, err
 		}
 	}
+	if m.edge, err = loadEdge(cfg, log, m.reg); err != nil {
+		return nil, err
+	}
+	if m.cpixRecipient, err = loadCPIXRecipient(cfg, m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// loadCPIXRecipient loads the key CPIX imports may be encrypted to: the
+// --cpix-recipient-cert/--cpix-recipient-key pair (an RSA certificate of at
+// least 2048 bits, as SPEKE requires), else the AMS protection pair.
+func loadCPIXRecipient(cfg *config, m *checked) (*rsa.PrivateKey, error) {
+	if cfg.CPIXRecipientCert == "" {
+		return m.protKey, nil
+	}
+	cert, key, err := ams.LoadProtectionKeyPair(cfg.CPIXRecipientCert, cfg.CPIXRecipientKey)
+	if err != nil {
+		return nil, fmt.Errorf("CPIX recipient certificate: %w", err)
+	}
+	if _, _, err := cpix.RecipientKey(cert.Raw); err != nil {
+		return nil, fmt.Errorf("--cpix-recipient-cert: %w", err)
+	}
+	return key, nil
 }
 
 // app is the built server: every dependency, wired, with its listeners
@@ -187,7 +225,10 @@ type app struct {
 	dl, al  net.Listener
 	// delivery and admin are the two planes' servers.
 	delivery, admin *http.Server
-	closers         []io.Closer
+	// acmeHTTP answers ACME HTTP-01 challenges on acmeL (--acme-http-listen).
+	acmeHTTP *http.Server
+	acmeL    net.Listener
+	closers  []io.Closer
 }
 
 // build opens the store and builds everything on it, from the leaves up:
@@ -246,16 +287,21 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	}
 	s.closers = append(s.closers, s.al)
 	if cfg.PublicURL == "" && cfg.Dev {
-		cfg.PublicURL = "http://" + displayAddr(s.dl.Addr())
+		cfg.PublicURL = scheme(m.edge.delivery) + "://" + displayAddr(s.dl.Addr())
 	}
 	adminHandler, err := s.buildAdmin()
 	if err != nil {
 		return nil, err
 	}
 	// Players' requests are small and quick; the admin plane's bulk
-	// imports and exports (tens of megabytes of CPIX) get minutes.
-	s.delivery = newHTTPServer(deliveryHandler, log, 15*time.Second)
-	s.admin = newHTTPServer(adminHandler, log, 5*time.Minute)
+	// imports and exports (tens of megabytes of CPIX) get minutes, but only
+	// once their credential is checked (plane.Options.AuthenticatedTimeout):
+	// until then, the delivery plane's timeouts.
+	s.delivery = newHTTPServer(deliveryHandler, log, cfg)
+	s.admin = newHTTPServer(adminHandler, log, cfg)
+	if err := s.buildEdge(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -288,19 +334,19 @@ func (s *app) buildDelivery() (http.Handler, error) {
 		Log: s.log, Verifier: tokens, Keys: keys, Registerer: m.reg,
 		CORSOrigins: cfg.CORSOrigins, Serving: s.serving.Load, AccessLog: cfg.AccessLog,
 		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
-		PersistentLicenses: cfg.ClearKeyPersistent,
+		PersistentLicenses: cfg.ClearKeyPersistent, ClientAddr: m.edge.clientAddr,
 		// Hostile clients (issue 12): replay limits, per-address budgets.
 		Uses: s.keys, AuthFailures: cfg.LimitAuthFailures, Requests: cfg.LimitRequests,
 	})
 }
 
 // buildAdmin builds the admin plane with its readiness checks and mounts the
-// admin APIs on it: the native API and the AMS v2 API.
+// admin APIs on it: the native API, the AMS v2 API and SPEKE v2.
 func (s *app) buildAdmin() (http.Handler, error) {
 	cfg, m := s.cfg, s.m
 	p, err := plane.New(plane.Options{
 		Log: s.log, Registerer: m.reg, Metrics: metrics.Handler(m.reg),
-		Checks: []plane.Check{
+		Checks: append([]plane.Check{
 			{Name: "serving", Check: func(context.Context) error {
 				if !s.serving.Load() {
 					return errors.New("not serving (starting or draining)")
@@ -314,18 +360,22 @@ func (s *app) buildAdmin() (http.Handler, error) {
 				}
 				return nil
 			}},
-		},
+		}, s.edgeChecks()...),
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
+		ClientAddr: m.edge.clientAddr, AuthenticatedTimeout: cfg.AdminRequestTimeout,
 		AuthFailures: cfg.LimitAdminAuthFailures,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
-		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes}); err != nil {
+		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes, CPIXRecipient: m.cpixRecipient}); err != nil {
 		return nil, err
 	}
 	if err := amsapi.Register(p, amsapi.Options{PublicURL: cfg.PublicURL, ProtectionCert: m.protCert, ProtectionKey: m.protKey}); err != nil {
+		return nil, err
+	}
+	if err := speke.Register(p, speke.Options{PublicURL: cfg.PublicURL, WidevineProvider: cfg.WidevineProvider, UserAgent: "keydelivery/" + buildInfo().Version}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -344,6 +394,7 @@ func (s *app) serve(ctx context.Context) error {
 		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
 	g.Go(func() error { return s.keys.Watch(gctx) })
+	s.watchEdge(g, gctx)
 	if cfg.DeletedRetention > 0 {
 		g.Go(func() error {
 			sweepDeleted(gctx, s.keys, s.audit, cfg.DeletedRetention, time.Hour, time.Now, log)
@@ -359,8 +410,9 @@ func (s *app) serve(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-hup:
-				log.Info("SIGHUP: reloading token certificates and admin credentials")
+				log.Info("SIGHUP: reloading token certificates, TLS certificates and admin credentials")
 				_ = s.m.trust.Reload() // logs the new set, or why it kept the old one
+				s.reloadTLS()
 				if s.m.creds != nil {
 					if err := s.m.creds.Reload(); err != nil {
 						log.Warn("admin credentials reload failed; keeping the previous set", "err", err)
@@ -433,23 +485,33 @@ func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log,
 	}
 }
 
+// serve serves l with srv, over TLS when srv has a TLS configuration.
 func serve(srv *http.Server, l net.Listener) error {
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(l, "", "") // the certificate comes from TLSConfig.GetCertificate
+	} else {
+		err = srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
-// newHTTPServer bounds every phase of a connection; body is the time a
-// request may take to read and to answer (ReadTimeout and WriteTimeout).
-// MaxHeaderBytes leaves room for an 8 KiB token.
-func newHTTPServer(h http.Handler, log *slog.Logger, body time.Duration) *http.Server {
+// newHTTPServer bounds every phase of a connection: the headers
+// (--header-timeout), the whole request, read and answered
+// (--request-timeout; the admin plane extends it once a credential
+// matched), the idle time between requests (--idle-timeout). The TLS
+// handshake counts against the header timeout. MaxHeaderBytes leaves room
+// for an 8 KiB token.
+func newHTTPServer(h http.Handler, log *slog.Logger, cfg *config) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       body,
-		WriteTimeout:      body,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

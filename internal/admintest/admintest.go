@@ -1,5 +1,6 @@
 // Package admintest builds a real admin plane for the tests of the admin
-// APIs (admin, admin/amsapi): four credentials, one per role, an audit log
+// APIs (admin, admin/amsapi, admin/speke): a credential per role (two
+// packagers, one limited to content IDs), an audit log
 // and a server log the test reads, a fresh metrics registry, and requests
 // sent through the plane's http.Handler.
 package admintest
@@ -27,20 +28,30 @@ import (
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
 )
 
-// Test secrets, one per role.
+// Test secrets, one per role, and a packager limited to content IDs that
+// start with "live-".
 const (
-	SecretReader   = "kda_reader-secret"
-	SecretWriter   = "kda_writer-secret"
-	SecretExporter = "kda_exporter-secret"
-	SecretAdmin    = "kda_admin-secret"
+	SecretReader          = "kda_reader-secret"
+	SecretWriter          = "kda_writer-secret"
+	SecretExporter        = "kda_exporter-secret"
+	SecretAdmin           = "kda_admin-secret"
+	SecretPackager        = "kda_packager-secret"
+	SecretLimitedPackager = "kda_limited-packager-secret"
 )
 
-// CredentialsText is the credentials file naming the four test secrets (the
+// Credential names of the packagers (HTTP Basic sends the name).
+const (
+	PackagerName        = "packager-1"
+	LimitedPackagerName = "packager-live"
+)
+
+// CredentialsText is the credentials file naming the test secrets (the
 // admin's hash in upper case, which the file allows).
 func CredentialsText() string {
-	return fmt.Sprintf("# test credentials\nreader-1 reader %s\nwriter-1 writer %s\n\nexporter-1 exporter %s\nadmin-1 admin %s\n",
+	return fmt.Sprintf("# test credentials\nreader-1 reader %s\nwriter-1 writer %s\n\nexporter-1 exporter %s\nadmin-1 admin %s\n%s packager %s\n%s packager %s content=live-*\n",
 		credentials.HashSecret(SecretReader), credentials.HashSecret(SecretWriter),
-		credentials.HashSecret(SecretExporter), strings.ToUpper(credentials.HashSecret(SecretAdmin)))
+		credentials.HashSecret(SecretExporter), strings.ToUpper(credentials.HashSecret(SecretAdmin)),
+		PackagerName, credentials.HashSecret(SecretPackager), LimitedPackagerName, credentials.HashSecret(SecretLimitedPackager))
 }
 
 // Now is the clock of the test audit log.

@@ -123,13 +123,16 @@ func sampleRecord(t *testing.T) keystore.Record {
 		ID: RandomID(t), Sealed: []byte("opaque sealed bytes"), IV: bytes.Repeat([]byte{7}, 16),
 		Name: "rendition 1080p", Type: keystore.EnvelopeEncryption, Method: keystore.CreatedImport,
 		Created: now, Updated: now.Add(time.Second),
+		Period:    &keystore.KeyPeriod{Index: 7, Start: now, End: now.Add(time.Hour)},
+		TrackType: "HD",
 	}
 }
 
 func equalRecords(a, b keystore.Record) bool {
 	return a.ID == b.ID && bytes.Equal(a.Sealed, b.Sealed) && bytes.Equal(a.IV, b.IV) &&
 		a.Name == b.Name && a.Type == b.Type && a.Method == b.Method &&
-		a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) && a.DeletedAt.Equal(b.DeletedAt)
+		a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) && a.DeletedAt.Equal(b.DeletedAt) &&
+		a.Period.Equal(b.Period) && a.TrackType == b.TrackType
 }
 
 func testCreateGet(t *testing.T, h Harness) {
