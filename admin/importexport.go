@@ -24,12 +24,20 @@ import (
 // maxExportKeys caps one export request.
 const maxExportKeys = 10000
 
+// MaxImportKeys is the most keys one import request may hold (more is
+// 413 too_many_keys): it bounds the memory of an import, which keeps every
+// key of the batch and its result until the answer is written (about 1 KiB
+// of live memory per key; docs/security.md has the measured peaks).
+const MaxImportKeys = 100_000
+
 // importedKey is one entry of the import answer: the seed's ContentKey
-// shape (PascalCase, CreationMethod a number) plus Status, and the two
-// members that are there only when they say something. The XML
-// serialisation (Accept: application/xml or text/xml) is the one ASP.NET
-// Web API's XML formatter writes for the seed's collection
-// (DataContractSerializer: members in alphabetical order, see importXML).
+// shape (PascalCase, CreationMethod a number) plus Status, and the members
+// that are there only when they say something. The JSON answer is written
+// by appendImported, in this order; this type documents it and reads it
+// back in tests. The XML serialisation (Accept: application/xml or
+// text/xml) is the one ASP.NET Web API's XML formatter writes for the
+// seed's collection (DataContractSerializer: members in alphabetical
+// order, see importXML).
 type importedKey struct {
 	ID             string `json:"Id"`
 	Name           string `json:"Name"`
@@ -45,14 +53,22 @@ type importedKey struct {
 	// key is stored under the KID) or "type" (the same key, stored with
 	// another content key type, which never changes).
 	Conflict string `json:"Conflict,omitempty"`
+	// Warning: the key is weak (see weakWarning).
+	Warning string `json:"Warning,omitempty"`
 }
+
+// weakWarning is the Warning of a weak key in the import answer.
+const weakWarning = "weak_key: the key is one byte repeated (all zero, for example); it was imported as asked, but content encrypted with it is barely protected"
 
 // importKeys serves POST /api/keys/import and POST /api/Import/ContentKeys:
 // a JSON array [{"Id","Data","Iv"}] or a CPIX document. The whole batch is
-// validated first; any bad entry refuses it (400, naming each), and nothing
-// is written. A KID already stored with the same key is "unchanged"; with a
-// different key it is a conflict (409 naming it) and the stored key is
-// untouched. A store failure part-way answers 503: send the batch again.
+// validated first; any bad entry refuses it (400, listing the first 100 and
+// counting them all), and nothing is written. A KID already stored with
+// the same key is "unchanged"; with a different key it is a conflict (409
+// naming it) and the stored key is untouched. A store failure part-way
+// answers 503: send the batch again. A weak key (one byte repeated) is
+// imported with a Warning in its entry, the audit record and the metric
+// keydelivery_admin_warnings_total{warning="weak_key"}.
 //
 // An entry without Id gets the KID its bytes were stored under by an
 // earlier import without Id (found by a keyed hash of the bytes, never the
@@ -89,6 +105,15 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 		}
 		return out
 	}
+	var weak []keystore.KeyID
+	for i := range keys {
+		if keystore.WeakValue(&keys[i].Value) {
+			weak = append(weak, keys[i].ID)
+		}
+	}
+	if len(weak) > 0 {
+		c.Warn("weak_key", len(weak), weakDetail(weak))
+	}
 	w, err := c.Begin(kids()...)
 	if err != nil {
 		return plane.Answer{}, err
@@ -103,41 +128,107 @@ func (a *api) importKeys(c *plane.Call) (plane.Answer, error) {
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	answer := make([]importedKey, len(results))
+	// The answer is written straight from the results: for 100,000 keys a
+	// slice of importedKey and its encoding would double what the results
+	// already take.
+	b := make([]byte, 0, 200*len(results)+2)
+	b = append(b, '[')
 	var conflicts []string
-	for i, r := range results {
-		// The seed types Name "Max length: 256 Min length: 1" (its sample,
-		// "sample string 2", is only the help page's placeholder): a key
-		// imported without a name is answered under its Id.
-		name := r.Key.Name
-		if name == "" {
-			name = r.Key.ID.String()
+	for i := range results {
+		r := &results[i]
+		if i > 0 {
+			b = append(b, ',')
 		}
-		answer[i] = importedKey{
-			ID: r.Key.ID.String(), Name: name,
-			Created: r.Key.Created.UTC().Format(time.RFC3339Nano), Updated: r.Key.Updated.UTC().Format(time.RFC3339Nano),
-			CreationMethod: int(r.Key.Method), Status: r.Status.String(),
-			IDGenerated: byValue != nil && byValue[i],
-		}
+		b = appendImported(b, r, byValue != nil && byValue[i], keystore.WeakValue(&keys[i].Value))
 		if r.Status == keystore.Conflict {
-			conflicts = append(conflicts, answer[i].ID)
-			answer[i].Conflict = "key"
-			if r.SameValue {
-				answer[i].Conflict = "type"
-			}
+			conflicts = append(conflicts, r.Key.ID.String())
 		}
 	}
+	b = append(b, ']')
 	if conflicts != nil {
-		return plane.Answer{}, &plane.ConflictError{KIDs: conflicts, Results: answer}
+		return plane.Answer{}, &plane.ConflictError{KIDs: conflicts, Results: json.RawMessage(b)}
 	}
 	if ct := wantsXML(c.Header("Accept")); ct != "" {
-		b, err := importXML(answer)
+		xb, err := importXML(results, byValue, func(i int) bool { return keystore.WeakValue(&keys[i].Value) })
 		if err != nil {
 			return plane.Answer{}, err
 		}
-		return plane.Blob(http.StatusOK, ct, b), nil
+		return plane.Blob(http.StatusOK, ct, xb), nil
 	}
-	return plane.JSON(http.StatusOK, answer), nil
+	return plane.Blob(http.StatusOK, "application/json", append(b, '\n')), nil
+}
+
+// weakDetail names at most ten weak keys.
+func weakDetail(ids []keystore.KeyID) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d imported keys are one byte repeated:", len(ids))
+	for i, id := range ids {
+		if i == 10 {
+			sb.WriteString(" ...")
+			break
+		}
+		sb.WriteString(" " + id.String())
+	}
+	return sb.String()
+}
+
+// answeredName is the Name an import answers for k. The seed types Name
+// "Max length: 256 Min length: 1" (its sample, "sample string 2", is only
+// the help page's placeholder): a key imported without a name is answered
+// under its Id.
+func answeredName(k *keystore.Key) string {
+	if k.Name == "" {
+		return k.ID.String()
+	}
+	return k.Name
+}
+
+// appendImported appends r as encoding/json writes an importedKey.
+func appendImported(b []byte, r *keystore.ImportResult, generated, weak bool) []byte {
+	b = append(b, `{"Id":"`...)
+	b, _ = r.Key.ID.AppendText(b)
+	b = append(b, `","Name":`...)
+	b = appendJSONString(b, answeredName(&r.Key))
+	b = append(b, `,"Created":"`...)
+	b = r.Key.Created.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","Updated":"`...)
+	b = r.Key.Updated.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","CreationMethod":`...)
+	b = strconv.AppendInt(b, int64(r.Key.Method), 10)
+	b = append(b, `,"Status":"`...)
+	b = append(b, r.Status.String()...)
+	b = append(b, '"')
+	if generated {
+		b = append(b, `,"IdGenerated":true`...)
+	}
+	if r.Status == keystore.Conflict {
+		if r.SameValue {
+			b = append(b, `,"Conflict":"type"`...)
+		} else {
+			b = append(b, `,"Conflict":"key"`...)
+		}
+	}
+	if weak && r.Status != keystore.Conflict {
+		b = append(b, `,"Warning":"`...)
+		b = append(b, weakWarning...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes a string (HTML
+// characters escaped): by hand for plain printable ASCII, the usual name,
+// through encoding/json otherwise.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // readImport reads and validates the body: JSON or CPIX by Content-Type.
@@ -155,16 +246,21 @@ func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, er
 		if err != nil {
 			return nil, nil, err
 		}
-		return parseJSONImport(b, typ, a.rand)
+		keys, byValue, err := parseJSONImport(b, typ, a.rand)
+		clear(b) // the body holds key material
+		return keys, byValue, err
 	case "application/xml", "application/cpix+xml", "text/xml":
-		doc, err := cpix.ReadWith(c.Body(a.maxImportBytes), cpix.ReadOptions{Max: a.maxImportBytes, Recipient: a.recipient})
+		doc, err := cpix.ReadWith(c.Body(a.maxImportBytes), cpix.ReadOptions{Max: a.maxImportBytes, MaxKeys: MaxImportKeys, Recipient: a.recipient})
 		var mbe *http.MaxBytesError
 		if errors.Is(err, cpix.ErrTooLarge) || errors.As(err, &mbe) {
 			return nil, nil, &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: plane.ReasonBodyTooLarge, Detail: tooLarge}
 		}
 		var re *cpix.ReadError
 		if errors.As(err, &re) {
-			be := &plane.EntriesError{}
+			if len(re.Problems) == 1 && re.Problems[0].Reason == cpix.ReasonTooManyKeys {
+				return nil, nil, tooManyKeys()
+			}
+			be := &plane.EntriesError{Count: re.Count}
 			for _, p := range re.Problems {
 				if p.Reason == cpix.ReasonEncryptedValueUnsupported {
 					p.Detail = "the key is encrypted to a recipient, and this server has no CPIX recipient key (--cpix-recipient-cert and --cpix-recipient-key, or --protection-cert and --protection-key): configure one and encrypt to its certificate, or send the key as a pskc:PlainValue over a protected channel"
@@ -176,7 +272,7 @@ func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, er
 		if err != nil {
 			return nil, nil, plane.Invalid("invalid_cpix", "the body is not a CPIX document: %s", cpixDetail(err))
 		}
-		keys := make([]keystore.Key, len(doc.Keys))
+		keys = make([]keystore.Key, len(doc.Keys))
 		for i, k := range doc.Keys {
 			keys[i] = keystore.Key{ID: keystore.KeyID(k.KID), IV: k.IV, Type: typ, Method: keystore.CreatedImport}
 			copy(keys[i].Value[:], k.Value)
@@ -189,6 +285,12 @@ func (a *api) readImport(c *plane.Call) (keys []keystore.Key, byValue []bool, er
 	}
 	return nil, nil, &plane.RequestError{Status: http.StatusUnsupportedMediaType, Reason: "unsupported_media_type",
 		Detail: "send a JSON array as application/json, or a CPIX document as application/xml or application/cpix+xml"}
+}
+
+// tooManyKeys refuses an import of more than MaxImportKeys keys.
+func tooManyKeys() error {
+	return &plane.RequestError{Status: http.StatusRequestEntityTooLarge, Reason: "too_many_keys",
+		Detail: fmt.Sprintf("an import holds at most %d keys; send them in several requests", MaxImportKeys)}
 }
 
 // cpixDetail is the error text of a CPIX parse failure; cpix never quotes
@@ -254,37 +356,54 @@ func decodeBytes(dst []byte, raw httpedge.RawJSON) (absent bool, err error) {
 	return false, errors.New("want a base64 string or an array of byte values")
 }
 
-// parseJSONImport validates the whole array and reports every bad entry.
-// Each entry is decoded like every other body: by exact member names,
-// unknown members refused. An entry without Id gets a random KID and is
-// marked in byValue (nil when every entry has an Id).
+// parseJSONImport validates the whole array, reading one entry at a time
+// (httpedge.EachJSON), and reports its bad entries: the first
+// plane.MaxProblems of them, and how many there are. Each entry is decoded
+// like every other body: by exact member names, unknown members refused.
+// Once an entry is bad, the keys are no longer kept (the batch is refused
+// whole), so a body of bad entries costs the body and a hundred problems.
+// An entry without Id gets a random KID and is marked in byValue (nil when
+// every entry has an Id).
 func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (keys []keystore.Key, byValue []bool, err error) {
-	var raw []httpedge.RawJSON
-	if err := httpedge.DecodeJSONArray(b, &raw); err != nil {
-		return nil, nil, plane.Invalid("invalid_body", "the body must be a JSON array of {\"Id\",\"Data\",\"Iv\"} objects")
+	var (
+		generated    []bool
+		anyGenerated bool
+		problems     []httpedge.EntryProblem
+		count        int
+		first        = map[keystore.KeyID]int{}
+		n            int
+	)
+	add := func(p httpedge.EntryProblem) {
+		count++
+		if len(problems) < plane.MaxProblems {
+			problems = append(problems, p)
+		}
+		for i := range keys {
+			clear(keys[i].Value[:])
+		}
+		keys, generated = nil, nil
 	}
-	if len(raw) == 0 {
-		return nil, nil, plane.Invalid("empty_import", "the array holds no key")
-	}
-	keys = make([]keystore.Key, 0, len(raw))
-	generated := make([]bool, 0, len(raw))
-	anyGenerated := false
-	var problems []httpedge.EntryProblem
-	first := map[keystore.KeyID]int{}
-	for i, r := range raw {
+	errTooMany := errors.New("too many keys")
+	err = httpedge.EachJSON(b, func(i int, raw []byte) error {
+		n = i + 1
+		if n > MaxImportKeys && count == 0 {
+			return errTooMany // a batch of bad entries is read to the end, to count them
+		}
 		var e jsonImportEntry
-		if err := httpedge.DecodeJSON(r, &e); err != nil {
-			problems = append(problems, httpedge.EntryProblem{Index: i, Reason: "invalid_entry", Detail: "each entry must be an object with the string fields Id, Data, Iv (and optionally Name)"})
-			continue
+		if err := httpedge.DecodeJSONElement(raw, &e); err != nil {
+			add(httpedge.EntryProblem{Index: i, Reason: "invalid_entry", Detail: "each entry must be an object with the string fields Id, Data, Iv (and optionally Name)"})
+			return nil
 		}
 		k := keystore.Key{Type: typ, Method: keystore.CreatedImport}
-		kidText := ""
+		before := count
 		bad := func(reason, detail string) {
-			problems = append(problems, httpedge.EntryProblem{Index: i, KID: kidText, Reason: reason, Detail: detail})
+			kidText := ""
+			if e.ID != nil {
+				kidText = plane.Truncate(*e.ID, 40)
+			}
+			add(httpedge.EntryProblem{Index: i, KID: kidText, Reason: reason, Detail: detail})
 		}
-		n := len(problems)
 		if e.ID != nil && *e.ID != "" {
-			kidText = plane.Truncate(*e.ID, 64)
 			id, err := keystore.ParseKeyID(*e.ID)
 			if err != nil {
 				bad("invalid_kid", "Id must be a UUID")
@@ -293,7 +412,7 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (key
 		} else {
 			var err error
 			if k.ID, err = newUUIDv4(rand); err != nil {
-				return nil, nil, err
+				return err
 			}
 			anyGenerated = true
 		}
@@ -314,21 +433,45 @@ func parseJSONImport(b []byte, typ keystore.ContentKeyType, rand io.Reader) (key
 			}
 			k.Name = *e.Name
 		}
-		if len(problems) == n && e.ID != nil && *e.ID != "" {
+		if count == before && e.ID != nil && *e.ID != "" && len(first) < MaxImportKeys {
 			if j, dup := first[k.ID]; dup {
 				bad("duplicate_kid", fmt.Sprintf("Id %s appears again (first at index %d)", k.ID, j))
 			} else {
 				first[k.ID] = i
 			}
 		}
-		keys = append(keys, k)
-		generated = append(generated, e.ID == nil || *e.ID == "")
-	}
-	if problems != nil {
+		if count == 0 {
+			if keys == nil {
+				// One slice sized from the body (an entry takes at least 32
+				// bytes of JSON), made at the first good entry: growing it
+				// by appends would allocate about five times its final
+				// size on the way.
+				keys = make([]keystore.Key, 0, min(MaxImportKeys, len(b)/32+1))
+			}
+			keys = append(keys, k)
+			generated = append(generated, e.ID == nil || *e.ID == "")
+		} else {
+			clear(k.Value[:])
+		}
+		return nil
+	})
+	var be *httpedge.BodyError
+	if err != nil {
 		for i := range keys {
 			clear(keys[i].Value[:])
 		}
-		return nil, nil, &plane.EntriesError{Problems: problems}
+	}
+	switch {
+	case errors.Is(err, errTooMany):
+		return nil, nil, tooManyKeys()
+	case errors.As(err, &be):
+		return nil, nil, plane.Invalid("invalid_body", "the body must be a JSON array of {\"Id\",\"Data\",\"Iv\"} objects")
+	case err != nil:
+		return nil, nil, err
+	case count > 0:
+		return nil, nil, &plane.EntriesError{Problems: problems, Count: count}
+	case n == 0:
+		return nil, nil, plane.Invalid("empty_import", "the array holds no key")
 	}
 	if anyGenerated {
 		byValue = generated
@@ -477,6 +620,7 @@ type xmlContentKey struct {
 	Name           string `xml:"Name"`
 	Status         string `xml:"Status"`
 	Updated        string `xml:"Updated"`
+	Warning        string `xml:"Warning,omitempty"`
 }
 
 type xmlContentKeys struct {
@@ -488,12 +632,23 @@ type xmlContentKeys struct {
 
 // importXML serialises the import answer as XML: <ArrayOfContentKey> of
 // <ContentKey> with the members of the JSON answer.
-func importXML(keys []importedKey) ([]byte, error) {
+func importXML(results []keystore.ImportResult, byValue []bool, weak func(i int) bool) ([]byte, error) {
 	doc := xmlContentKeys{XMLNS: importXMLNamespace, XMLNSI: "http://www.w3.org/2001/XMLSchema-instance",
-		Keys: make([]xmlContentKey, len(keys))}
-	for i, k := range keys {
-		doc.Keys[i] = xmlContentKey{Conflict: k.Conflict, Created: k.Created, CreationMethod: k.CreationMethod, ID: k.ID,
-			IDGenerated: k.IDGenerated, Name: k.Name, Status: k.Status, Updated: k.Updated}
+		Keys: make([]xmlContentKey, len(results))}
+	for i := range results {
+		r := &results[i]
+		k := xmlContentKey{Created: r.Key.Created.UTC().Format(time.RFC3339Nano), CreationMethod: int(r.Key.Method),
+			ID: r.Key.ID.String(), IDGenerated: byValue != nil && byValue[i], Name: answeredName(&r.Key),
+			Status: r.Status.String(), Updated: r.Key.Updated.UTC().Format(time.RFC3339Nano)}
+		switch {
+		case r.Status == keystore.Conflict && r.SameValue:
+			k.Conflict = "type"
+		case r.Status == keystore.Conflict:
+			k.Conflict = "key"
+		case weak(i):
+			k.Warning = weakWarning
+		}
+		doc.Keys[i] = k
 	}
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)

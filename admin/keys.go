@@ -192,14 +192,22 @@ func (a *api) parseCreate(c *plane.Call) (keystore.Key, error) {
 		if k.Value == ([16]byte{}) {
 			return k, plane.Invalid("invalid_key", "an all-zero key is refused: it is not a key")
 		}
+		if keystore.WeakValue(&k.Value) {
+			return k, plane.Invalid("invalid_key", "a key that is one byte repeated is refused: it is not a key (import it if you must, with a warning)")
+		}
 		k.Method = keystore.CreatedImport
 	case b.KeySeedID != "" || b.KeySeed != "":
 		if k.Value, err = keyFromSeed(c, k.ID, b.KeySeedID, b.KeySeed); err != nil {
 			return k, err
 		}
+		if keystore.WeakValue(&k.Value) {
+			// About 2^-120 for a random seed: a seed made to derive one.
+			clear(k.Value[:])
+			return k, plane.Invalid("invalid_key", "the key seed derives a weak key (one byte repeated) for this KID; use another seed or KID")
+		}
 		k.Method = keystore.CreatedKeySeed
 	default:
-		if _, err := io.ReadFull(a.rand, k.Value[:]); err != nil {
+		if k.Value, err = keystore.RandomValue(a.rand); err != nil {
 			return k, fmt.Errorf("admin: generate key: %w", err)
 		}
 		k.Method = keystore.CreatedRandom

@@ -36,8 +36,13 @@
 // # Dependencies
 //
 // auth imports no package of this project and knows nothing of HTTP. The JWT
-// library it uses (golang-jwt) stays inside it: no exported identifier mentions
-// its types, and its errors are translated into a [Reason] here. The client
-// libraries of the remote sources (the Azure SDK, the JWKS library) stay in
-// the source packages, which import auth, never the other way round.
+// library it uses (golang-jwt) stays inside it, for signing: no exported
+// identifier mentions its types. Verification reads the token itself (see
+// token.go): the header and the claims are decoded by exact names with
+// go-json-experiment/json's token decoder, a name given twice or a case
+// variant of a name this package reads refuses the token, dates are
+// numbers only, and the signature is checked with crypto/ecdsa, so that a
+// token means the same thing here as to any other JWT reader. The client
+// libraries of the remote trust sources (the Azure SDK, the JWKS library)
+// stay in the source packages, which import auth, never the other way round.
 package auth

@@ -23,6 +23,11 @@ import (
 //
 // A document with no ContentKey is valid CPIX and yields a Document with no
 // keys; callers that need at least one check len(d.Keys).
+//
+// Memory is bounded by the document's keys, never by its other content:
+// elements may nest at most MaxDepth deep (deeper is a nesting_too_deep
+// problem, and reading stops), and a ReadError lists at most MaxProblems
+// problems.
 func Read(r io.Reader, max int64) (*Document, error) {
 	return ReadWith(r, ReadOptions{Max: max})
 }
@@ -31,6 +36,9 @@ func Read(r io.Reader, max int64) (*Document, error) {
 type ReadOptions struct {
 	// Max is the largest document read, in bytes (required, positive).
 	Max int64
+	// MaxKeys, when positive, refuses (too_many_keys, reading stops) a
+	// document of more than MaxKeys ContentKeys.
+	MaxKeys int
 	// Recipient is the private key of this reader as a CPIX recipient: the
 	// keys of a document encrypted to its certificate are decrypted (see
 	// ReadWith). Nil: encrypted keys are refused
@@ -64,7 +72,7 @@ func ReadWith(r io.Reader, o ReadOptions) (*Document, error) {
 	dec.Strict = true
 	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errCharset }
 
-	p := &parser{dec: dec, seen: make(map[[16]byte]int), recipient: o.Recipient}
+	p := &parser{dec: dec, seen: make(map[[16]byte]int), recipient: o.Recipient, maxKeys: o.MaxKeys}
 	err := p.document()
 	if err == nil {
 		p.finish()
@@ -80,11 +88,11 @@ func ReadWith(r io.Reader, o ReadOptions) (*Document, error) {
 		}
 		p.fatal(err)
 	}
-	if len(p.problems) > 0 {
+	if p.count > 0 {
 		for _, k := range p.doc.Keys {
 			clear(k.Value)
 		}
-		return nil, &ReadError{Problems: p.problems}
+		return nil, &ReadError{Problems: p.problems, Count: p.count}
 	}
 	return &p.doc, nil
 }
@@ -126,6 +134,10 @@ type parser struct {
 	problems []Problem
 	index    int              // position of the next ContentKey
 	seen     map[[16]byte]int // KID → index of its first ContentKey
+	count    int              // problems found; the first MaxProblems are in problems
+	nodes    int              // nodes of the subtrees read (MaxTreeNodes)
+	depth    int              // elements open
+	maxKeys  int              // 0: no limit
 	// recipient decrypts encrypted keys (ReadOptions.Recipient).
 	recipient *rsa.PrivateKey
 	// delivery are the DeliveryData elements read; encrypted the keys
@@ -164,7 +176,10 @@ type rawKey struct {
 }
 
 func (p *parser) problem(index int, kid, reason, detail string) {
-	p.problems = append(p.problems, Problem{Index: index, KID: clip(kid, 64), Reason: reason, Detail: detail})
+	p.count++
+	if len(p.problems) < MaxProblems {
+		p.problems = append(p.problems, Problem{Index: index, KID: clip(kid, 64), Reason: reason, Detail: detail})
+	}
 }
 
 // fatal records the error that ended parsing as a document-level problem.
@@ -186,7 +201,8 @@ func (p *parser) fatal(err error) {
 }
 
 // next returns the next token, refusing every directive (<!DOCTYPE ...>,
-// <!ENTITY ...>) wherever it appears.
+// <!ENTITY ...>) wherever it appears, and elements nested deeper than
+// MaxDepth.
 func (p *parser) next() (xml.Token, error) {
 	tok, err := p.dec.Token()
 	if err != nil {
@@ -196,9 +212,15 @@ func (p *parser) next() (xml.Token, error) {
 	case xml.Directive:
 		return nil, errDTD
 	case xml.StartElement:
+		if p.depth++; p.depth > MaxDepth {
+			p.problem(-1, "", ReasonNestingTooDeep, fmt.Sprintf("elements are nested more than %d deep", MaxDepth))
+			return nil, errStop
+		}
 		if isName(t.Name, NamespaceDSig, "Signature") {
 			p.signed = true
 		}
+	case xml.EndElement:
+		p.depth--
 	}
 	return tok, nil
 }
@@ -209,6 +231,10 @@ func (p *parser) next() (xml.Token, error) {
 func (p *parser) subtree(start xml.StartElement, depth int) (*Element, error) {
 	if depth > MaxTreeDepth {
 		return nil, &xml.SyntaxError{Msg: "elements nest too deep"}
+	}
+	if p.nodes++; p.nodes > MaxTreeNodes {
+		p.problem(-1, "", ReasonTooManyNodes, fmt.Sprintf("the DeliveryDataList and EncryptedValues hold more than %d nodes", MaxTreeNodes))
+		return nil, errStop
 	}
 	e := &Element{Space: start.Name.Space, Local: start.Name.Local}
 	for _, a := range start.Attr {
@@ -227,6 +253,10 @@ func (p *parser) subtree(start xml.StartElement, depth int) (*Element, error) {
 			}
 			e.Append(c)
 		case xml.CharData:
+			if p.nodes++; p.nodes > MaxTreeNodes {
+				p.problem(-1, "", ReasonTooManyNodes, fmt.Sprintf("the DeliveryDataList and EncryptedValues hold more than %d nodes", MaxTreeNodes))
+				return nil, errStop
+			}
 			e.Append(Text(t))
 		case xml.EndElement:
 			return e, nil
@@ -428,6 +458,10 @@ func (p *parser) contentKeyList() error {
 func (p *parser) contentKey(start xml.StartElement) error {
 	k := rawKey{index: p.index}
 	p.index++
+	if p.maxKeys > 0 && p.index > p.maxKeys {
+		p.problem(-1, "", ReasonTooManyKeys, fmt.Sprintf("more than %d ContentKeys; send them in several documents", p.maxKeys))
+		return errStop
+	}
 	k.dupAttrs = duplicateAttrs(start.Attr, "kid", "explicitIV", "commonEncryptionScheme")
 	for _, a := range start.Attr {
 		if a.Name.Space != "" {
@@ -573,7 +607,7 @@ func (p *parser) text() (string, bool, error) {
 // none, appends the key to the document. Details name the field at fault,
 // never its value.
 func (p *parser) check(k *rawKey) {
-	before := len(p.problems)
+	before := p.count
 	bad := func(reason, detail string) { p.problem(k.index, k.kid, reason, detail) }
 
 	if len(k.dupAttrs) > 0 {
@@ -638,7 +672,7 @@ func (p *parser) check(k *rawKey) {
 			}
 		}
 		defer func() {
-			if len(p.problems) == before {
+			if p.count == before {
 				pk.pos = len(p.doc.Keys) - 1
 				p.encrypted = append(p.encrypted, pk)
 			}
@@ -659,7 +693,7 @@ func (p *parser) check(k *rawKey) {
 		}
 	}
 
-	if len(p.problems) == before {
+	if p.count == before {
 		p.doc.Keys = append(p.doc.Keys, key)
 	}
 }
@@ -717,7 +751,7 @@ func (p *parser) finish() {
 	if p.signed {
 		p.problem(-1, "", ReasonSignatureNotVerified, "the document is signed (ds:Signature); signatures are not verified here, so a signed document is refused rather than read as if it were not signed: send it without the signature over an authenticated channel")
 	}
-	if len(p.encrypted) == 0 || len(p.problems) > 0 {
+	if len(p.encrypted) == 0 || p.count > 0 {
 		return
 	}
 	dk, ok := p.documentKey()
@@ -737,7 +771,7 @@ func (p *parser) finish() {
 			p.problem(e.index, e.kid, ReasonMACMismatch, "the ValueMAC does not match the encrypted key: the document was altered, or its MAC key is not the one wrapped for this recipient")
 		}
 	}
-	if len(p.problems) > 0 {
+	if p.count > 0 {
 		return
 	}
 	for _, e := range p.encrypted {

@@ -31,8 +31,16 @@ const (
 )
 
 // Limits of ParseTree: a document nests at most MaxTreeDepth elements
-// deep. Its size is bounded by the caller's limit.
-const MaxTreeDepth = 64
+// deep, and holds at most MaxTreeNodes nodes (elements, runs of text,
+// comments, processing instructions), which bounds the memory of its tree
+// (about 150 bytes a node) whatever its size: a 4 MB document of empty
+// elements would otherwise take 150 MiB. A SPEKE request for hundreds of
+// keys and every DRM system holds about ten thousand. Its size is bounded
+// by the caller's limit.
+const (
+	MaxTreeDepth = 64
+	MaxTreeNodes = 100_000
+)
 
 // Node is a child of an Element: *Element, Text, Comment or *ProcInst.
 type Node interface{ isNode() }
@@ -251,6 +259,7 @@ func malformed(detail string, line int) error {
 
 type treeParser struct {
 	dec   *xml.Decoder
+	nodes int // nodes made so far (MaxTreeNodes)
 	stack []*Element
 	// scopes[i] holds the declarations of stack[i]: prefix → URI ("" is
 	// the default namespace).
@@ -306,6 +315,12 @@ func (tp *treeParser) document() (*Element, error) {
 			return nil, err
 		}
 		inRoot := len(tp.stack) > 0
+		switch tok.(type) {
+		case xml.StartElement, xml.CharData, xml.Comment, xml.ProcInst:
+			if tp.nodes++; tp.nodes > MaxTreeNodes {
+				return nil, &treeError{reason: ReasonTooManyNodes, detail: fmt.Sprintf("the document holds more than %d nodes (elements, texts, comments)", MaxTreeNodes)}
+			}
+		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if !inRoot && root != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/authtest"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -38,7 +39,14 @@ func BenchmarkKeyEndpoint(b *testing.B) { benchKeyEndpoint(b, false) }
 // the key cache: the path a player's repeated requests take.
 func BenchmarkKeyEndpointCached(b *testing.B) { benchKeyEndpoint(b, true) }
 
-func benchKeyEndpoint(b *testing.B, cached bool) {
+// BenchmarkKeyEndpointCachedLimited is the cached path with the budget of
+// failed verifications on, as the server runs by default
+// (--limit-auth-failures): one budget lookup per request.
+func BenchmarkKeyEndpointCachedLimited(b *testing.B) {
+	benchKeyEndpoint(b, true, func(o *Options) { o.AuthFailures = ratelimit.Limit{Rate: 20, Burst: 40} })
+}
+
+func benchKeyEndpoint(b *testing.B, cached bool, mod ...func(*Options)) {
 	m := authtest.New(b, auth.Options{})
 	v := m.Verifier
 	id := keystore.KeyID{0x0a, 0x4f, 0x6e, 0x08}
@@ -56,8 +64,12 @@ func benchKeyEndpoint(b *testing.B, cached bool) {
 			b.Fatal(err)
 		}
 	}
-	h, err := New(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Verifier: ver,
-		Keys: keys, Registerer: prometheus.NewRegistry()})
+	o := Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Verifier: ver,
+		Keys: keys, Registerer: prometheus.NewRegistry()}
+	for _, f := range mod {
+		f(&o)
+	}
+	h, err := New(o)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -20,6 +22,7 @@ type server struct {
 	log     *slog.Logger
 	verify  verifier
 	keys    keySource
+	uses    useCounter // nil: tokens with a replay limit are refused
 	serving func() bool
 	metrics *deliveryMetrics
 	retry   string
@@ -28,6 +31,11 @@ type server struct {
 	issueTimeout time.Duration
 	maxKIDs      int
 	persistent   bool
+
+	// failures and requests are the per-address budgets (nil: off);
+	// refusals paces the log lines of refused tokens.
+	failures, requests *ratelimit.Table
+	refusals           *ratelimit.Tally
 }
 
 func (s *server) healthz(c echo.Context) error {
@@ -74,11 +82,15 @@ func (s *server) serveKey(c echo.Context, rawKID string) error {
 		return err
 	}
 	if !claims.Grants(id) {
-		return errNotGranted
+		return &claimsError{err: errNotGranted, claims: claims, asked: []keystore.KeyID{id}}
 	}
 	key, err := s.keys.Get(c.Request().Context(), id)
 	if err != nil {
 		return err
+	}
+	if err := s.countUse(c, &claims); err != nil {
+		clear(key.Value[:])
+		return &claimsError{err: err, claims: claims, asked: []keystore.KeyID{id}}
 	}
 	s.metrics.delivered.Inc()
 	h := c.Response().Header()
@@ -103,8 +115,19 @@ var (
 )
 
 // authenticate finds the token in any of the accepted transports and
-// verifies it.
+// verifies it. An address that has spent its budget of failed
+// verifications is refused (429) before its token is looked at, so
+// forged tokens cost the server no signature check beyond the budget; a
+// failed verification spends one event of it (a missing token does not).
 func (s *server) authenticate(c echo.Context) (auth.Claims, error) {
+	var addr ratelimit.Key
+	if s.failures != nil {
+		addr = ratelimit.AddressKey(c.RealIP())
+		if ok, wait := s.failures.Ready(addr); !ok {
+			s.metrics.limited("auth_failures")
+			return auth.Claims{}, &rateLimitError{limit: "auth_failures", wait: wait}
+		}
+	}
 	raw, err := bearerToken(c)
 	if err != nil {
 		s.metrics.verification(err)
@@ -114,7 +137,36 @@ func (s *server) authenticate(c echo.Context) (auth.Claims, error) {
 	// the full check: a cache hit costs no clock read.
 	claims, err := s.verify.Verify(raw)
 	s.metrics.verification(err)
+	if err != nil && s.failures != nil {
+		s.failures.Charge(addr)
+	}
 	return claims, err
+}
+
+// countUse counts one use of a token that carries a replay limit (the
+// maxuses claim), across every server on the store, and refuses the use
+// past the limit (403 max_uses_exceeded). A counter that cannot be read
+// refuses the request (503): a limited token is never served unlimited.
+// Tokens without the claim return at once. It is called once per request
+// that would deliver key material, after the grant and the key lookups
+// and before the answer: a cached verification counts like any other.
+func (s *server) countUse(c echo.Context, claims *auth.Claims) error {
+	if claims.MaxUses <= 0 {
+		return nil
+	}
+	if s.uses == nil {
+		return fmt.Errorf("delivery: count use: %w", keystore.ErrNoCounters)
+	}
+	// The counter outlives the token by the largest leeway any verifier
+	// allows, so a token accepted late is still counted.
+	n, err := s.uses.CountUse(c.Request().Context(), claims.TokenDigest, claims.ExpiresAt.Add(auth.MaxLeeway))
+	if err != nil {
+		return err
+	}
+	if n > int64(claims.MaxUses) {
+		return &usesError{max: claims.MaxUses}
+	}
+	return nil
 }
 
 // bearerToken returns the token from "Authorization: Bearer <jwt>",

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/playready"
 )
@@ -75,9 +76,12 @@ func (s *server) clearKey(c echo.Context) error {
 	}
 	keys, err := s.entitle(c.Request().Context(), claims, ids)
 	if err != nil {
-		return err
+		return &claimsError{err: err, claims: claims, asked: ids}
 	}
 	defer wipe(keys)
+	if err := s.countUse(c, &claims); err != nil {
+		return &claimsError{err: err, claims: claims, asked: ids}
+	}
 	s.metrics.keysDelivered("clearkey", len(keys))
 	s.metrics.license("clearkey", "issued")
 	lic := clearKeyLicense(keys, req.Type)
@@ -95,11 +99,13 @@ func decodeKID(s string) (keystore.KeyID, error) {
 	if strings.ContainsAny(s, "+/") {
 		enc = base64.RawStdEncoding
 	}
+	// The errors quote a short, redacted prefix: a body is client input,
+	// and a token pasted where a KID belongs must not reach the log.
 	if enc.DecodedLen(len(s)) != len(id) {
-		return id, fmt.Errorf("delivery: key ID %q is not 16 bytes", s)
+		return id, fmt.Errorf("delivery: key ID %q (%d characters) is not 16 bytes", httpedge.Quote(s, 24), len(s))
 	}
 	if _, err := enc.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("delivery: key ID %q: %w", s, err)
+		return id, fmt.Errorf("delivery: key ID %q is not base64url: %w", httpedge.Quote(s, 24), err)
 	}
 	return id, nil
 }
@@ -152,9 +158,12 @@ func (s *server) license(sys System) echo.HandlerFunc {
 		defer cancel()
 		keys, err := s.entitle(ctx, claims, ids)
 		if err != nil {
-			return err
+			return &claimsError{err: err, claims: claims, asked: ids}
 		}
 		defer wipe(keys)
+		if err := s.countUse(c, &claims); err != nil {
+			return &claimsError{err: err, claims: claims, asked: ids}
+		}
 		lic, err := issuer.Issue(ctx, &LicenseRequest{
 			System:      sys,
 			Challenge:   body,

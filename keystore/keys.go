@@ -49,6 +49,69 @@ type Notifier interface {
 	Listen(ctx context.Context, fn func(id KeyID, all bool)) error
 }
 
+// Counter is an optional Store capability: counters shared by every server
+// on the store, each forgotten at its expiry. It keeps the replay limit of
+// tokens (the maxuses claim): a counter per token, keyed by a digest of
+// what the token's signer signed (never by the token), expiring with the
+// token.
+type Counter interface {
+	// CountUse adds one to the counter of digest and returns its new
+	// value. A counter that does not exist, or whose expiry has passed,
+	// starts at zero with the given expiry (a later call does not move
+	// it). It must be atomic: of n concurrent calls on a new counter, the
+	// answers are 1 to n.
+	CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error)
+}
+
+// Compactor is an optional Store capability: it removes from the store's
+// files what deletes leave behind, so that a purged key's sealed value does
+// not outlive its purge there. Redis: an append-only file rewrite
+// (BGREWRITEAOF). bbolt is compacted offline instead (boltstore.Compact,
+// kdctl store compact): its free pages keep deleted values until reused.
+type Compactor interface {
+	// Compact starts or does the compaction; it may return before the
+	// store has finished it.
+	Compact(ctx context.Context) error
+}
+
+// CompactAfterPurges compacts the store (see Compactor) when this Keys
+// purged a key since it last did, and reports whether it did. A store
+// that is not a Compactor is left alone (false, nil).
+func (k *Keys) CompactAfterPurges(ctx context.Context) (bool, error) {
+	c, ok := k.store.(Compactor)
+	if !ok || !k.purged.Swap(false) {
+		return false, nil
+	}
+	if err := k.call(ctx, opCompact, c.Compact); err != nil {
+		k.purged.Store(true) // try again next time
+		return false, fmt.Errorf("keystore: compact: %w", err)
+	}
+	return true, nil
+}
+
+// ErrNoCounters: the store has no counters (it is not a Counter), so a
+// limit that needs one cannot be kept. It wraps ErrUnavailable: a token
+// with a replay limit is refused, never served unlimited.
+var ErrNoCounters = fmt.Errorf("%w: the store keeps no counters", ErrUnavailable)
+
+// CountUse adds one to the use counter of a token (see Counter), within
+// the store deadline, and returns the new count.
+func (k *Keys) CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error) {
+	c, ok := k.store.(Counter)
+	if !ok {
+		return 0, ErrNoCounters
+	}
+	var n int64
+	err := k.call(ctx, opCountUse, func(ctx context.Context) (err error) {
+		n, err = c.CountUse(ctx, digest, expires)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keystore: count use: %w", err)
+	}
+	return n, nil
+}
+
 // Keys is the barrier between callers and a Store: it seals key material on
 // the way in, opens it on the way out, and puts a deadline on every call.
 // It is safe for concurrent use.
@@ -62,6 +125,8 @@ type Keys struct {
 	subs    atomic.Pointer[[]*subscriber]
 	mu      sync.Mutex // serialises changes to subs
 	metrics *storeMetrics
+	// purged: a key was purged since the last CompactAfterPurges.
+	purged atomic.Bool
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
@@ -149,9 +214,11 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		if k.rand == nil {
 			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
 		}
-		if _, err := io.ReadFull(k.rand, key.Value[:]); err != nil {
+		v, err := RandomValue(k.rand)
+		if err != nil {
 			return Key{}, fmt.Errorf("keystore: key %s: generate: %w", key.ID, err)
 		}
+		key.Value = v
 		key.Method = CreatedRandom
 	}
 	now := k.now().UTC()
@@ -488,6 +555,7 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 		})
 	})
 	if err == nil {
+		k.purged.Store(true)
 		k.changed(ctx, true, id)
 	}
 	return err
@@ -590,33 +658,31 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 		}
 	}
 	now := k.now().UTC()
-	sealed, err := k.ring.sealKeys(keys)
-	if err != nil {
-		return nil, err
-	}
 	// The chunks go in ID order, so that each chunk is a range of IDs: an
 	// ordered store (bbolt) then rewrites only the pages of that range per
 	// transaction, not pages all over its tree. The sort is stable, and a
 	// chunk never splits the copies of one KID: the first one given is the
-	// one created, whatever runs in parallel.
+	// one created, whatever runs in parallel. Each chunk is sealed here
+	// (so the keyring's random source is read by one goroutine) while the
+	// workers store the previous ones, and its records are dropped once
+	// stored: an import holds the sealed records of the chunks in flight,
+	// not of the whole batch.
 	order := idOrder(keys)
-	rs := make([]Record, len(keys))
-	for j, i := range order {
-		key := &keys[i]
-		rs[j] = Record{ID: key.ID, Sealed: sealed[i], IV: key.IV, Name: key.Name, Type: key.Type,
-			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType,
-			AuthorizationPolicyID: key.AuthorizationPolicyID}
-	}
 	out := make([]ImportResult, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(importWorkers)
-	for start := 0; start < len(rs) && gctx.Err() == nil; {
-		end := min(start+importChunk, len(rs))
-		for end < len(rs) && rs[end].ID == rs[end-1].ID {
+	for start := 0; start < len(order) && gctx.Err() == nil; {
+		end := min(start+importChunk, len(order))
+		for end < len(order) && keys[order[end]].ID == keys[order[end-1]].ID {
 			end++
 		}
-		chunk, pos := rs[start:end], order[start:end]
-		g.Go(func() error { return k.importChunk(gctx, keys, chunk, pos, out) })
+		pos := order[start:end]
+		rs, err := k.sealChunk(keys, pos, now)
+		if err != nil {
+			_ = g.Wait()
+			return nil, err
+		}
+		g.Go(func() error { return k.importChunk(gctx, keys, rs, pos, out) })
 		start = end
 	}
 	if err := g.Wait(); err != nil {
@@ -651,6 +717,22 @@ func idOrder(keys []Key) []int {
 		order[j] = p.pos
 	}
 	return order
+}
+
+// sealChunk returns the records of keys[pos[j]], sealed.
+func (k *Keys) sealChunk(keys []Key, pos []int, now time.Time) ([]Record, error) {
+	sealed, err := k.ring.sealKeys(keys, pos)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]Record, len(pos))
+	for j, i := range pos {
+		key := &keys[i]
+		rs[j] = Record{ID: key.ID, Sealed: sealed[j], IV: key.IV, Name: key.Name, Type: key.Type,
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType,
+			AuthorizationPolicyID: key.AuthorizationPolicyID}
+	}
+	return rs, nil
 }
 
 // importChunk stores one chunk of an import: rs[j] is keys[pos[j]] sealed,
@@ -744,6 +826,7 @@ func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, err
 			switch {
 			case err == nil:
 				purged = append(purged, r.ID)
+				k.purged.Store(true)
 				k.changed(ctx, true, r.ID)
 			case errors.Is(err, ErrNotDeleted), errors.Is(err, ErrNotFound):
 			default:

@@ -25,11 +25,13 @@ const (
 	opNotify
 	opLink
 	opUnlink
+	opCountUse
+	opCompact
 	numOps
 )
 
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
-	"get_meta", "create_meta", "list_meta", "ping", "notify", "link", "unlink"}
+	"get_meta", "create_meta", "list_meta", "ping", "notify", "link", "unlink", "count_use", "compact"}
 
 // The results a store operation is counted under.
 const (

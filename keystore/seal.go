@@ -335,32 +335,44 @@ const sealParallelMin = 2048
 // in its slot, in the same layout. The nonces are read from the
 // keyring's random source in one read, in order, by the calling goroutine
 // (the source need not be safe for concurrent use); a large batch is then
-// sealed on every CPU. The results share one allocation.
-func (kr *Keyring) sealKeys(keys []Key) ([][]byte, error) {
+// sealed on every CPU. The results share one allocation. out[j] is the
+// sealed value of keys[pos[j]]; a nil pos means every key in order.
+func (kr *Keyring) sealKeys(keys []Key, pos []int) ([][]byte, error) {
 	k := kr.primary
 	ns := k.aead.NonceSize()
 	size := sealedSize(k, len(Key{}.Value))
-	nonces := make([]byte, len(keys)*ns)
+	n := len(keys)
+	if pos != nil {
+		n = len(pos)
+	}
+	at := func(j int) *Key {
+		if pos == nil {
+			return &keys[j]
+		}
+		return &keys[pos[j]]
+	}
+	nonces := make([]byte, n*ns)
 	if _, err := io.ReadFull(kr.rand, nonces); err != nil {
 		return nil, fmt.Errorf("keystore: seal: nonce: %w", err)
 	}
-	buf := make([]byte, len(keys)*size)
-	out := make([][]byte, len(keys))
+	buf := make([]byte, n*size)
+	out := make([][]byte, n)
 	sealRange := func(lo, hi int) {
 		ad := make([]byte, 0, 128) // reused: the additional data of every key fits
-		for i := lo; i < hi; i++ {
-			out[i] = sealTo(buf[i*size:i*size:(i+1)*size], k, nonces[i*ns:(i+1)*ns], keySlot(&keys[i].ID), keys[i].Value[:], ad)
+		for j := lo; j < hi; j++ {
+			key := at(j)
+			out[j] = sealTo(buf[j*size:j*size:(j+1)*size], k, nonces[j*ns:(j+1)*ns], keySlot(&key.ID), key.Value[:], ad)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(keys)/(sealParallelMin/2))
+	workers := min(runtime.GOMAXPROCS(0), n/(sealParallelMin/2))
 	if workers <= 1 {
-		sealRange(0, len(keys))
+		sealRange(0, n)
 		return out, nil
 	}
 	var wg sync.WaitGroup
-	per := (len(keys) + workers - 1) / workers
-	for lo := 0; lo < len(keys); lo += per {
-		wg.Go(func() { sealRange(lo, min(lo+per, len(keys))) })
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { sealRange(lo, min(lo+per, n)) })
 	}
 	wg.Wait()
 	return out, nil

@@ -148,11 +148,13 @@ for target in \
   "FuzzVerify ./auth 30000x" \
   "FuzzRead ./cpix 50000x" \
   "FuzzCreateKeyBody ./admin 8000x" \
+  "FuzzJSONImport ./admin 20000x" \
   "FuzzParseCredentials ./admin/credentials 20000x" \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
   "FuzzParseFilter ./admin/amsapi 20000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
   "FuzzHeaderKIDs ./playready 10000x" \
+  "FuzzRedact ./internal/httpedge 20000x" \
   "FuzzClientAddr ./internal/netedge 20000x" \
   "FuzzParseTree ./cpix 20000x" \
   "FuzzReadEncrypted ./cpix 5000x" \

@@ -303,6 +303,8 @@ func (a *api) create(c *plane.Call) (plane.Answer, error) {
 		err = plane.Invalid("cannot_decrypt", "EncryptedContentKey cannot be decrypted with the protection key: encrypt the content key with RSA-OAEP (SHA-1 for the hash and MGF1, empty label) to the certificate of GET /api/GetProtectionKey")
 	case value == [16]byte{}:
 		err = plane.Invalid("invalid_key", "an all-zero key is refused: it is not a key")
+	case keystore.WeakValue(&value):
+		err = plane.Invalid("invalid_key", "a key that is one byte repeated is refused: it is not a key")
 	case playready.VerifyChecksum(value, r.id, r.checksum) != nil:
 		err = plane.Invalid("checksum_mismatch", "Checksum does not match the decrypted content key and Id: it must be the base64 of the first 8 bytes of AES-128-ECB(content key, KID in Guid.ToByteArray() byte order); nothing was stored")
 	}

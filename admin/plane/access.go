@@ -12,6 +12,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 )
 
 // opAuthenticate names, in the metrics, refusals that happen before the
@@ -27,23 +28,33 @@ const (
 
 // guardAPI checks the credential of every request under /api/ (and under
 // the prefixes an API protected, see Protect), routed or not, before
-// anything else: a credential in the URL is refused before it is looked at
-// (URLs end up in logs, histories and proxies), and a request without a
-// valid credential is 401, whatever its path, so an anonymous caller learns
-// nothing about the API. The credential is "Authorization: Bearer <secret>";
-// under a prefix an API protected (SPEKE's /speke/) HTTP Basic too, with
-// the credential's name as the user and its secret as the password (many
-// encoders can only send Basic), both matching one credential. OPTIONS,
-// which the API does not answer, is 405 like any other method a path lacks.
+// anything else: a credential in the URL (a parameter named like one, or any
+// name or value shaped like a secret or a token, or starting with "Bearer":
+// httpedge.QueryCredential) is refused before it is looked at (URLs end up
+// in logs, histories and proxies); an address that spent its budget of
+// failed authentications is refused (429) before its credential is looked
+// at; and a request without a valid credential is 401, whatever its path,
+// so an anonymous caller learns nothing about the API. The credential is
+// "Authorization: Bearer <secret>"; under a prefix an API protected
+// (SPEKE's /speke/) HTTP Basic too, with the credential's name as the user
+// and its secret as the password (many encoders can only send Basic), both
+// matching one credential. OPTIONS, which the API does not answer, is 405
+// like any other method a path lacks.
 func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if g, _ := p.guarded(r.URL.Path); !g {
 			return next(c)
 		}
-		for name := range c.QueryParams() {
-			if httpedge.CredentialParam(name) {
-				return errCredentialInURL
+		if httpedge.QueryCredential(c.QueryParams()) {
+			return errCredentialInURL
+		}
+		var addr ratelimit.Key
+		if p.failures != nil {
+			addr = ratelimit.AddressKey(c.RealIP())
+			if ok, wait := p.failures.Ready(addr); !ok {
+				p.metrics.limited.Inc()
+				return &rateLimitError{wait: wait}
 			}
 		}
 		if p.creds.Len() == 0 {
@@ -54,8 +65,7 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		cr, reason := p.authenticate(r.Header.Get(echo.HeaderAuthorization), !isAPI(r.URL.Path))
 		if reason != "" {
-			p.metrics.operation(opAuthenticate, audit.Unauthorized)
-			return &authError{status: http.StatusUnauthorized, reason: reason}
+			return p.authFailed(c, addr, reason)
 		}
 		c.Set(credentialKey, cr)
 		p.extendDeadlines(c)
@@ -66,6 +76,31 @@ func (p *Plane) guardAPI(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// failureAuditRate bounds the audit records of failed authentications, in
+// all (each address has one a second at most).
+var failureAuditRate = ratelimit.Limit{Rate: 10, Burst: 20}
+
+// authFailed refuses a request without a valid credential (401): it spends
+// one event of the address's budget, counts the failure, and audits it,
+// paced (see Options.AuthFailures).
+func (p *Plane) authFailed(c echo.Context, addr ratelimit.Key, reason string) error {
+	p.metrics.operation(opAuthenticate, audit.Unauthorized)
+	if p.failures != nil {
+		p.failures.Charge(addr)
+	}
+	source := httpedge.Redact(c.RealIP())
+	if ok, count := p.failureAudit.Note(ratelimit.AddressKey(source)); ok && p.audit != nil {
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		err := p.audit.Write(audit.Record{Credential: "-", Source: source, Operation: opAuthenticate,
+			Result: audit.Unauthorized, RequestID: rid, Count: count})
+		if err != nil {
+			p.metrics.auditFailures.Inc()
+			p.log.Error("audit record not written", "request_id", rid, "operation", opAuthenticate, "err", err)
+		}
+	}
+	return &authError{status: http.StatusUnauthorized, reason: reason}
 }
 
 // extendDeadlines gives a request whose credential matched the time of an
@@ -174,11 +209,12 @@ func (p *Plane) conclude(c *Call, a Answer, err error) error {
 func (p *Plane) record(c *Call, result audit.Result) error {
 	r := audit.Record{
 		Credential: c.cred.Name,
-		Source:     c.ec.RealIP(),
+		Source:     httpedge.Redact(c.ec.RealIP()),
 		Operation:  c.op.Name,
 		Result:     result,
 		RequestID:  c.RequestID(),
 		KIDs:       make([]string, len(c.kids)),
+		Warning:    c.warning,
 	}
 	for i, id := range c.kids {
 		r.KIDs[i] = id.String()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -29,6 +30,7 @@ const (
 	codeConflict       = "conflict"
 	codeUnavailable    = "unavailable"
 	codeNotConfigured  = "not_configured"
+	codeTooMany        = "too_many_requests"
 	codeInternal       = "internal"
 )
 
@@ -51,6 +53,7 @@ const (
 	ReasonBodyTooLarge      = "body_too_large"
 	ReasonNotDeleted        = "not_deleted"
 	ReasonInvalidAsset      = "invalid_asset"
+	ReasonRateLimited       = "rate_limited"
 )
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
@@ -79,6 +82,12 @@ type authError struct {
 }
 
 func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
+
+// rateLimitError refuses a request from an address that has spent its
+// budget of failed authentications: 429 rate_limited with Retry-After.
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string { return fmt.Sprintf("plane: rate limited for %v", e.wait) }
 
 // RequestError is a refusal with a status (0 means 400: 404, 409, 413, 415
 // and 501 are the others an API uses), a reason, and a detail written for a
@@ -133,13 +142,23 @@ func OnKey(id keystore.KeyID, err error) error {
 }
 
 // EntriesError refuses a whole batch for its bad entries: nothing was
-// written (400 invalid_entries).
+// written (400 invalid_entries). Problems lists at most MaxProblems of
+// them (the first); Count is how many there are (0 means len(Problems)).
+// The answer carries both, as problems and problemCount.
 type EntriesError struct {
 	Problems []httpedge.EntryProblem
+	Count    int
 }
 
+// MaxProblems is the most bad entries an answer lists; the rest are
+// counted. A batch of millions of bad entries is answered in a few
+// kilobytes.
+const MaxProblems = 100
+
+func (e *EntriesError) total() int { return max(e.Count, len(e.Problems)) }
+
 func (e *EntriesError) Error() string {
-	return fmt.Sprintf("plane: batch refused: %s", count(len(e.Problems), "bad entry", "bad entries"))
+	return fmt.Sprintf("plane: batch refused: %s", count(e.total(), "bad entry", "bad entries"))
 }
 
 // ConflictError reports KIDs stored with a different key: those were left
@@ -174,10 +193,22 @@ func classify(err error) httpedge.Problem {
 	if errors.As(err, &ke) {
 		p.KID = ke.ID.String()
 	}
+	var rl *rateLimitError
 	switch {
+	case errors.As(err, &rl):
+		p.Status, p.Code, p.Reason = http.StatusTooManyRequests, codeTooMany, ReasonRateLimited
+		p.Detail = "too many failed admin authentications from this address; retry after the time in Retry-After with a valid credential"
 	case errors.As(err, &be):
 		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
-		p.Detail = fmt.Sprintf("%s of the import %s invalid (see problems); nothing was imported", count(len(be.Problems), "entry", "entries"), plural(len(be.Problems), "is", "are"))
+		if len(p.Problems) > MaxProblems {
+			p.Problems = p.Problems[:MaxProblems]
+		}
+		n := be.total()
+		p.ProblemCount = n
+		p.Detail = fmt.Sprintf("%s of the import %s invalid (see problems); nothing was imported", count(n, "entry", "entries"), plural(n, "is", "are"))
+		if n > len(p.Problems) {
+			p.Detail = fmt.Sprintf("%s of the import are invalid (the first %d are in problems); nothing was imported", count(n, "entry", "entries"), len(p.Problems))
+		}
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
 		p.Detail = fmt.Sprintf("%s already stored with a different key, or with another content key type (see Conflict in results), %s left untouched (see conflicts); the other keys were imported", count(len(ce.KIDs), "KID", "KIDs"), plural(len(ce.KIDs), "was", "were"))
@@ -378,6 +409,11 @@ func (p *Plane) handleError(err error, c echo.Context) {
 		}
 	case http.StatusServiceUnavailable:
 		h.Set(echo.HeaderRetryAfter, p.retry)
+	case http.StatusTooManyRequests:
+		var rl *rateLimitError
+		if errors.As(err, &rl) {
+			h.Set(echo.HeaderRetryAfter, httpedge.RetryAfter(rl.wait))
+		}
 	case http.StatusInternalServerError:
 		p.log.Error("admin request failed", "request_id", pr.RequestID, "err", err)
 	}

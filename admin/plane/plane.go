@@ -18,6 +18,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 )
 
 // Check is one readiness check run by GET /readyz. Its error text is shown
@@ -59,6 +60,21 @@ type Options struct {
 	Audit *audit.Log
 	// RetryAfter is the Retry-After sent with 503 (default 1s).
 	RetryAfter time.Duration
+	// AuthFailures is the budget of failed admin authentications (a
+	// missing or wrong credential under /api/) per client address: an
+	// address over it is answered 429 rate_limited, with Retry-After,
+	// before its credential is looked at. Zero: no limit. Failed
+	// authentications are audited (operation "authenticate", result
+	// unauthorized) at most once a second per address, each record
+	// counting the failures since the address's previous one, and at most
+	// 10 records a second in all; every one is counted in
+	// keydelivery_admin_operations_total{operation="authenticate"}.
+	AuthFailures ratelimit.Limit
+	// RateLimitClients is how many client addresses the budget remembers
+	// (default ratelimit.DefaultSize).
+	RateLimitClients int
+	// Now is the clock of the budget (default time.Now).
+	Now func() time.Time
 	// ClientAddr is the address of the client that sent a request (behind
 	// trusted proxies, the one they forwarded), for the access log and the
 	// audit log's source. Default: the TCP peer's address.
@@ -86,6 +102,11 @@ type Plane struct {
 	metrics *planeMetrics
 	// authTimeout is Options.AuthenticatedTimeout.
 	authTimeout time.Duration
+
+	// failures is the budget of failed authentications (nil: none);
+	// failureAudit paces their audit records.
+	failures     *ratelimit.Table
+	failureAudit *ratelimit.Tally
 
 	// rewrites run before routing, in order (see Rewrite).
 	rewrites []func(*url.URL)
@@ -120,6 +141,9 @@ func New(o Options) (*Plane, error) {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	p := &Plane{
 		log:     o.Log,
 		keys:    o.Keys,
@@ -131,6 +155,15 @@ func New(o Options) (*Plane, error) {
 		ops:     map[string]Operation{},
 
 		authTimeout: o.AuthenticatedTimeout,
+	}
+	var err error
+	if !o.AuthFailures.Off() {
+		if p.failures, err = ratelimit.NewTable(o.AuthFailures, o.RateLimitClients, o.Now); err != nil {
+			return nil, fmt.Errorf("plane: auth failure budget: %w", err)
+		}
+	}
+	if p.failureAudit, err = ratelimit.NewTally(time.Second, failureAuditRate, o.RateLimitClients, o.Now); err != nil {
+		return nil, fmt.Errorf("plane: %w", err)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort, e.Debug = true, true, false

@@ -70,6 +70,7 @@ var groups = []struct{ name, summary string }{
 	{"token", "delivery tokens (offline)"},
 	{"kek", "key-encryption keys (offline)"},
 	{"adminkey", "admin credentials (offline)"},
+	{"store", "the key store's files (offline)"},
 }
 
 // contentKeyTypes are the values of --type.
@@ -166,6 +167,12 @@ var commands = []*command{
 		summary: "print a new admin secret (first line) and its credentials-file line; --content limits a packager " +
 			"to content IDs ('*' matches any characters)",
 		choices: map[string][]string{"role": {"reader", "writer", "exporter", "admin", "packager"}}, setup: adminkeyGenerate,
+	},
+	{
+		name: "store compact", args: "PATH",
+		summary: "rewrite a stopped server's bbolt store file (PATH or bolt:PATH) without its free pages, " +
+			"which keep the sealed values of purged keys until reused; prints the sizes before and after",
+		setup: storeCompact,
 	},
 	{
 		name: "kid", args: "KID", flags: "[--playready]",

@@ -28,6 +28,7 @@
 //	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
 //	kdctl adminkey generate --name N --role reader|writer|exporter|admin|packager [--content PATTERN]...
+//	kdctl store compact PATH
 //	kdctl kid KID [--playready]
 //	kdctl completion bash|zsh
 //	kdctl version
@@ -44,8 +45,8 @@
 // is never taken from a flag value, so it never shows up in a process list
 // or a shell history. The connection flags (--server, --admin-token-file,
 // --timeout) may come before the command or after it; commands that never
-// call the server (token mint, kek generate, adminkey generate, kid,
-// completion) do not take them.
+// call the server (token mint, kek generate, adminkey generate, store
+// compact, kid, completion) do not take them.
 //
 // # Keys
 //

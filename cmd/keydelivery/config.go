@@ -18,6 +18,8 @@ import (
 	"github.com/keydelivery/keydelivery/auth/keyvault"
 	"github.com/keydelivery/keydelivery/delivery"
 	"github.com/keydelivery/keydelivery/internal/cli"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
+
 	"github.com/keydelivery/keydelivery/internal/netedge"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
 )
@@ -68,6 +70,13 @@ type config struct {
 	ProtectionKey        string
 	AdminCredentialsFile string
 	AuditLog             string
+
+	// Hostile clients (issue 12): per-address budgets before any signature
+	// or credential check, and tokens that must name their certificate.
+	LimitAuthFailures      ratelimit.Limit
+	LimitAdminAuthFailures ratelimit.Limit
+	LimitRequests          ratelimit.Limit
+	RequireTokenKeyID      bool
 
 	// HTTPS, connections and proxies (the edge: edge.go).
 	TLSCert, TLSKey           string
@@ -196,6 +205,13 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	fs.StringVar(&c.ProtectionKey, "protection-key", "", "the protection certificate's RSA private key (PEM file)")
 	fs.StringVar(&c.AdminCredentialsFile, "admin-credentials-file", "", "admin credentials: lines \"NAME ROLE SHA256HEX\" (generate with: kdctl adminkey generate); re-read on SIGHUP")
 	fs.StringVar(&c.AuditLog, "audit-log", "stdout", "where admin audit records go: a file path, or stdout")
+	// Hostile clients (issue 12).
+	c.LimitAuthFailures, c.LimitAdminAuthFailures = defaultLimitAuthFailures, defaultLimitAdminAuthFailures
+	fs.Var(limitFlag{&c.LimitAuthFailures}, "limit-auth-failures", "budget of failed token verifications per client address, RATE/UNIT[:BURST] (e.g. 20/s:40) or off; over it the delivery plane answers 429 rate_limited before looking at the token")
+	fs.Var(limitFlag{&c.LimitAdminAuthFailures}, "limit-admin-auth-failures", "budget of failed admin authentications per client address, RATE/UNIT[:BURST] or off; over it the admin plane answers 429 rate_limited")
+	fs.Var(limitFlag{&c.LimitRequests}, "limit-requests", "budget of delivery requests per client address, RATE/UNIT[:BURST] (e.g. 100/s:200), or off (the default)")
+	fs.BoolVar(&c.RequireTokenKeyID, "require-token-key-id", false, "refuse tokens whose header names no certificate (no x5t, x5t#S256 or kid) instead of trying each valid certificate")
+
 	// HTTPS, connections and proxies (edge.go).
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "delivery plane: serve HTTPS with this certificate chain (PEM, the server's certificate first); reloaded on change and on SIGHUP")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the private key (PEM) of --tls-cert")
@@ -278,6 +294,33 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*co
 	c.kekText = getenv("KD_KEK")
 	c.redisPassword = getenv("KD_REDIS_PASSWORD")
 	return c, nil
+}
+
+// The default budgets of failed authentications (issue 12): generous for a
+// player or a script that gets its token wrong a few times, far below what
+// a forger needs.
+var (
+	defaultLimitAuthFailures      = ratelimit.Limit{Rate: 20, Burst: 40}
+	defaultLimitAdminAuthFailures = ratelimit.Limit{Rate: 5, Burst: 20}
+)
+
+// limitFlag is a ratelimit.Limit flag: RATE/UNIT[:BURST], or off.
+type limitFlag struct{ l *ratelimit.Limit }
+
+func (f limitFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return f.l.String()
+}
+
+func (f limitFlag) Set(s string) error {
+	l, err := ratelimit.ParseLimit(s)
+	if err != nil {
+		return err
+	}
+	*f.l = l
+	return nil
 }
 
 // devDefaults fills in what --dev generates.

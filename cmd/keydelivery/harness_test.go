@@ -42,7 +42,7 @@ type material struct {
 	signer    *auth.Signer
 }
 
-func newMaterial(t *testing.T) material {
+func newMaterial(t testing.TB) material {
 	t.Helper()
 	dir := t.TempDir()
 	m := material{
@@ -90,7 +90,7 @@ func (m material) args(store string, extra ...string) []string {
 }
 
 // token mints a delivery token for kids, valid for an hour.
-func (m material) token(t *testing.T, kids ...string) string {
+func (m material) token(t testing.TB, kids ...string) string {
 	t.Helper()
 	now := time.Now()
 	tok, err := m.signer.Sign(auth.TokenClaims{Issuer: testIssuer, Audience: testAudience, Subject: "viewer-1",

@@ -32,6 +32,7 @@ import (
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/cpix"
 	"github.com/keydelivery/keydelivery/delivery"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	buildversion "github.com/keydelivery/keydelivery/internal/version"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
@@ -63,6 +64,11 @@ func parseLogLevel(s string) (slog.Level, error) {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, environ ...string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A closed stdout or stderr (the reader of a pipe gone) must not kill
+	// the server: by default Go exits on SIGPIPE from a write to fd 1 or 2.
+	// Ignored, the write fails with EPIPE instead: an audit record then
+	// answers 503 audit_unavailable, a log line is counted and dropped.
+	signal.Ignore(syscall.SIGPIPE)
 
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flagHelp) {
@@ -79,7 +85,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Every log line is redacted by value (no credential reaches it
+	// whatever code wrote it), and a failed write is counted, never fatal.
+	logOut := newLogWriter(stderr)
+	log := slog.New(httpedge.RedactingHandler(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})))
 	for _, w := range cfg.unknownEnv(environ) {
 		log.Warn("unknown environment variable: " + w)
 	}
@@ -106,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	m.reg.MustRegister(logOut.failures)
 	m.warnNoCredentials(log)
 	if cfg.CheckConfig {
 		return checkConfig(ctx, cfg, log, m, stdout)
@@ -159,7 +169,7 @@ func loadChecked(ctx context.Context, cfg *config, log *slog.Logger) (*checked, 
 	}
 	m.verifier, err = auth.NewVerifier(m.trust, auth.Options{
 		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
-		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
+		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens, RequireKeyID: cfg.RequireTokenKeyID,
 		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
 		Registerer: m.reg,
 	})
@@ -325,6 +335,8 @@ func (s *app) buildDelivery() (http.Handler, error) {
 		CORSOrigins: cfg.CORSOrigins, Serving: s.serving.Load, AccessLog: cfg.AccessLog,
 		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
 		PersistentLicenses: cfg.ClearKeyPersistent, ClientAddr: m.edge.clientAddr,
+		// Hostile clients (issue 12): replay limits, per-address budgets.
+		Uses: s.keys, AuthFailures: cfg.LimitAuthFailures, Requests: cfg.LimitRequests,
 	})
 }
 
@@ -346,6 +358,7 @@ func (s *app) buildAdmin() (http.Handler, error) {
 		}, s.edgeChecks()...),
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
 		ClientAddr: m.edge.clientAddr, AuthenticatedTimeout: cfg.AdminRequestTimeout,
+		AuthFailures: cfg.LimitAdminAuthFailures,
 	})
 	if err != nil {
 		return nil, err
@@ -452,6 +465,13 @@ func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log,
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purging deleted keys failed; will retry", "err", err)
+		}
+		// Purged values leave the store's files too (Redis: an AOF
+		// rewrite), whoever purged them since the last sweep.
+		if did, err := keys.CompactAfterPurges(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("compacting the store after purges failed; purged values stay in its files until the next rewrite", "err", err)
+		} else if did {
+			log.Info("store compaction started after purges (Redis: BGREWRITEAOF)")
 		}
 		select {
 		case <-ctx.Done():

@@ -18,7 +18,8 @@
 //
 // Every command touches one key, and the only transactions (WATCH, MULTI,
 // EXEC) are on one key, so the layout works unchanged on Redis Cluster: no
-// multi-key commands, no scripts.
+// multi-key commands, and one script of one key (the replay counter's
+// INCR and PEXPIREAT, counter.go).
 //
 //	<prefix>key:<kid>      keystore.EncodeRecord bytes; kid in canonical
 //	                       form (lower-case, hyphenated)
@@ -76,9 +77,13 @@
 //   - Authentication (requirepass or an ACL user) and, across untrusted
 //     networks, TLS (rediss://). An ACL user needs these commands on the
 //     keys under its prefix: "~kd:* &kd:* +get +set +del +zadd +zrem
-//     +zrange +watch +unwatch +multi +exec +ping +publish +subscribe"
-//     (publish and subscribe carry the key cache invalidations on the
-//     channel <prefix>changes); on Redis Cluster also
+//     +zrange +watch +unwatch +multi +exec +ping +publish +subscribe
+//     +evalsha +eval +incr +pexpireat +bgrewriteaof" (publish and
+//     subscribe carry the key cache invalidations on the channel
+//     <prefix>changes; the script and its commands count token uses,
+//     <prefix>uses:<sha-256 hex>, expiring with the token; bgrewriteaof
+//     runs after purges, compact.go, and may be refused: it is then only a
+//     warning); on Redis Cluster also
 //     "+cluster|slots", and "+command" to spare the log a go-redis
 //     warning. A user without +zadd can still store records, but every
 //     create then answers keystore.ErrUnavailable (index not written).

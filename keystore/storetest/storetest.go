@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("SurvivesRestart", func(t *testing.T) { testRestart(t, h) })
 	runLifecycle(t, h)
 	runLinks(t, h)
+	runCounter(t, h)
 }
 
 func newStore(t *testing.T, h Harness) keystore.Store {
