@@ -54,6 +54,10 @@ type Certificate struct {
 	// signs with when a key identifier names no version (the newest enabled
 	// version already valid when the source was read).
 	Current bool
+	// Issuer, when set, is the only iss whose tokens the key verifies: the
+	// OpenID Connect issuer it was fetched from (Key.Issuer). Empty: any
+	// configured issuer (certificate files, Key Vault, a plain key set).
+	Issuer string
 }
 
 // The kinds of trust source (Certificate.Kind, SourceStatus.Kind).

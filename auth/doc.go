@@ -9,7 +9,13 @@
 // [Source] brings other keys (an Azure Key Vault certificate followed version
 // by version, package auth/keyvault; a JSON Web Key Set or an OpenID Connect
 // issuer, package auth/jwks), and a [Verifier]
-// checks a token against that set and returns its [Claims]. A refusal is
+// checks a token against that set and returns its [Claims]: the keys it
+// grants by KID ([Claims.Grants], decided from the token alone) and the
+// contents whose keys it grants ([Claims.GrantsContent], which needs the
+// key's record, so the caller decides it after its lookup). A key of an
+// OpenID Connect issuer verifies only the tokens of that issuer; keys of
+// certificate files, Key Vault and plain key sets verify the tokens of any
+// configured issuer. A refusal is
 // always an [*Error] whose [Reason] comes from a small, closed, documented set
 // that is safe to show to clients, to log and to use as a metric label.
 //

@@ -21,8 +21,9 @@ const (
 	// decided before any parsing or cryptography.
 	ReasonTooLarge Reason = "too_large"
 	// ReasonMalformed means the token is not a JWS compact token, has bad
-	// base64 or JSON, has claims of the wrong JSON type, or names a content
-	// key ID that does not parse.
+	// base64 or JSON, has claims of the wrong JSON type, names a content
+	// key ID that does not parse, or has a content_ids claim with an empty
+	// entry or more than MaxContentIDs entries.
 	ReasonMalformed Reason = "malformed"
 	// ReasonUnsupportedAlgorithm means the header's alg is not ES256 (for
 	// example none, HS256, RS256 or ES384).
@@ -40,7 +41,9 @@ const (
 	ReasonExpired Reason = "expired"
 	// ReasonNotYetValid means nbf or iat is in the future beyond the leeway.
 	ReasonNotYetValid Reason = "not_yet_valid"
-	// ReasonWrongIssuer means iss is missing or is not a configured issuer.
+	// ReasonWrongIssuer means iss is missing or is not a configured issuer,
+	// or the key that verified the token is bound to another issuer (the
+	// keys of an OpenID Connect issuer verify only that issuer's tokens).
 	ReasonWrongIssuer Reason = "wrong_issuer"
 	// ReasonWrongAudience means aud is missing or does not contain the
 	// configured audience.
@@ -110,7 +113,9 @@ type Facts struct {
 	// absent.
 	ExpiresAt, NotBefore, IssuedAt time.Time
 	// ExpectedIssuers and ExpectedAudience are the configured iss and aud,
-	// set on wrong_issuer and wrong_audience refusals.
+	// set on wrong_issuer and wrong_audience refusals; when the verifying
+	// key is bound to an issuer it does not match, ExpectedIssuers is that
+	// one issuer.
 	ExpectedIssuers  []string
 	ExpectedAudience string
 }

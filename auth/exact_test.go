@@ -83,6 +83,11 @@ func TestVerifyExactNames(t *testing.T) {
 		{"ıss (dotless i, which encoding/json folds to I)", hdr, fmt.Sprintf(`{"\u0131ss":%q,"aud":%q,"exp":%d,"kids":["%s"]}`, testIssuer, testAudience, exp, kid1)},
 		{"AUD beside a wrong aud", hdr, fmt.Sprintf(`{"iss":%q,"aud":"urn:elsewhere","AUD":%q,"exp":%d,"kids":["%s"]}`, testIssuer, testAudience, exp, kid1)},
 		{"content key claim in upper case", hdr, body(expOK + `,"URN:MICROSOFT:AZURE:MEDIASERVICES:CONTENTKEYIDENTIFIER":"` + kid2 + `"`)},
+		{"CONTENT_IDS for content_ids", hdr, body(expOK + `,"CONTENT_IDS":["live-1"]`)},
+		{"Content_Ids for content_ids", hdr, body(expOK + `,"Content_Ids":["live-1"]`)},
+		{"content_ids and content_ıds (dotless i, which encoding/json folds to I)", hdr, body(expOK + `,"content_ids":["live-1"],"content_\u0131ds":["live-2"]`)},
+		{"content_idſ (long s) alone", hdr, body(expOK + `,"content_id\u017f":["live-2"]`)},
+		{"content_ids twice (last wins in encoding/json)", hdr, body(expOK + `,"content_ids":["live-1"],"content_ids":["live-2"]`)},
 		{"maxuses in upper case", hdr, body(expOK + `,"kids":["` + kid1 + `"],"urn:microsoft:azure:mediaservices:MAXUSES":1`)},
 		{"kids twice (last wins in encoding/json)", hdr, body(expOK + `,"kids":["` + kid1 + `"],"kids":["` + kid2 + `"]`)},
 		{"exp twice", hdr, body(fmt.Sprintf(`"exp":%d,"exp":%d,"kids":["%s"]`, past, exp, kid1))},
@@ -316,7 +321,7 @@ func TestVerifyFacts(t *testing.T) {
 func TestKnownClaimsCoverReadClaims(t *testing.T) {
 	// Each name parseClaims reads answers a wrong type as a refusal naming
 	// it; a name it skips does not.
-	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", claimKeyIDs, claimContentKeyID, claimMaxUses} {
+	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", claimKeyIDs, claimContentKeyID, claimContentIDs, claimMaxUses} {
 		if !slices.Contains(knownClaims, name) {
 			t.Errorf("%s is read but not in knownClaims", name)
 		}

@@ -64,6 +64,8 @@ func FuzzVerify(f *testing.F) {
 		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{claimMaxUses: "3"} }, nil),
 		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{"\u212aids": []string{kid2}} }, nil),
 		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{"EXP": 1e10} }, nil),
+		sign(fx.a, func(c *TokenClaims) { c.KeyIDs, c.ContentIDs = nil, []string{"live-1", "vod-2", "live-1"} }, nil),
+		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{"Content_IDs": []string{"live-1"}} }, nil),
 		signRaw(f, fx.a.key, `{"alg":"ES256","x5t":"`+fx.a.c.X5T()+`"}`, `{"iss":"`+testIssuer+`","aud":"`+testAudience+`","iat":`+
 			fmt.Sprint(testNow.Unix())+`,"exp":`+fmt.Sprint(testNow.Add(time.Minute).Unix())+`,"kids":["`+kid1+`"],"kids":["`+kid2+`"]}`),
 	} {
@@ -148,6 +150,14 @@ func FuzzVerify(f *testing.F) {
 						t.Fatalf("accepted a %s with %q, a variant of %q", what, n, k)
 					}
 				}
+			}
+		}
+		if len(c.ContentIDs) > MaxContentIDs || slices.Contains(c.ContentIDs, "") {
+			t.Fatalf("accepted content IDs %q", c.ContentIDs)
+		}
+		for i, id := range c.ContentIDs {
+			if slices.Contains(c.ContentIDs[:i], id) {
+				t.Fatalf("content ID %q twice", id)
 			}
 		}
 		if c.MaxUses > 0 && c.TokenDigest != sha256.Sum256([]byte(parts[0]+"."+parts[1])) {

@@ -55,6 +55,13 @@ type Key struct {
 	// Current marks the certificate version Key Vault signs with when a key
 	// identifier names no version.
 	Current bool
+	// Issuer, when set, binds the key to one token issuer: it verifies
+	// only tokens whose iss is exactly Issuer (and that issuer must still
+	// be a configured one). The keys of an OpenID Connect issuer carry
+	// that issuer, and a source of KindOIDC must set it on every key.
+	// Empty: the key verifies tokens of any configured issuer (a plain key
+	// set, Key Vault, certificate files).
+	Issuer string
 }
 
 // Remote is a Source with its refresh interval.
@@ -187,7 +194,13 @@ func (t *Trust) convert(src Source, keys []Key) ([]Certificate, error) {
 		default:
 			return nil, fmt.Errorf("key %d: neither a certificate nor a public key", i)
 		}
-		c.Kind, c.KeyID, c.Current = src.Kind(), k.KeyID, k.Current
+		// Security invariant: a key of an OpenID Connect issuer is bound to
+		// that issuer. One that comes without it fails the fetch rather
+		// than verifying the tokens of every configured issuer.
+		if src.Kind() == KindOIDC && k.Issuer == "" {
+			return nil, fmt.Errorf("key %d (kid %q): a key of an OpenID Connect issuer must name its issuer", i, k.KeyID)
+		}
+		c.Kind, c.KeyID, c.Current, c.Issuer = src.Kind(), k.KeyID, k.Current, k.Issuer
 		if c.Source == "" {
 			c.Source = src.Name()
 		}

@@ -240,7 +240,9 @@ func TestTrustBareKeys(t *testing.T) {
 	key, signer := newBareKey(t)
 	_, stranger := newBareKey(t)
 	src := &fakeSource{kind: KindOIDC, name: "https://login.example/tenant/v2.0"}
-	src.set([]Key{{PublicKey: &key.PublicKey, KeyID: "key-1", Location: "https://login.example/keys"}}, nil)
+	// The key is bound to the issuer of the tokens below (an OpenID
+	// Connect issuer's keys verify only its tokens: TestIssuerBinding).
+	src.set([]Key{{PublicKey: &key.PublicKey, KeyID: "key-1", Location: "https://login.example/keys", Issuer: testIssuer}}, nil)
 	tr := newRemoteTrust(t, TrustOptions{Remotes: []Remote{{Source: src}}})
 	if n := len(tr.Certificates()); n != 0 {
 		t.Fatalf("a bare key listed among certificates (%d)", n)

@@ -70,7 +70,7 @@ const (
 // without being it refuses the token.
 var knownClaims = []string{
 	claimIssuer, claimSubject, claimAudience, claimExpires, claimNotBefore, claimIssuedAt, claimID,
-	claimKeyIDs, claimContentKeyID, claimMaxUses,
+	claimKeyIDs, claimContentKeyID, claimContentIDs, claimMaxUses,
 }
 
 // MaxUsesLimit is the largest maxuses claim accepted.
@@ -98,6 +98,7 @@ type payload struct {
 	exp, nbf, iat   *time.Time
 	keyIDs          *[]string
 	contentKeyID    *string
+	contentIDs      *[]string
 	maxUses         int // 0: no maxuses claim
 }
 
@@ -203,6 +204,8 @@ func parseClaims(seg string) (payload, *Error) {
 			return readStrings(d, name, &c.keyIDs)
 		case claimContentKeyID:
 			return readOptionalString(d, name, "claim", &c.contentKeyID)
+		case claimContentIDs:
+			return readStrings(d, name, &c.contentIDs)
 		case claimMaxUses:
 			return readMaxUses(d, &c)
 		}

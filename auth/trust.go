@@ -69,7 +69,7 @@ func newTrustSet(certs []Certificate) *trustSet {
 	var stamp strings.Builder
 	for _, c := range certs {
 		t := &trusted{cert: c, sha256Hex: hex.EncodeToString(c.SHA256[:])}
-		fmt.Fprintf(&stamp, "%s\x00%s\x00%s\x00%x\x00%t\x00", c.Kind, c.Source, c.KeyID, c.SHA256, c.Current)
+		fmt.Fprintf(&stamp, "%s\x00%s\x00%s\x00%x\x00%t\x00%s\x00", c.Kind, c.Source, c.KeyID, c.SHA256, c.Current, c.Issuer)
 		if c.bare() {
 			sum := jwkThumbprint(c.PublicKey)
 			t.sha256Hex = hex.EncodeToString(sum[:])

@@ -27,7 +27,15 @@ const (
 	claimContentKeyID = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
 	// claimKeyIDs is our multi-key claim, an array of key ID strings.
 	claimKeyIDs = "kids"
+	// claimContentIDs grants every key recorded under the contents it
+	// lists (their assets), an array of content ID strings: one token for
+	// a live stream whose keys rotate.
+	claimContentIDs = "content_ids"
 )
+
+// MaxContentIDs is the most entries a content_ids claim may hold; more
+// refuses the token as malformed.
+const MaxContentIDs = 64
 
 // Claims is what a verified token says.
 type Claims struct {
@@ -36,7 +44,12 @@ type Claims struct {
 	IssuedAt  time.Time  // iat; zero if absent
 	ExpiresAt time.Time  // exp
 	KeyIDs    [][16]byte // keys granted, parsed with Options.ParseKeyID, de-duplicated: the contentkeyidentifier claim, then "kids" in order
-	Unbound   bool       // the token names no key and Options.AllowUnbound is set: it grants every key
+	// ContentIDs are the contents whose keys the token grants (the
+	// content_ids claim, de-duplicated, in order): every key whose record
+	// lists one of them among its assets. Unlike KeyIDs this cannot be
+	// decided from the token alone; see GrantsContent.
+	ContentIDs []string
+	Unbound    bool // the token names no key and no content, and Options.AllowUnbound is set: it grants every key
 	// SigningKey is the SHA-256 thumbprint, in lower-case hex, of the
 	// certificate whose key verified the token.
 	SigningKey string
@@ -51,12 +64,26 @@ type Claims struct {
 	TokenDigest [32]byte
 }
 
-// Grants reports whether the token grants the content key kid: it is
-// unbound, or kid is one of KeyIDs. A token that names no key, verified
-// without Options.AllowUnbound, grants nothing; so does one whose "kids" claim
-// is an empty array.
+// Grants reports whether the token grants the content key kid from the
+// token alone: it is unbound, or kid is one of KeyIDs. A token that names
+// no key and no content, verified without Options.AllowUnbound, grants
+// nothing; so does one whose "kids" claim is an empty array. A kid it does
+// not grant may still be granted by content (GrantsContent), once the
+// key's record is known.
 func (c *Claims) Grants(kid [16]byte) bool {
 	return c.Unbound || slices.Contains(c.KeyIDs, kid)
+}
+
+// GrantsContent reports whether the token grants a key whose record lists
+// assets: one of them is one of ContentIDs (compared exactly, as content
+// IDs are stored). It is false for a token without content_ids.
+func (c *Claims) GrantsContent(assets []string) bool {
+	for _, a := range assets {
+		if slices.Contains(c.ContentIDs, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Options configures a Verifier.
@@ -73,7 +100,8 @@ type Options struct {
 	// MaxLifetime, when positive, requires iat and limits exp - iat to it.
 	// 0 means unlimited.
 	MaxLifetime time.Duration
-	// AllowUnbound makes a token that names no content key grant every key.
+	// AllowUnbound makes a token that names no content key and no content
+	// (none of contentkeyidentifier, kids, content_ids) grant every key.
 	// Default false: such a token verifies but grants nothing.
 	AllowUnbound bool
 	// RequireKeyID refuses (unknown_signing_key) a token whose header names
@@ -186,7 +214,8 @@ func NewVerifier(trust *Trust, opts Options) (*Verifier, error) {
 // dates numbers only); alg must be ES256; the signing certificate is chosen
 // from the header and must be within its validity window; the signature
 // (64 bytes); then, only once the signature has verified, exp, nbf,
-// iat, aud, iss, lifetime and the granted key IDs.
+// iat, aud, iss (one of Options.Issuers, and the key's own issuer when the
+// key is bound to one), lifetime and the granted key IDs and contents.
 func (v *Verifier) Verify(raw string) (Claims, error) {
 	c, _, _, e := v.verify(raw)
 	if e != nil {
@@ -243,6 +272,19 @@ func (v *Verifier) verify(raw string) (Claims, *trustSet, *trusted, *Error) {
 			facts.ExpectedAudience = v.audience
 		}
 		return Claims{}, nil, nil, e.with(facts)
+	}
+	// Security invariant: a key bound to an issuer (an OpenID Connect
+	// issuer's key) verifies only that issuer's tokens. Without this, a
+	// key fetched from issuer A would sign for issuer B, or for the
+	// issuer of the certificate files, whenever both are configured: any
+	// party that controls A's keys (A's operator, a tenant of a shared
+	// provider) could mint tokens in B's name. The refusal is
+	// wrong_issuer: the key is trusted and the signature is good; what is
+	// wrong is the iss the signer claimed, and the facts name the one
+	// issuer this key speaks for.
+	if bound := used.cert.Issuer; bound != "" && tc.issuer != bound {
+		facts.ExpectedIssuers = []string{bound}
+		return Claims{}, nil, nil, refuse(ReasonWrongIssuer, "iss claim is not the issuer of the key that verified the token").with(facts)
 	}
 	c := Claims{
 		Subject:    tc.subject,
@@ -304,10 +346,32 @@ func (v *Verifier) validate(tc *payload, now time.Time) *Error {
 	return nil
 }
 
-// grants fills in KeyIDs and Unbound.
+// grants fills in KeyIDs, ContentIDs and Unbound.
+//
+// Security invariant: a token is unbound only when it carries none of the
+// granting claims; a token that names contents (even an empty list) is
+// bound to them, never widened to every key by Options.AllowUnbound.
 func (v *Verifier) grants(c *Claims, tc *payload) *Error {
-	if tc.contentKeyID == nil && tc.keyIDs == nil {
+	if tc.contentKeyID == nil && tc.keyIDs == nil && tc.contentIDs == nil {
 		c.Unbound = v.allowUnbound
+		return nil
+	}
+	if tc.contentIDs != nil {
+		ids := *tc.contentIDs
+		if len(ids) > MaxContentIDs {
+			return refuse(ReasonMalformed, fmt.Sprintf("%s claim has %d entries, limit %d", claimContentIDs, len(ids), MaxContentIDs))
+		}
+		c.ContentIDs = make([]string, 0, len(ids))
+		for i, s := range ids {
+			if s == "" {
+				return refuse(ReasonMalformed, fmt.Sprintf("%s[%d] is empty", claimContentIDs, i))
+			}
+			if !slices.Contains(c.ContentIDs, s) {
+				c.ContentIDs = append(c.ContentIDs, s)
+			}
+		}
+	}
+	if tc.contentKeyID == nil && tc.keyIDs == nil {
 		return nil
 	}
 	n := 0

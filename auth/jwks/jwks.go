@@ -10,6 +10,10 @@
 // Only EC P-256 keys usable for ES256 are trusted (kty EC, crv P-256, use
 // absent or "sig", alg absent or "ES256", a kid); every other key is
 // ignored with a log line (once per key). Keys are chosen by their kid.
+// The keys of an OpenID Connect issuer are bound to it: they verify only
+// tokens whose iss is that issuer (auth.Key.Issuer). The keys of a plain
+// key set URL are bound to no issuer: they verify the tokens of any
+// issuer the server accepts, as certificate files do.
 // The JSON Web Keys are read and checked by github.com/MicahParks/jwkset
 // (the key set library keyfunc is built on), which stays inside this
 // package.
@@ -211,7 +215,9 @@ func (s *Source) Fetch(ctx context.Context) ([]auth.Key, error) {
 			continue
 		}
 		seen[m.KID] = true
-		keys = append(keys, auth.Key{PublicKey: pub, KeyID: m.KID, Location: jwksURL})
+		// An issuer's keys are bound to it (auth.Key.Issuer): they verify
+		// only its tokens. A plain key set's keys are bound to none.
+		keys = append(keys, auth.Key{PublicKey: pub, KeyID: m.KID, Location: jwksURL, Issuer: s.issuer})
 	}
 	if len(keys) == 0 {
 		s.log.Warn("JSON Web Key Set holds no EC P-256 signing key: no token from it can verify", "source", s.name, "jwks_uri", jwksURL, "keys", len(set.Keys))

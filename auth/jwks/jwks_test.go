@@ -134,9 +134,10 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-func sign(t *testing.T, k *ecdsa.PrivateKey, kid string) string {
+// sign makes a token of issuer iss signed by k, naming kid.
+func sign(t *testing.T, iss string, k *ecdsa.PrivateKey, kid string) string {
 	t.Helper()
-	tok, err := auth.NewSigner(k, nil).SignWithHeader(auth.TokenClaims{Issuer: "https://idp.example/", Audience: "urn:test",
+	tok, err := auth.NewSigner(k, nil).SignWithHeader(auth.TokenClaims{Issuer: iss, Audience: "urn:test",
 		KeyIDs: []string{"k"}, ExpiresAt: testNow.Add(time.Hour)}, map[string]any{"kid": kid})
 	if err != nil {
 		t.Fatal(err)
@@ -144,9 +145,10 @@ func sign(t *testing.T, k *ecdsa.PrivateKey, kid string) string {
 	return tok
 }
 
-func verifier(t *testing.T, tr *auth.Trust) *auth.Verifier {
+// verifier accepts the tokens of issuers.
+func verifier(t *testing.T, tr *auth.Trust, issuers ...string) *auth.Verifier {
 	t.Helper()
-	v, err := auth.NewVerifier(tr, auth.Options{Issuers: []string{"https://idp.example/"}, Audience: "urn:test", Leeway: auth.DefaultLeeway,
+	v, err := auth.NewVerifier(tr, auth.Options{Issuers: issuers, Audience: "urn:test", Leeway: auth.DefaultLeeway,
 		ParseKeyID: func(string) ([16]byte, error) { return [16]byte{1}, nil }, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -218,8 +220,9 @@ func TestOIDCRollover(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); tr.Refresh(ctx) }()
 	t.Cleanup(func() { cancel(); waittest.Receive(t, done, "Refresh to return") })
-	v := verifier(t, tr)
-	if _, err := v.Verify(sign(t, key1, "ec-1")); err != nil {
+	iss := p.issuerURL()
+	v := verifier(t, tr, iss)
+	if _, err := v.Verify(sign(t, iss, key1, "ec-1")); err != nil {
 		t.Fatal(err)
 	}
 	keys := tr.Keys()
@@ -229,12 +232,12 @@ func TestOIDCRollover(t *testing.T) {
 
 	ec2, key2 := ecJWK(t, elliptic.P256(), "ec-2")
 	p.set(ec2) // ec-1 retired
-	tok := sign(t, key2, "ec-2")
+	tok := sign(t, iss, key2, "ec-2")
 	if _, err := v.Verify(tok); err == nil {
 		t.Fatal("a key of the provider verified before the set was fetched again")
 	}
 	waittest.For(t, "a token of the new key to verify", func() bool { _, err := v.Verify(tok); return err == nil })
-	if _, err := v.Verify(sign(t, key1, "ec-1")); err == nil {
+	if _, err := v.Verify(sign(t, iss, key1, "ec-1")); err == nil {
 		t.Error("a retired key still verifies")
 	}
 
@@ -242,7 +245,7 @@ func TestOIDCRollover(t *testing.T) {
 	p.mu.Lock()
 	p.status = http.StatusServiceUnavailable
 	p.mu.Unlock()
-	_, _ = v.Verify(sign(t, key1, "unknown")) // prompts a fetch
+	_, _ = v.Verify(sign(t, iss, key1, "unknown")) // prompts a fetch
 	waittest.For(t, "the failed fetch", func() bool { return tr.Sources()[0].Failures > 0 })
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatalf("the last good key after a failure: %v", err)
