@@ -118,11 +118,11 @@ func classify(err error) (status int, code, reason, detail string) {
 	case errors.Is(err, errPersistentDisabled):
 		return http.StatusForbidden, codeForbidden, reasonPersistent, `persistent-license sessions are not enabled on this server (--clearkey-persistent-license); request "type":"temporary"`
 	case errors.As(err, &ke) && errors.Is(err, errNotGranted):
-		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant the keys listed in kids: add them to the token's kids claim; no license is issued for part of a request"
+		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant the keys listed in kids: add them to the token's kids claim, or record them under a content of its content_ids claim; no license is issued for part of a request"
 	case errors.As(err, &ke) && errors.Is(err, keystore.ErrNotFound):
 		return http.StatusNotFound, codeNotFound, reasonUnknownKey, "no key is stored for the key IDs listed in kids; no license is issued for part of a request"
 	case errors.Is(err, errNotGranted):
-		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant this key: add its KID to the token's kids claim or urn:microsoft:azure:mediaservices:contentkeyidentifier"
+		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant this key: add its KID to the token's kids claim or urn:microsoft:azure:mediaservices:contentkeyidentifier, or record the key under a content of its content_ids claim"
 	case errors.Is(err, errMissingKID):
 		return http.StatusBadRequest, codeInvalidRequest, reasonMissingKID, "the kid query parameter is required, e.g. /?kid=0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
 	case errors.Is(err, keystore.ErrInvalidKeyID):

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,8 +71,8 @@ func (s *server) keyByQuery(c echo.Context) error {
 }
 
 // serveKey checks the token, the KID and the grant, in that order, then
-// answers the 16 key bytes. The grant is decided from the token alone,
-// before the store is asked, so a refusal reveals nothing about the store.
+// answers the 16 key bytes. See grantedKey for how the grant is decided
+// without revealing which keys exist.
 func (s *server) serveKey(c echo.Context, rawKID string) error {
 	claims, err := s.authenticate(c)
 	if err != nil {
@@ -81,10 +82,10 @@ func (s *server) serveKey(c echo.Context, rawKID string) error {
 	if err != nil {
 		return err
 	}
-	if !claims.Grants(id) {
-		return &claimsError{err: errNotGranted, claims: claims, asked: []keystore.KeyID{id}}
+	key, err := s.grantedKey(c.Request().Context(), &claims, id)
+	if errors.Is(err, errNotGranted) {
+		return &claimsError{err: err, claims: claims, asked: []keystore.KeyID{id}}
 	}
-	key, err := s.keys.Get(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -108,6 +109,54 @@ func (s *server) serveKey(c echo.Context, rawKID string) error {
 }
 
 var keyBufs = sync.Pool{New: func() any { return new([16]byte) }}
+
+// grantedKey reads the key id if claims grant it, and otherwise refuses
+// with errNotGranted (403 key_not_granted).
+//
+// Security invariant: a refusal never tells the player whether a key
+// exists.
+//   - A KID the token names (kids, the AMS contentkeyidentifier claim), or
+//     an unbound token: granted from the token alone; the key is then
+//     read, and a missing one is 404 unknown_key. That answer reveals
+//     nothing: the token's issuer chose to grant this KID.
+//   - A token with no content_ids claim and a KID it does not name:
+//     refused from the token alone, before any lookup, as always.
+//   - A KID the token does not name, and a content_ids claim: whether the
+//     key belongs to one of the contents is in the key's record, so the
+//     key is read first. A key recorded under another content and a key
+//     that does not exist (or is deleted) get the same answer, 403
+//     key_not_granted, with the same body and headers: the token grants
+//     exactly the keys recorded under its contents, and a key that does
+//     not exist is recorded under none, so "not granted" is the true
+//     answer for both. 404 for both would have been indistinguishable
+//     too, but would tell a content token's holder "no such key" about a
+//     key that may well exist; and 403 keeps the rule of KID-bound
+//     tokens, whose KIDs not listed are 403 whether or not they exist. So
+//     404 unknown_key only ever answers a KID the token grants by name.
+//
+// The KID grant allocates nothing (the hot path for KID-bound tokens); the
+// content grant reads the key through the same cache (Key.Assets comes
+// with the cached key: no extra store read on a hit) and allocates nothing
+// either.
+func (s *server) grantedKey(ctx context.Context, claims *auth.Claims, id keystore.KeyID) (keystore.Key, error) {
+	if claims.Grants(id) {
+		return s.keys.Get(ctx, id)
+	}
+	if len(claims.ContentIDs) == 0 {
+		return keystore.Key{}, errNotGranted
+	}
+	key, err := s.keys.Get(ctx, id)
+	switch {
+	case err == nil && claims.GrantsContent(key.Assets):
+		return key, nil
+	case err == nil:
+		clear(key.Value[:])
+		return keystore.Key{}, errNotGranted
+	case errors.Is(err, keystore.ErrNotFound): // deleted keys too
+		return keystore.Key{}, errNotGranted
+	}
+	return keystore.Key{}, err
+}
 
 var (
 	octetStream = []string{echo.MIMEOctetStream}

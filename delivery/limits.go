@@ -87,7 +87,8 @@ func (s *server) allowRequest(c echo.Context) error {
 // logRefusal writes the line that explains a refused token: the request
 // ID, the reason, and the non-secret facts (auth.Facts: the expected and
 // received iss and aud, exp and the server time, the certificate asked
-// for; the KIDs asked for and granted). Never the token, never key bytes.
+// for; the KIDs asked for and granted, and the contents granted). Never
+// the token, never key bytes.
 // Lines are paced (see refusalInterval); the metric
 // keydelivery_token_verifications_total counts every refusal.
 func (s *server) logRefusal(c echo.Context, rid, reason string, err error) {
@@ -117,6 +118,14 @@ func (s *server) logRefusal(c echo.Context, rid, reason string, err error) {
 		}
 		attrs = append(attrs, slog.Any("kids_granted", kidStrings(granted, 32)), slog.Bool("unbound", claims.Unbound),
 			slog.String("signing_key", claims.SigningKey))
+		if len(claims.ContentIDs) > 0 {
+			// The signer's words, redacted like every value from a token.
+			contents := make([]string, 0, min(len(claims.ContentIDs), 32))
+			for _, id := range claims.ContentIDs[:cap(contents)] {
+				contents = append(contents, httpedge.Redact(id))
+			}
+			attrs = append(attrs, slog.Any("content_ids_granted", contents))
+		}
 		if claims.MaxUses > 0 {
 			attrs = append(attrs, slog.Int("max_uses", claims.MaxUses), slog.Time("exp", claims.ExpiresAt))
 		}

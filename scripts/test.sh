@@ -133,6 +133,10 @@ stage "staticcheck" lint
 # that a slow machine can reach (internal/waittest).
 stage "go test -race" go test -race -count=1 -timeout 15m "${pkgs[@]}"
 
+# The hot path's allocation checks: the race detector changes what
+# allocates, so they run (only) here, without it.
+stage "allocations" go test -count=1 -run 'Allocations$' ./auth/ ./delivery/
+
 # Short fuzzing runs of every parser of attacker input. Each target runs a
 # fixed number of inputs (about 5 s here) rather than for a wall-clock
 # -fuzztime: Go's fuzz coordinator can fail a duration-bounded run with
