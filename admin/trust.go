@@ -29,6 +29,7 @@ type trustKeyJSON struct {
 	Source        string     `json:"source"`            // the file, the Key Vault certificate version, the key set URL
 	KeyID         string     `json:"keyId,omitempty"`   // the kid that names it: a Key Vault key identifier, a JSON Web Key's kid
 	Current       bool       `json:"current,omitempty"` // the Key Vault version signing when a kid names no version
+	Issuer        string     `json:"issuer,omitempty"`  // the one iss it verifies (an OpenID Connect issuer's key); absent: any configured issuer
 	Subject       string     `json:"subject,omitempty"`
 	X5T           string     `json:"x5t,omitempty"`    // certificates: base64url SHA-1
 	SHA256        string     `json:"sha256,omitempty"` // certificates: hex SHA-256 of the DER certificate
@@ -74,7 +75,7 @@ func (a *api) tokenTrust(*plane.Call) (plane.Answer, error) {
 	}
 	now := a.now()
 	for _, k := range a.trust.Keys() {
-		j := trustKeyJSON{Kind: k.Kind, Source: k.Source, KeyID: k.KeyID, Current: k.Current, Subject: k.Subject,
+		j := trustKeyJSON{Kind: k.Kind, Source: k.Source, KeyID: k.KeyID, Current: k.Current, Issuer: k.Issuer, Subject: k.Subject,
 			JWKThumbprint: k.JWKThumbprint(), NotBefore: timePtr(k.NotBefore), NotAfter: timePtr(k.NotAfter),
 			Status: k.Status(now, a.leeway)}
 		if j.Kind == "" {

@@ -153,9 +153,10 @@ var commands = []*command{
 		role: "packager", choices: map[string][]string{"scheme": {"cenc", "cbcs", "cens", "cbc1"}}, setup: spekeRequest,
 	},
 	{
-		name: "token mint", flags: "--signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]",
-		summary: "print an ES256 delivery token granting the given KIDs",
-		setup:   tokenMint,
+		name: "token mint", flags: "--signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--content ID]... [--ttl 1h] [--subject S]",
+		summary: "print an ES256 delivery token granting the given KIDs, and every key recorded under the given content IDs " +
+			"(a live stream's rotating keys)",
+		setup: tokenMint,
 	},
 	{
 		name: "kek generate", flags: "[--id ID]",

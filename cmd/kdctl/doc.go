@@ -25,7 +25,7 @@
 //	kdctl keyseeds list
 //	kdctl hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]
 //	kdctl speke request --content ID [--kid KID]... --system S[,S...] [--track-type T[,T...]] [--scheme S] [--period N] [--out FILE]
-//	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--ttl 1h] [--subject S]
+//	kdctl token mint --signing-key FILE [--cert FILE] --issuer I --audience A [--kid KID]... [--content ID]... [--ttl 1h] [--subject S]
 //	kdctl kek generate [--id ID]
 //	kdctl adminkey generate --name N --role reader|writer|exporter|admin|packager [--content PATTERN]...
 //	kdctl store compact PATH
