@@ -5,11 +5,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,7 +122,9 @@ func runSPEKEChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageS
 	if !rep.result(t, name("speke/hls-aes128-periods"), fmt.Sprintf("kdctl speke request: keys %s (period 0) and %s (period 1) of content live-e2e; the same request again, the same key", rotKIDs[0], rotKIDs[1]), err) {
 		return nil
 	}
-	rotToken, err := s.mint(e, keyFile, certFile, rotKIDs...)
+	// One token for the whole live content, whatever keys it rotates to:
+	// the content_ids claim, not the period KIDs.
+	rotToken, err := s.mintContent(e, keyFile, certFile, "live-e2e")
 	if err != nil {
 		rep.result(t, name("speke/ffmpeg-rotation"), "", err)
 		return nil
@@ -165,6 +170,8 @@ func runSPEKEChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageS
 		rep.result(t, name("speke/tokens"), "", err)
 		return checks
 	}
+	detail, err = contentTokenRefusals(s, rotToken, rotKIDs, periods, cencKIDs[0])
+	rep.result(t, name("speke/content-token"), detail, err)
 	var kids []string
 	for _, k := range cencKIDs {
 		b, _ := hex.DecodeString(strings.ReplaceAll(k, "-", ""))
@@ -173,6 +180,61 @@ func runSPEKEChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageS
 	checks = append(checks, browserCheck{Name: "shaka/speke-clearkey", Page: "shaka.html", Expect: "play", KeyPath: "/clearkey/license", KeyStatus: 200,
 		Params: map[string]any{"mpd": pages.origin + "/media/speke-dash/stream.mpd", "licenseUrl": clearKeyURL, "token": cencToken, "kids": kids}})
 	return checks
+}
+
+// mintContent makes a token with kdctl token mint --content: it grants
+// every key recorded under the contents.
+func (s *server) mintContent(e *env, signingKey, cert string, contents ...string) (string, error) {
+	args := []string{"token", "mint", "--signing-key", signingKey, "--cert", cert, "--issuer", devIssuer, "--audience", devAudience, "--ttl", "10m"}
+	for _, c := range contents {
+		args = append(args, "--content", c)
+	}
+	return s.kdctl(e, nil, args...)
+}
+
+// contentTokenRefusals checks the content_ids token of the live content
+// directly: it gets both period keys, and a key of another content and a
+// KID with no key get the same answer, 403 key_not_granted, byte for byte
+// (headers too, but Date; the request ID is the caller's).
+func contentTokenRefusals(s *server, tok string, kids []string, periods []*spekeAnswer, otherContentKID string) (string, error) {
+	get := func(kid string) (answer, error) {
+		a, err := do(http.MethodGet, s.delivery+"/keys/"+kid, map[string]string{"Authorization": "Bearer " + tok, "X-Request-ID": "content-e2e"}, nil)
+		a.header.Del("Date")
+		return a, err
+	}
+	for i, kid := range kids {
+		a, err := get(kid)
+		if err != nil {
+			return "", err
+		}
+		if a.status != 200 || !bytes.Equal(a.body, periods[i].keys[kid]) {
+			return "", fmt.Errorf("period %d's key %s: %v", i, kid, a)
+		}
+	}
+	other, err := get(otherContentKID)
+	if err != nil {
+		return "", err
+	}
+	missing, err := get(newKIDString())
+	if err != nil {
+		return "", err
+	}
+	if other.status != 403 || !bytes.Contains(other.body, []byte(`"reason":"key_not_granted"`)) {
+		return "", fmt.Errorf("a key of another content: %v", other)
+	}
+	if missing.status != other.status || !bytes.Equal(missing.body, other.body) || !maps.EqualFunc(missing.header, other.header, slices.Equal) {
+		return "", failf(fmt.Sprintf("another content: %v %v\nno key:          %v %v", other, other.header, missing, missing.header),
+			"a key of another content and a KID with no key are answered differently")
+	}
+	return fmt.Sprintf("one content_ids token (kdctl token mint --content live-e2e): both period keys; a key of content vod-e2e and a KID with no key both %d key_not_granted, identical", other.status), nil
+}
+
+// newKIDString is a random version 4 KID.
+func newKIDString() string {
+	var k [16]byte
+	_, _ = rand.Read(k[:])
+	k[6], k[8] = k[6]&0x0f|0x40, k[8]&0x3f|0x80
+	return uuidString(k)
 }
 
 // packageRotation packages the clear source as live HLS with AES-128 the
