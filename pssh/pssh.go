@@ -102,6 +102,12 @@ func Parse(p []byte) (*Box, int, error) {
 	if b.Version > 1 {
 		return nil, 0, fmt.Errorf("%w: version %d", ErrMalformed, b.Version)
 	}
+	// A pssh box is a FullBox with flags 0 (ISO/IEC 23001-7, 8.1.1):
+	// other flags mean nothing, and a box that holds them would not be
+	// written back as it was read.
+	if box[9]|box[10]|box[11] != 0 {
+		return nil, 0, fmt.Errorf("%w: flags %x, want 0", ErrMalformed, box[9:12])
+	}
 	copy(b.SystemID[:], box[12:28])
 	rest := box[28:]
 	if b.Version == 1 {
