@@ -344,6 +344,9 @@ func (tp *treeParser) document() (*Element, error) {
 				}
 				continue
 			}
+			if len(t) == 0 {
+				continue // an empty CDATA section: no text to keep
+			}
 			top := tp.stack[len(tp.stack)-1]
 			if n := len(top.Children); n > 0 {
 				if prev, ok := top.Children[n-1].(Text); ok {

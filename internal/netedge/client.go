@@ -143,18 +143,21 @@ func hostOnly(remote string) string {
 // IPv6 in brackets or not.
 func parseHop(s string) (netip.Addr, bool) {
 	s = strings.TrimSpace(s)
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
-			return a.Unmap(), true
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if ap, perr := netip.ParseAddrPort(s); perr == nil {
+			a, err = ap.Addr(), nil
+		} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+			a, err = netip.ParseAddr(s[1 : len(s)-1])
 		}
 	}
-	return netip.Addr{}, false
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	// An IPv6 zone names an interface of the machine that wrote it: it
+	// means nothing here, and a client that could choose it would choose a
+	// new rate-limit budget, and new text in the logs, with each request.
+	return a.WithZone("").Unmap(), true
 }
 
 // forwardedFor lists the for= values of Forwarded headers, in order: the
