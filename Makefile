@@ -7,8 +7,14 @@ run:
 test:
 	./scripts/test.sh
 
+# Both binaries into $(BIN), with the version and commit stamped (their
+# --version prints them): go build records them itself from a plain git
+# clone, but not from a git worktree or under GOFLAGS=-buildvcs=false.
+BIN ?= bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 build:
-	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
+	CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN)/ ./cmd/...
 
 e2e:
 	./scripts/e2e.sh

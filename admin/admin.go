@@ -2,6 +2,7 @@ package admin
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"io"
 	"net/http"
@@ -17,13 +18,16 @@ type Options struct {
 	// Certificates lists the trusted token-signing certificates for GET
 	// /api/token-certificates (default: none).
 	Certificates func() []auth.Certificate
+	// Trust lists every trusted token key and trust source for GET
+	// /api/token-trust (default: none).
+	Trust Trust
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// TokenLeeway widens certificate validity when reporting status
 	// (default auth.DefaultLeeway), as the verifier does.
 	TokenLeeway time.Duration
-	// Rand supplies generated KIDs, key values and key seeds (default
-	// crypto/rand.Reader).
+	// Rand supplies generated KIDs, key values and key seeds, and the
+	// document keys of encrypted exports (default crypto/rand.Reader).
 	Rand io.Reader
 	// PublicURL is the delivery plane's base URL as players see it, for
 	// GET /api/keys/{kid}/delivery-url (default: none; that route then
@@ -31,6 +35,10 @@ type Options struct {
 	PublicURL string
 	// MaxImportBytes caps an import body (default 64 MiB).
 	MaxImportBytes int64
+	// CPIXRecipient is this server's private key as a CPIX recipient: a
+	// CPIX import whose keys are encrypted to its certificate is decrypted
+	// (every MAC checked first). Default nil: encrypted CPIX is refused.
+	CPIXRecipient *rsa.PrivateKey
 }
 
 // The operations of the native API: their audit and metric names, and the
@@ -64,11 +72,13 @@ var (
 // reach the store through their plane.Call only.
 type api struct {
 	certs          func() []auth.Certificate
+	trust          Trust
 	now            func() time.Time
 	leeway         time.Duration
 	rand           io.Reader
 	publicURL      string
 	maxImportBytes int64
+	recipient      *rsa.PrivateKey
 }
 
 // Register mounts the native admin API on p.
@@ -76,8 +86,8 @@ func Register(p *plane.Plane, o Options) error {
 	if p == nil {
 		return errors.New("admin: no plane")
 	}
-	a := &api{certs: o.Certificates, now: o.Now, leeway: o.TokenLeeway, rand: o.Rand,
-		publicURL: o.PublicURL, maxImportBytes: o.MaxImportBytes}
+	a := &api{certs: o.Certificates, trust: o.Trust, now: o.Now, leeway: o.TokenLeeway, rand: o.Rand,
+		publicURL: o.PublicURL, maxImportBytes: o.MaxImportBytes, recipient: o.CPIXRecipient}
 	if a.certs == nil {
 		a.certs = func() []auth.Certificate { return nil }
 	}
@@ -104,6 +114,7 @@ func Register(p *plane.Plane, o Options) error {
 	p.Handle(http.MethodGet, "/api/keys/:kid/delivery-url", opKeysDeliveryURL, a.deliveryURL)
 	p.Handle(http.MethodGet, "/api/assets/:asset/keys", opAssetKeysList, a.listAssetKeys)
 	p.Handle(http.MethodGet, "/api/token-certificates", opCertificatesList, a.tokenCertificates)
+	p.Handle(http.MethodGet, "/api/token-trust", opTrustList, a.tokenTrust)
 	p.Handle(http.MethodGet, "/api/openapi.json", opOpenAPI, a.openAPIDoc)
 	p.Handle(http.MethodPost, "/api/keyseeds", opKeySeedsCreate, a.createKeySeed)
 	p.Handle(http.MethodGet, "/api/keyseeds", opKeySeedsList, a.listKeySeeds)

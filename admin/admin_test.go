@@ -33,8 +33,9 @@ const (
 
 // readiness is the body of GET /readyz.
 type readiness struct {
-	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
+	Status  string            `json:"status"`
+	Checks  map[string]string `json:"checks"`
+	Details map[string]string `json:"details"`
 }
 
 func TestHealthz(t *testing.T) {
@@ -75,18 +76,22 @@ func TestReadyz(t *testing.T) {
 			t.Fatalf("readyz: %d %s", r.status, r.body)
 		}
 	})
-	t.Run("an advisory check reports but does not fail", func(t *testing.T) {
+	t.Run("a detail while ready", func(t *testing.T) {
+		detail := ""
 		env := newEnv(t, func(o *testOptions) {
-			o.Checks = []plane.Check{
-				{Name: "store", Check: ok},
-				{Name: "store_durable", Advisory: true, Check: func(context.Context) error { return errors.New("appendfsync everysec") }},
-			}
+			o.Checks = []plane.Check{{Name: "store", Check: ok},
+				{Name: "trust", Check: ok, Detail: func() string { return detail }}}
 		})
 		r := env.do(t, "GET", "/readyz", "", "")
+		if r.status != 200 || strings.Contains(string(r.body), "details") {
+			t.Fatalf("readyz without a detail: %d %s", r.status, r.body)
+		}
+		detail = "keyvault https://v/certificates/c: 2 failed attempts; keeping the last good set"
+		r = env.do(t, "GET", "/readyz", "", "")
 		var body readiness
 		r.json(t, &body)
-		if r.status != 200 || body.Status != "ok" || body.Checks["store_durable"] != "appendfsync everysec" {
-			t.Fatalf("readyz: %d %s", r.status, r.body)
+		if r.status != 200 || body.Status != "ok" || body.Details["trust"] != detail || len(body.Details) != 1 {
+			t.Fatalf("readyz with a detail: %d %s", r.status, r.body)
 		}
 	})
 	t.Run("checks run in parallel with a deadline", func(t *testing.T) {

@@ -16,6 +16,7 @@
 //	GET    /api/keys/{kid}/delivery-url  the URL a player uses (reader)
 //	GET    /api/assets/{assetId}/keys    an asset's keys (reader)
 //	GET    /api/token-certificates       the trusted token-signing certificates (reader)
+//	GET    /api/token-trust              every trusted token key and trust source (reader)
 //	GET    /api/openapi.json             this API's OpenAPI document (reader)
 //	POST   /api/keyseeds                 store a PlayReady key seed (admin)
 //	GET    /api/keyseeds                 list key seeds, metadata only (reader)

@@ -1,8 +1,13 @@
 package admin
 
 import (
+	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/keystore"
 )
 
 // FuzzCreateKeyBody: no body makes the handler panic or answer 5xx, and
@@ -26,6 +31,42 @@ func FuzzCreateKeyBody(f *testing.F) {
 			if strings.Contains(string(r.body), `"key"`) {
 				t.Fatalf("answer holds a key field: %s", r.body)
 			}
+		}
+	})
+}
+
+// FuzzJSONImport: the streaming import reader never panics, lists at most
+// plane.MaxProblems bad entries while counting them all, keeps no key of a
+// refused batch, and quotes no Data value in a problem.
+func FuzzJSONImport(f *testing.F) {
+	for _, s := range []string{
+		`[]`, `[1,2,3]`, `[{"Data":"` + keyB64 + `"}]`, `[{"Id":"` + kid1 + `","Data":"` + keyB64 + `","Iv":"` + ivB64 + `"}]`,
+		`[{"Id":"` + kid1 + `","Data":"` + keyB64 + `"},{"Id":"` + kid1 + `","Data":"` + keyB64 + `"}]`,
+		`[{"Data":"x"},{"Nope":1}]`, `[{"Data":"` + keyB64 + `","Data":"` + keyB64 + `"}]`, `{}`, `[`, `[1] 2`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		keys, byValue, err := parseJSONImport([]byte(body), keystore.EnvelopeEncryption, rand.Reader)
+		if err != nil {
+			if keys != nil || byValue != nil {
+				t.Fatal("a refused batch returned keys")
+			}
+			var be *plane.EntriesError
+			if errors.As(err, &be) {
+				if len(be.Problems) > plane.MaxProblems || be.Count < len(be.Problems) || be.Count == 0 {
+					t.Fatalf("%d problems listed, %d counted", len(be.Problems), be.Count)
+				}
+				for _, p := range be.Problems {
+					if strings.Contains(p.Detail, keyB64) {
+						t.Fatalf("a problem quotes a key: %+v", p)
+					}
+				}
+			}
+			return
+		}
+		if len(keys) == 0 || len(keys) > MaxImportKeys || byValue != nil && len(byValue) != len(keys) {
+			t.Fatalf("%d keys, %d byValue", len(keys), len(byValue))
 		}
 	})
 }

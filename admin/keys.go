@@ -86,6 +86,16 @@ type keyMetadata struct {
 	Updated        time.Time  `json:"updated"`
 	DeletedAt      *time.Time `json:"deletedAt,omitempty"`
 	Assets         []string   `json:"assets,omitempty"`
+	// Period and TrackType: what a packager made the key for (SPEKE).
+	Period    *periodMetadata `json:"period,omitempty"`
+	TrackType string          `json:"trackType,omitempty"`
+}
+
+// periodMetadata is a key's SPEKE key period.
+type periodMetadata struct {
+	Index uint64     `json:"index"`
+	Start *time.Time `json:"start,omitempty"`
+	End   *time.Time `json:"end,omitempty"`
 }
 
 func metadataOf(k *keystore.Key) keyMetadata {
@@ -98,6 +108,18 @@ func metadataOf(k *keystore.Key) keyMetadata {
 		Created:        k.Created.UTC(),
 		Updated:        k.Updated.UTC(),
 		Assets:         k.Assets,
+		TrackType:      k.TrackType,
+	}
+	if p := k.Period; p != nil {
+		m.Period = &periodMetadata{Index: p.Index}
+		if !p.Start.IsZero() {
+			s := p.Start.UTC()
+			m.Period.Start = &s
+		}
+		if !p.End.IsZero() {
+			e := p.End.UTC()
+			m.Period.End = &e
+		}
 	}
 	if k.Deleted() {
 		d := k.DeletedAt.UTC()
@@ -256,14 +278,22 @@ func (a *api) buildCreate(c *plane.Call, b *createBody) (keystore.Key, error) {
 		if k.Value == ([16]byte{}) {
 			return k, plane.Invalid("invalid_key", "an all-zero key is refused: it is not a key")
 		}
+		if keystore.WeakValue(&k.Value) {
+			return k, plane.Invalid("invalid_key", "a key that is one byte repeated is refused: it is not a key (import it if you must, with a warning)")
+		}
 		k.Method = keystore.CreatedImport
 	case b.KeySeedID != "" || b.KeySeed != "":
 		if k.Value, err = keyFromSeed(c, k.ID, b.KeySeedID, b.KeySeed); err != nil {
 			return k, err
 		}
+		if keystore.WeakValue(&k.Value) {
+			// About 2^-120 for a random seed: a seed made to derive one.
+			clear(k.Value[:])
+			return k, plane.Invalid("invalid_key", "the key seed derives a weak key (one byte repeated) for this KID; use another seed or KID")
+		}
 		k.Method = keystore.CreatedKeySeed
 	default:
-		if _, err := io.ReadFull(a.rand, k.Value[:]); err != nil {
+		if k.Value, err = keystore.RandomValue(a.rand); err != nil {
 			return k, fmt.Errorf("admin: generate key: %w", err)
 		}
 		k.Method = keystore.CreatedRandom

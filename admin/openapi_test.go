@@ -10,7 +10,28 @@ import (
 
 	"github.com/keydelivery/keydelivery/admin/amsapi"
 	"github.com/keydelivery/keydelivery/admin/credentials"
+	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/admin/speke"
+	"github.com/keydelivery/keydelivery/internal/admintest"
 )
+
+// registerSiblings mounts the other APIs of the admin listener, as the
+// server does: the AMS API and SPEKE.
+func registerSiblings(t *testing.T, p *plane.Plane) {
+	t.Helper()
+	if err := amsapi.Register(p, amsapi.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := speke.Register(p, speke.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// guarded reports whether a path needs a credential: the native and AMS
+// APIs under /api/, SPEKE under /speke/.
+func guarded(path string) bool {
+	return strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/speke/")
+}
 
 // openAPIDocument is the part of admin/openapi.json these tests read.
 type openAPIDocument struct {
@@ -102,16 +123,14 @@ func loadOpenAPI(t *testing.T) (openAPIDocument, []documentedOperation) {
 }
 
 // registeredRoutes are the routes of the admin listener as the server
-// mounts it (the plane, the native API and the AMS API), as
+// mounts it (the plane, the native API, the AMS API and SPEKE), as
 // "METHOD /path/{param}". The AMS API's routes for OData key segments are
 // written as the clients spell them (ContentKeys('{id}')), which its
 // pre-router turns into the ordinary route ContentKeys/{id}.
 func registeredRoutes(t *testing.T) map[string]bool {
 	t.Helper()
 	env := newEnv(t, func(o *testOptions) { o.Metrics = http.NotFoundHandler() })
-	if err := amsapi.Register(env.Plane, amsapi.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	registerSiblings(t, env.Plane)
 	routes := map[string]bool{}
 	for _, r := range env.Plane.Routes() {
 		segs := strings.Split(r.Path, "/")
@@ -127,6 +146,8 @@ func registeredRoutes(t *testing.T) map[string]bool {
 				path = path[:i] + "/" + set + "('" + path[i+len(set)+2:end] + "')" + path[end:]
 			}
 		}
+		// The internal route of ContentKeys/$count (see amsapi's preRoute).
+		path = strings.Replace(path, "/api/$count/ContentKeys", "/api/ContentKeys/$count", 1)
 		routes[r.Method+" "+path] = true
 	}
 	return routes
@@ -163,8 +184,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 
 // TestOpenAPIOperations checks each operation's shape: a unique
 // operationId, a description, responses, declared path parameters, the
-// bearer scheme on /api/ and none elsewhere, and the admin operations and
-// roles of access.go.
+// bearer scheme on /api/, bearer and basic on /speke/ and none elsewhere,
+// and the admin operations and roles of access.go.
 func TestOpenAPIOperations(t *testing.T) {
 	doc, ops := loadOpenAPI(t)
 	if s := doc.Components.SecuritySchemes["adminBearer"]; s.Type != "http" || s.Scheme != "bearer" {
@@ -173,12 +194,14 @@ func TestOpenAPIOperations(t *testing.T) {
 	if len(doc.Security) != 1 || doc.Security[0]["adminBearer"] == nil {
 		t.Errorf("global security %v, want adminBearer", doc.Security)
 	}
-	leastRole := map[credentials.Permission]credentials.Role{credentials.Read: credentials.RoleReader,
-		credentials.Write: credentials.RoleWriter, credentials.Export: credentials.RoleExporter, credentials.Admin: credentials.RoleAdmin}
-	env := newEnv(t, nil)
-	if err := amsapi.Register(env.Plane, amsapi.Options{}); err != nil {
-		t.Fatal(err)
+	if s := doc.Components.SecuritySchemes["adminBasic"]; s.Type != "http" || s.Scheme != "basic" {
+		t.Errorf("adminBasic scheme %+v", s)
 	}
+	leastRole := map[credentials.Permission]credentials.Role{credentials.Read: credentials.RoleReader,
+		credentials.Write: credentials.RoleWriter, credentials.Export: credentials.RoleExporter, credentials.Admin: credentials.RoleAdmin,
+		credentials.SPEKE: credentials.RolePackager}
+	env := newEnv(t, nil)
+	registerSiblings(t, env.Plane)
 	want := map[string]credentials.Role{}
 	for _, op := range env.Plane.Operations() {
 		want[op.Name] = leastRole[op.Perm]
@@ -207,9 +230,14 @@ func TestOpenAPIOperations(t *testing.T) {
 			}
 		}
 		api := strings.HasPrefix(d.path, "/api/")
+		spekePath := strings.HasPrefix(d.path, "/speke/")
 		switch {
 		case api && d.op.Security != nil:
 			t.Errorf("%s: an /api/ operation must keep the global bearer security", where)
+		case spekePath && (len(d.op.Security) != 2 || d.op.Security[0]["adminBearer"] == nil || d.op.Security[1]["adminBasic"] == nil):
+			t.Errorf("%s: a /speke/ operation takes bearer or basic: %v", where, d.op.Security)
+		case spekePath:
+			api = true
 		case !api && (d.op.Security == nil || len(d.op.Security) != 0):
 			t.Errorf("%s: a probe needs no credential: want \"security\": []", where)
 		case api && len(d.op.AdminOperations) == 0:
@@ -237,22 +265,22 @@ func TestOpenAPIOperations(t *testing.T) {
 	}
 }
 
-// TestOpenAPIRolesMatchServer sends every documented /api/ operation with
-// a credential of each role: a role below the documented one is refused
-// with 403 role_insufficient and audited under the documented operation;
-// any other is let through.
+// TestOpenAPIRolesMatchServer sends every documented /api/ and /speke/
+// operation with a credential of each role: a role below the documented
+// one is refused with 403 role_insufficient and audited under the
+// documented operation; any other is let through. So the packager role is
+// refused every /api/ operation, and only packager and admin reach SPEKE.
 func TestOpenAPIRolesMatchServer(t *testing.T) {
 	_, ops := loadOpenAPI(t)
 	env, _ := newRealEnv(t, nil)
-	if err := amsapi.Register(env.Plane, amsapi.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	registerSiblings(t, env.Plane)
 	secrets := map[credentials.Role]string{credentials.RoleReader: secretReader, credentials.RoleWriter: secretWriter,
-		credentials.RoleExporter: secretExporter, credentials.RoleAdmin: secretAdmin}
+		credentials.RoleExporter: secretExporter, credentials.RoleAdmin: secretAdmin, credentials.RolePackager: admintest.SecretPackager}
 	// GET /api/openapi.json writes no audit record when it succeeds.
 	unauditedSuccess := map[string]bool{"openapi.get": true}
+	packagerRefused := 0
 	for _, d := range ops {
-		if !strings.HasPrefix(d.path, "/api/") {
+		if !guarded(d.path) {
 			continue
 		}
 		target := d.path
@@ -266,15 +294,25 @@ func TestOpenAPIRolesMatchServer(t *testing.T) {
 			if ao.Query != "" {
 				u += "?" + ao.Query
 			}
-			for _, role := range []credentials.Role{credentials.RoleReader, credentials.RoleWriter, credentials.RoleExporter, credentials.RoleAdmin} {
+			for _, role := range []credentials.Role{credentials.RoleReader, credentials.RoleWriter, credentials.RoleExporter, credentials.RoleAdmin, credentials.RolePackager} {
 				where := d.method + " " + u + " as " + string(role)
 				r := env.do(t, d.method, u, secrets[role], "")
 				granted := role.Permissions()&ao.Role.Permissions() == ao.Role.Permissions()
 				if granted && (r.status == http.StatusForbidden || r.status >= 500) {
 					t.Errorf("%s: %d %s, want the operation let through", where, r.status, r.body)
 				}
-				if !granted && (r.status != http.StatusForbidden || r.problem(t).Reason != reasonRole) {
+				switch {
+				case granted:
+				case strings.HasPrefix(d.path, "/speke/"):
+					// SPEKE's refusals are plain text.
+					if want := "this credential's role (" + string(role) + ") does not allow speke.v2: it needs the role packager or admin\n"; r.status != http.StatusForbidden || string(r.body) != want {
+						t.Errorf("%s: %d %s, want 403 in plain text", where, r.status, r.body)
+					}
+				case r.status != http.StatusForbidden || r.problem(t).Reason != reasonRole:
 					t.Errorf("%s: %d %s, want 403 role_insufficient", where, r.status, r.body)
+				}
+				if !granted && role == credentials.RolePackager {
+					packagerRefused++
 				}
 				id := r.header.Get("X-Request-Id")
 				var n int
@@ -292,5 +330,8 @@ func TestOpenAPIRolesMatchServer(t *testing.T) {
 				}
 			}
 		}
+	}
+	if packagerRefused < 20 {
+		t.Errorf("the packager was refused only %d operations", packagerRefused)
 	}
 }

@@ -112,7 +112,7 @@ func (c *CachedVerifier) Verify(raw string) (Claims, error) {
 		return claims, err
 	}
 	until := claims.ExpiresAt
-	if na := used.cert.NotAfter; na.Before(until) {
+	if na := used.cert.NotAfter; !na.IsZero() && na.Before(until) { // a bare key has no NotAfter
 		until = na
 	}
 	// The issuer is one of the configured ones: keep that string rather

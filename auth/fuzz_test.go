@@ -1,12 +1,14 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -58,6 +60,14 @@ func FuzzVerify(f *testing.F) {
 		b64(`{"alg":"none"}`) + "." + b64(`{"exp":1e300,"iat":-1e300}`) + ".",
 		b64(`{"alg":"ES256","kid":"`+strings.Repeat("A", 43)+`"}`) + ".e30.",
 		"", ".", "..", "a.b.c", "e30.e30.e30",
+		twin(f, valid),
+		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{claimMaxUses: "3"} }, nil),
+		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{"\u212aids": []string{kid2}} }, nil),
+		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{"EXP": 1e10} }, nil),
+		sign(fx.a, func(c *TokenClaims) { c.KeyIDs, c.ContentIDs = nil, []string{"live-1", "vod-2", "live-1"} }, nil),
+		sign(fx.a, func(c *TokenClaims) { c.Extra = map[string]any{"Content_IDs": []string{"live-1"}} }, nil),
+		signRaw(f, fx.a.key, `{"alg":"ES256","x5t":"`+fx.a.c.X5T()+`"}`, `{"iss":"`+testIssuer+`","aud":"`+testAudience+`","iat":`+
+			fmt.Sprint(testNow.Unix())+`,"exp":`+fmt.Sprint(testNow.Add(time.Minute).Unix())+`,"kids":["`+kid1+`"],"kids":["`+kid2+`"]}`),
 	} {
 		f.Add(s)
 	}
@@ -122,5 +132,58 @@ func FuzzVerify(f *testing.F) {
 		if c.Unbound {
 			t.Fatal("unbound without AllowUnbound")
 		}
+		// One meaning for every reader: no member name twice and none a
+		// case variant of a claim or header name, checked with
+		// encoding/json's tokenizer rather than the verifier's.
+		pb, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, doc := range map[string][]byte{"header": hb, "payload": pb} {
+			names := topLevelNames(t, doc)
+			for i, n := range names {
+				if slices.Contains(names[:i], n) {
+					t.Fatalf("accepted a %s naming %q twice", what, n)
+				}
+				for _, k := range append(slices.Clone(knownClaims), knownHeader...) {
+					if n != k && (strings.EqualFold(n, k) || jsonFold(n) == jsonFold(k)) {
+						t.Fatalf("accepted a %s with %q, a variant of %q", what, n, k)
+					}
+				}
+			}
+		}
+		if len(c.ContentIDs) > MaxContentIDs || slices.Contains(c.ContentIDs, "") {
+			t.Fatalf("accepted content IDs %q", c.ContentIDs)
+		}
+		for i, id := range c.ContentIDs {
+			if slices.Contains(c.ContentIDs[:i], id) {
+				t.Fatalf("content ID %q twice", id)
+			}
+		}
+		if c.MaxUses > 0 && c.TokenDigest != sha256.Sum256([]byte(parts[0]+"."+parts[1])) {
+			t.Fatal("TokenDigest is not the digest of the signing input")
+		}
 	})
+}
+
+// topLevelNames lists the member names of the JSON object doc with
+// encoding/json's decoder.
+func topLevelNames(t *testing.T, doc []byte) []string {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("accepted a document that is not an object: %v", err)
+	}
+	var names []string
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tok.(string))
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return names
 }

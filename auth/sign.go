@@ -23,6 +23,9 @@ type TokenClaims struct {
 	Subject  string // sub
 	// KeyIDs is emitted as the "kids" array claim when non-empty.
 	KeyIDs []string
+	// ContentIDs is emitted as the "content_ids" array claim when
+	// non-empty.
+	ContentIDs []string
 	// ContentKeyID is emitted as the Azure Media Services claim
 	// "urn:microsoft:azure:mediaservices:contentkeyidentifier" when non-empty.
 	ContentKeyID string
@@ -51,6 +54,9 @@ func (c TokenClaims) mapClaims() jwt.MapClaims {
 	setString("sub", c.Subject)
 	if len(c.KeyIDs) > 0 {
 		m[claimKeyIDs] = c.KeyIDs
+	}
+	if len(c.ContentIDs) > 0 {
+		m[claimContentIDs] = c.ContentIDs
 	}
 	setString(claimContentKeyID, c.ContentKeyID)
 	setTime("iat", c.IssuedAt)

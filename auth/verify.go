@@ -3,14 +3,11 @@ package auth
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,7 +27,15 @@ const (
 	claimContentKeyID = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
 	// claimKeyIDs is our multi-key claim, an array of key ID strings.
 	claimKeyIDs = "kids"
+	// claimContentIDs grants every key recorded under the contents it
+	// lists (their assets), an array of content ID strings: one token for
+	// a live stream whose keys rotate.
+	claimContentIDs = "content_ids"
 )
+
+// MaxContentIDs is the most entries a content_ids claim may hold; more
+// refuses the token as malformed.
+const MaxContentIDs = 64
 
 // Claims is what a verified token says.
 type Claims struct {
@@ -39,18 +44,46 @@ type Claims struct {
 	IssuedAt  time.Time  // iat; zero if absent
 	ExpiresAt time.Time  // exp
 	KeyIDs    [][16]byte // keys granted, parsed with Options.ParseKeyID, de-duplicated: the contentkeyidentifier claim, then "kids" in order
-	Unbound   bool       // the token names no key and Options.AllowUnbound is set: it grants every key
+	// ContentIDs are the contents whose keys the token grants (the
+	// content_ids claim, de-duplicated, in order): every key whose record
+	// lists one of them among its assets. Unlike KeyIDs this cannot be
+	// decided from the token alone; see GrantsContent.
+	ContentIDs []string
+	Unbound    bool // the token names no key and no content, and Options.AllowUnbound is set: it grants every key
 	// SigningKey is the SHA-256 thumbprint, in lower-case hex, of the
 	// certificate whose key verified the token.
 	SigningKey string
+	// MaxUses is the token's replay limit, the AMS claim
+	// urn:microsoft:azure:mediaservices:maxuses: how many key or license
+	// answers it may get, across every server (0: no limit).
+	MaxUses int
+	// TokenDigest identifies the token for its replay counter when MaxUses
+	// is set (zero otherwise): the SHA-256 of its signing input
+	// (header.payload), which the signer signed. It is not the token and
+	// does not let anyone rebuild it.
+	TokenDigest [32]byte
 }
 
-// Grants reports whether the token grants the content key kid: it is
-// unbound, or kid is one of KeyIDs. A token that names no key, verified
-// without Options.AllowUnbound, grants nothing; so does one whose "kids" claim
-// is an empty array.
+// Grants reports whether the token grants the content key kid from the
+// token alone: it is unbound, or kid is one of KeyIDs. A token that names
+// no key and no content, verified without Options.AllowUnbound, grants
+// nothing; so does one whose "kids" claim is an empty array. A kid it does
+// not grant may still be granted by content (GrantsContent), once the
+// key's record is known.
 func (c *Claims) Grants(kid [16]byte) bool {
 	return c.Unbound || slices.Contains(c.KeyIDs, kid)
+}
+
+// GrantsContent reports whether the token grants a key whose record lists
+// assets: one of them is one of ContentIDs (compared exactly, as content
+// IDs are stored). It is false for a token without content_ids.
+func (c *Claims) GrantsContent(assets []string) bool {
+	for _, a := range assets {
+		if slices.Contains(c.ContentIDs, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Options configures a Verifier.
@@ -67,9 +100,15 @@ type Options struct {
 	// MaxLifetime, when positive, requires iat and limits exp - iat to it.
 	// 0 means unlimited.
 	MaxLifetime time.Duration
-	// AllowUnbound makes a token that names no content key grant every key.
+	// AllowUnbound makes a token that names no content key and no content
+	// (none of contentkeyidentifier, kids, content_ids) grant every key.
 	// Default false: such a token verifies but grants nothing.
 	AllowUnbound bool
+	// RequireKeyID refuses (unknown_signing_key) a token whose header names
+	// no certificate (no x5t, x5t#S256 or kid). Default false: such a
+	// token is checked against each currently valid certificate in turn,
+	// one signature check per certificate.
+	RequireKeyID bool
 	// ParseKeyID is required. It parses one content key ID string from the
 	// token (the caller's canonical UUID parser). A token with a key ID it
 	// rejects is malformed. Its error is not passed on, since it may quote
@@ -79,21 +118,26 @@ type Options struct {
 	Now func() time.Time
 	// Registerer, when set, gets keydelivery_token_verification_duration_seconds:
 	// the time of each full verification (a verified-token cache hit is not
-	// one, and costs no clock read).
+	// one, and costs no clock read), and
+	// keydelivery_token_signature_checks_total: the ECDSA checks made (one
+	// per token that names its certificate; up to one per valid
+	// certificate for a token that names none).
 	Registerer prometheus.Registerer
 }
 
 // Verifier checks tokens against a Trust. It is safe for concurrent use.
 type Verifier struct {
 	trust        *Trust
-	parser       *jwt.Parser // built once; it holds no per-token state
 	issuers      []string
+	audience     string
+	requireKeyID bool
 	leeway       time.Duration
 	maxLifetime  time.Duration
 	allowUnbound bool
 	parseKeyID   func(string) ([16]byte, error)
 	now          func() time.Time
 	duration     prometheus.Histogram // nil without Options.Registerer
+	sigChecks    prometheus.Counter   // always set; registered with Options.Registerer
 }
 
 // NewVerifier returns a Verifier for tokens signed by a certificate in trust.
@@ -136,21 +180,24 @@ func NewVerifier(trust *Trust, opts Options) (*Verifier, error) {
 			return nil, fmt.Errorf("auth: new verifier: %w", err)
 		}
 	}
+	sigChecks := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "keydelivery_token_signature_checks_total",
+		Help: "ECDSA signature checks made by token verification: one per token that names its certificate, up to one per currently valid certificate for a token that names none.",
+	})
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(sigChecks); err != nil {
+			return nil, fmt.Errorf("auth: new verifier: %w", err)
+		}
+	}
 	return &Verifier{
-		duration: duration,
-		trust:    trust,
-		// Security invariant: only ES256 is ever accepted, and golang-jwt
-		// validates claims only after the signature has verified.
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
-			jwt.WithAudience(opts.Audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(opts.Leeway),
-			jwt.WithTimeFunc(opts.Now),
-			jwt.WithStrictDecoding(), // one encoding per token: no malleable base64 tails
-		),
+		duration:  duration,
+		sigChecks: sigChecks,
+		trust:     trust,
+		// Security invariant: only ES256 is ever accepted (parse), and the
+		// claims are validated only after the signature has verified.
 		issuers:      slices.Clone(opts.Issuers),
+		audience:     opts.Audience,
+		requireKeyID: opts.RequireKeyID,
 		leeway:       opts.Leeway,
 		maxLifetime:  opts.MaxLifetime,
 		allowUnbound: opts.AllowUnbound,
@@ -159,25 +206,22 @@ func NewVerifier(trust *Trust, opts Options) (*Verifier, error) {
 	}, nil
 }
 
-// tokenClaims is the claims set we decode into: the registered claims plus
-// the two grant claims. Pointers distinguish an absent claim from an empty
-// one.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	KeyIDs       *[]string `json:"kids,omitempty"`
-	ContentKeyID *string   `json:"urn:microsoft:azure:mediaservices:contentkeyidentifier,omitempty"`
-}
-
 // Verify checks raw, a JWS compact token, and returns what it says. On
-// refusal the error is always an *Error.
+// refusal the error is always an *Error, with the Facts that explain it.
 //
-// Order: size; structure, base64 and JSON; alg must be ES256; the signing
-// certificate is chosen from the header and must be within its validity
-// window; the signature; then, only once the signature has verified, exp,
-// nbf, iat, aud, iss, lifetime and the granted key IDs.
+// Order: size; structure, base64 and JSON (names matched exactly, a name
+// given twice or a case variant of a name this package reads refused,
+// dates numbers only); alg must be ES256; the signing certificate is chosen
+// from the header and must be within its validity window; the signature
+// (64 bytes); then, only once the signature has verified, exp, nbf,
+// iat, aud, iss (one of Options.Issuers, and the key's own issuer when the
+// key is bound to one), lifetime and the granted key IDs and contents.
 func (v *Verifier) Verify(raw string) (Claims, error) {
-	c, _, _, err := v.verify(raw)
-	return c, err
+	c, _, _, e := v.verify(raw)
+	if e != nil {
+		return c, e
+	}
+	return c, nil
 }
 
 // observe records the duration of a verification that started at start.
@@ -189,75 +233,153 @@ func (v *Verifier) observe(start time.Time) {
 
 // verify is Verify that also says which trust set and certificate verified
 // the token, for the cache.
-func (v *Verifier) verify(raw string) (Claims, *trustSet, *trusted, error) {
+func (v *Verifier) verify(raw string) (Claims, *trustSet, *trusted, *Error) {
 	if v.duration != nil {
 		defer v.observe(time.Now())
 	}
+	now := v.now()
 	// Security invariant: nothing is parsed before this check.
 	if len(raw) > MaxTokenSize {
-		return Claims{}, nil, nil, refuse(ReasonTooLarge, fmt.Sprintf("token is %d bytes, limit %d", len(raw), MaxTokenSize))
+		return Claims{}, nil, nil, refuse(ReasonTooLarge, fmt.Sprintf("token is %d bytes, limit %d", len(raw), MaxTokenSize)).with(&Facts{Now: now})
 	}
 	set := v.trust.set.Load() // one snapshot for the whole verification
-	now := v.now()
 
-	var (
-		tc   tokenClaims
-		used *trusted
-	)
-	tok, err := v.parser.ParseWithClaims(raw, &tc, func(t *jwt.Token) (any, error) {
-		c, e := v.selectKey(set, t, raw, now)
-		if e != nil {
-			return nil, e
-		}
-		used = c
-		return c.cert.PublicKey, nil
-	})
-	if err != nil {
-		return Claims{}, nil, nil, classify(raw, tok, &tc, err)
+	tok, e := parse(raw)
+	if e != nil {
+		return Claims{}, nil, nil, e.with(&Facts{Now: now})
+	}
+	facts := &Facts{Now: now, Thumbprint: askedFor(&tok.header)}
+	if tok.header.crit {
+		return Claims{}, nil, nil, refuse(ReasonMalformed, "crit header is not supported").with(facts)
+	}
+	if e := checkSignatureForm(tok.sig); e != nil {
+		return Claims{}, nil, nil, e.with(facts)
+	}
+	digest := tok.digest()
+	used, e := v.selectKey(set, &tok.header, &digest, tok.sig, now)
+	if e != nil {
+		return Claims{}, nil, nil, e.with(facts)
 	}
 
-	// The signature has verified and exp, nbf, iat and aud are valid.
-	if !slices.Contains(v.issuers, tc.Issuer) {
-		if tc.Issuer == "" {
-			return Claims{}, nil, nil, refuse(ReasonWrongIssuer, "iss claim is missing")
+	// The signature has verified: the claims are the signer's.
+	tc := &tok.claims
+	facts.verified(tc)
+	if e := v.validate(tc, now); e != nil {
+		switch e.Reason {
+		case ReasonWrongIssuer:
+			facts.ExpectedIssuers = v.issuers
+		case ReasonWrongAudience:
+			facts.ExpectedAudience = v.audience
 		}
-		return Claims{}, nil, nil, refuse(ReasonWrongIssuer, "iss claim is not a configured issuer")
+		return Claims{}, nil, nil, e.with(facts)
+	}
+	// Security invariant: a key bound to an issuer (an OpenID Connect
+	// issuer's key) verifies only that issuer's tokens. Without this, a
+	// key fetched from issuer A would sign for issuer B, or for the
+	// issuer of the certificate files, whenever both are configured: any
+	// party that controls A's keys (A's operator, a tenant of a shared
+	// provider) could mint tokens in B's name. The refusal is
+	// wrong_issuer: the key is trusted and the signature is good; what is
+	// wrong is the iss the signer claimed, and the facts name the one
+	// issuer this key speaks for.
+	if bound := used.cert.Issuer; bound != "" && tc.issuer != bound {
+		facts.ExpectedIssuers = []string{bound}
+		return Claims{}, nil, nil, refuse(ReasonWrongIssuer, "iss claim is not the issuer of the key that verified the token").with(facts)
 	}
 	c := Claims{
-		Subject:    tc.Subject,
-		Issuer:     tc.Issuer,
-		ExpiresAt:  tc.ExpiresAt.Time, // non-nil: WithExpirationRequired
+		Subject:    tc.subject,
+		Issuer:     tc.issuer,
+		ExpiresAt:  *tc.exp, // validate requires it
 		SigningKey: used.sha256Hex,
+		MaxUses:    tc.maxUses,
 	}
-	if tc.IssuedAt != nil {
-		c.IssuedAt = tc.IssuedAt.Time
+	if tc.iat != nil {
+		c.IssuedAt = *tc.iat
 	}
 	if v.maxLifetime > 0 {
-		if tc.IssuedAt == nil {
-			return Claims{}, nil, nil, refuse(ReasonMissingClaim, "iat claim is required when a maximum lifetime is set")
+		if tc.iat == nil {
+			return Claims{}, nil, nil, refuse(ReasonMissingClaim, "iat claim is required when a maximum lifetime is set").with(facts)
 		}
 		if life := c.ExpiresAt.Sub(c.IssuedAt); life > v.maxLifetime {
-			return Claims{}, nil, nil, refuse(ReasonLifetimeTooLong, fmt.Sprintf("exp - iat is %v, limit %v", life, v.maxLifetime))
+			return Claims{}, nil, nil, refuse(ReasonLifetimeTooLong, fmt.Sprintf("exp - iat is %v, limit %v", life, v.maxLifetime)).with(facts)
 		}
 	}
-	if err := v.grants(&c, &tc); err != nil {
-		return Claims{}, nil, nil, err
+	if e := v.grants(&c, tc); e != nil {
+		return Claims{}, nil, nil, e.with(facts)
+	}
+	if c.MaxUses > 0 {
+		// The replay counter's key: what the signer signed, so that no
+		// other encoding of the token counts as another token.
+		c.TokenDigest = digest
 	}
 	return c, set, used, nil
 }
 
-// grants fills in KeyIDs and Unbound.
-func (v *Verifier) grants(c *Claims, tc *tokenClaims) *Error {
-	if tc.ContentKeyID == nil && tc.KeyIDs == nil {
+// validate checks the claims of a token whose signature has verified, in
+// this order (the first failure is the reason): exp present, exp, nbf, iat
+// (each with the leeway), aud, iss.
+func (v *Verifier) validate(tc *payload, now time.Time) *Error {
+	if tc.exp == nil {
+		return refuse(ReasonMissingClaim, "exp claim is missing")
+	}
+	if !now.Before(tc.exp.Add(v.leeway)) {
+		return refuse(ReasonExpired, "exp is in the past beyond the leeway")
+	}
+	if tc.nbf != nil && now.Before(tc.nbf.Add(-v.leeway)) {
+		return refuse(ReasonNotYetValid, "nbf is in the future beyond the leeway")
+	}
+	if tc.iat != nil && now.Before(tc.iat.Add(-v.leeway)) {
+		return refuse(ReasonNotYetValid, "iat is in the future beyond the leeway")
+	}
+	if !tc.hasAudience || len(tc.audience) == 0 || len(tc.audience) == 1 && tc.audience[0] == "" {
+		return refuse(ReasonWrongAudience, "aud claim is missing")
+	}
+	if !slices.Contains(tc.audience, v.audience) {
+		return refuse(ReasonWrongAudience, "aud claim does not contain the audience")
+	}
+	if !slices.Contains(v.issuers, tc.issuer) {
+		if tc.issuer == "" {
+			return refuse(ReasonWrongIssuer, "iss claim is missing")
+		}
+		return refuse(ReasonWrongIssuer, "iss claim is not a configured issuer")
+	}
+	return nil
+}
+
+// grants fills in KeyIDs, ContentIDs and Unbound.
+//
+// Security invariant: a token is unbound only when it carries none of the
+// granting claims; a token that names contents (even an empty list) is
+// bound to them, never widened to every key by Options.AllowUnbound.
+func (v *Verifier) grants(c *Claims, tc *payload) *Error {
+	if tc.contentKeyID == nil && tc.keyIDs == nil && tc.contentIDs == nil {
 		c.Unbound = v.allowUnbound
 		return nil
 	}
+	if tc.contentIDs != nil {
+		ids := *tc.contentIDs
+		if len(ids) > MaxContentIDs {
+			return refuse(ReasonMalformed, fmt.Sprintf("%s claim has %d entries, limit %d", claimContentIDs, len(ids), MaxContentIDs))
+		}
+		c.ContentIDs = make([]string, 0, len(ids))
+		for i, s := range ids {
+			if s == "" {
+				return refuse(ReasonMalformed, fmt.Sprintf("%s[%d] is empty", claimContentIDs, i))
+			}
+			if !slices.Contains(c.ContentIDs, s) {
+				c.ContentIDs = append(c.ContentIDs, s)
+			}
+		}
+	}
+	if tc.contentKeyID == nil && tc.keyIDs == nil {
+		return nil
+	}
 	n := 0
-	if tc.ContentKeyID != nil {
+	if tc.contentKeyID != nil {
 		n++
 	}
-	if tc.KeyIDs != nil {
-		n += len(*tc.KeyIDs)
+	if tc.keyIDs != nil {
+		n += len(*tc.keyIDs)
 	}
 	c.KeyIDs = make([][16]byte, 0, n)
 	add := func(s string) bool {
@@ -271,11 +393,11 @@ func (v *Verifier) grants(c *Claims, tc *tokenClaims) *Error {
 		}
 		return true
 	}
-	if tc.ContentKeyID != nil && !add(*tc.ContentKeyID) {
+	if tc.contentKeyID != nil && !add(*tc.contentKeyID) {
 		return refuse(ReasonMalformed, claimContentKeyID+" claim is not a valid key ID")
 	}
-	if tc.KeyIDs != nil {
-		for i, s := range *tc.KeyIDs {
+	if tc.keyIDs != nil {
+		for i, s := range *tc.keyIDs {
 			if !add(s) {
 				return refuse(ReasonMalformed, fmt.Sprintf("%s[%d] is not a valid key ID", claimKeyIDs, i))
 			}
@@ -284,18 +406,17 @@ func (v *Verifier) grants(c *Claims, tc *tokenClaims) *Error {
 	return nil
 }
 
-// selectKey is the keyfunc: it picks the certificate the header names, or,
-// when it names none, the currently valid certificate whose key verifies the
-// signature. golang-jwt has already checked that alg is ES256.
+// selectKey picks the certificate the header names and checks the
+// signature with it; when the header names none, it tries each currently
+// valid certificate once (so a token costs at most one signature check per
+// valid certificate), unless Options.RequireKeyID refuses such tokens.
 //
 // Security invariant: a certificate is only ever taken from set, never from
 // the token (x5c and jwk headers are ignored).
-func (v *Verifier) selectKey(set *trustSet, t *jwt.Token, raw string, now time.Time) (*trusted, *Error) {
-	if _, ok := t.Header["crit"]; ok {
-		return nil, refuse(ReasonMalformed, "crit header is not supported")
-	}
-	c, named, e := lookupHeader(set, t.Header)
+func (v *Verifier) selectKey(set *trustSet, h *header, digest *[32]byte, sig []byte, now time.Time) (*trusted, *Error) {
+	c, named, e := lookupHeader(set, h)
 	if e != nil {
+		set.missed(e) // an unknown key: the remote sources look for it
 		return nil, e
 	}
 	if named {
@@ -305,28 +426,28 @@ func (v *Verifier) selectKey(set *trustSet, t *jwt.Token, raw string, now time.T
 		case statusNotYetValid:
 			return nil, refuse(ReasonSigningKeyNotValid, "the certificate named by the header is not yet valid")
 		}
+		v.sigChecks.Inc()
+		if !verifySignature(c.cert.PublicKey, digest, sig) {
+			return nil, refuse(ReasonBadSignature, "signature does not verify")
+		}
 		return c, nil
 	}
-
-	// The header names no certificate: try each currently valid one. This
-	// costs one extra signature check, but tells us which key signed.
-	var candidates []*trusted
+	if v.requireKeyID {
+		return nil, refuse(ReasonUnknownSigningKey, "the header names no certificate (x5t, x5t#S256 or kid) and this server requires one")
+	}
+	valid := 0
 	for _, c := range set.certs {
-		if c.cert.Status(now, v.leeway) == statusValid {
-			candidates = append(candidates, c)
+		if c.cert.Status(now, v.leeway) != statusValid {
+			continue
 		}
-	}
-	switch len(candidates) {
-	case 0:
-		return nil, refuse(ReasonUnknownSigningKey, "the header names no certificate and no trusted certificate is currently valid")
-	case 1:
-		return candidates[0], nil // the parser verifies the signature
-	}
-	input := raw[:strings.LastIndexByte(raw, '.')] // raw has exactly three segments here
-	for _, c := range candidates {
-		if jwt.SigningMethodES256.Verify(input, t.Signature, c.cert.PublicKey) == nil {
+		valid++
+		v.sigChecks.Inc()
+		if verifySignature(c.cert.PublicKey, digest, sig) {
 			return c, nil
 		}
+	}
+	if valid == 0 {
+		return nil, refuse(ReasonUnknownSigningKey, "the header names no certificate and no trusted certificate is currently valid")
 	}
 	return nil, refuse(ReasonBadSignature, "the header names no certificate and the signature verifies with no currently valid certificate")
 }
@@ -334,28 +455,20 @@ func (v *Verifier) selectKey(set *trustSet, t *jwt.Token, raw string, now time.T
 // lookupHeader resolves x5t, x5t#S256 or kid. named is false when the header
 // has none of them. x5t and x5t#S256 take precedence over kid; when both are
 // present they must name the same certificate.
-func lookupHeader(set *trustSet, h map[string]any) (c *trusted, named bool, e *Error) {
+func lookupHeader(set *trustSet, h *header) (c *trusted, named bool, e *Error) {
 	var bySHA1, bySHA256 *trusted
-	if v, ok := h["x5t"]; ok {
-		s, ok := v.(string)
-		if !ok {
-			return nil, true, refuse(ReasonMalformed, "x5t header is not a string")
-		}
+	if h.x5t != nil {
 		var sum [20]byte
-		if e := decodeThumbprint(s, sum[:], "x5t"); e != nil {
+		if e := decodeThumbprint(*h.x5t, sum[:], "x5t"); e != nil {
 			return nil, true, e
 		}
 		if bySHA1 = set.bySHA1[sum]; bySHA1 == nil {
 			return nil, true, refuse(ReasonUnknownSigningKey, "x5t header names no trusted certificate")
 		}
 	}
-	if v, ok := h["x5t#S256"]; ok {
-		s, ok := v.(string)
-		if !ok {
-			return nil, true, refuse(ReasonMalformed, "x5t#S256 header is not a string")
-		}
+	if h.x5tS256 != nil {
 		var sum [32]byte
-		if e := decodeThumbprint(s, sum[:], "x5t#S256"); e != nil {
+		if e := decodeThumbprint(*h.x5tS256, sum[:], "x5t#S256"); e != nil {
 			return nil, true, e
 		}
 		if bySHA256 = set.bySHA256[sum]; bySHA256 == nil {
@@ -374,14 +487,10 @@ func lookupHeader(set *trustSet, h map[string]any) (c *trusted, named bool, e *E
 		return bySHA256, true, nil
 	}
 
-	v, ok := h["kid"]
-	if !ok {
+	if h.kid == nil {
 		return nil, false, nil
 	}
-	s, ok := v.(string)
-	if !ok {
-		return nil, true, refuse(ReasonMalformed, "kid header is not a string")
-	}
+	s := *h.kid
 	// The encodings are told apart by length alone: base64url of 20 and 32
 	// bytes is 27 and 43 characters (odd, so never hex), hex is 40 and 64.
 	var sha1Sum [20]byte
@@ -389,7 +498,7 @@ func lookupHeader(set *trustSet, h map[string]any) (c *trusted, named bool, e *E
 	var found *trusted
 	switch len(s) {
 	case 27:
-		if _, err := base64.RawURLEncoding.Strict().Decode(sha1Sum[:], []byte(s)); err == nil {
+		if _, err := segmentEncoding.Decode(sha1Sum[:], []byte(s)); err == nil {
 			found = set.bySHA1[sha1Sum]
 		}
 	case 40:
@@ -397,13 +506,16 @@ func lookupHeader(set *trustSet, h map[string]any) (c *trusted, named bool, e *E
 			found = set.bySHA1[sha1Sum]
 		}
 	case 43:
-		if _, err := base64.RawURLEncoding.Strict().Decode(sha256Sum[:], []byte(s)); err == nil {
+		if _, err := segmentEncoding.Decode(sha256Sum[:], []byte(s)); err == nil {
 			found = set.bySHA256[sha256Sum]
 		}
 	case 64:
 		if _, err := hex.Decode(sha256Sum[:], []byte(s)); err == nil {
 			found = set.bySHA256[sha256Sum]
 		}
+	}
+	if found == nil {
+		found = set.lookupKeyID(s) // a JWKS kid, or a Key Vault key identifier
 	}
 	if found == nil {
 		return nil, true, refuse(ReasonUnknownSigningKey, "kid header names no trusted certificate")
@@ -423,104 +535,9 @@ func decodeThumbprint(s string, dst []byte, name string) *Error {
 	return nil
 }
 
-// classify turns a golang-jwt error into an *Error. tok and tc hold whatever
-// was decoded before the failure.
-//
-// Security invariant: golang-jwt's messages are not passed on, since some of
-// them quote the token (the alg, JSON syntax errors). Details are rebuilt from
-// fixed text and numbers.
-func classify(raw string, tok *jwt.Token, tc *tokenClaims, err error) *Error {
-	var ae *Error
-	if errors.As(err, &ae) { // from selectKey
-		return ae
-	}
-	if tok != nil && tok.Header != nil {
-		alg, ok := tok.Header["alg"].(string)
-		if !ok {
-			return refuse(ReasonMalformed, "alg header is missing or not a string")
-		}
-		if alg != jwt.SigningMethodES256.Alg() {
-			if isKnownAlg(alg) {
-				return refuse(ReasonUnsupportedAlgorithm, "alg "+alg+" is not ES256")
-			}
-			return refuse(ReasonUnsupportedAlgorithm, "alg is not ES256")
-		}
-	}
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return refuse(ReasonMalformed, describeMalformed(raw, err))
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return refuse(ReasonBadSignature, "signature does not verify")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && tc.ExpiresAt == nil:
-		return refuse(ReasonMissingClaim, "exp claim is missing")
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return refuse(ReasonExpired, "exp is in the past beyond the leeway")
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return refuse(ReasonNotYetValid, "nbf is in the future beyond the leeway")
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return refuse(ReasonNotYetValid, "iat is in the future beyond the leeway")
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
-		return refuse(ReasonWrongAudience, "aud claim does not contain the audience")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return refuse(ReasonWrongAudience, "aud claim is missing") // exp is present, so it is aud
-	case errors.Is(err, jwt.ErrInvalidType):
-		return refuse(ReasonMalformed, "a registered claim has the wrong JSON type")
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return refuse(ReasonMalformed, "header is not a JSON object with an alg")
-	default:
-		return refuse(ReasonMalformed, "token could not be verified")
-	}
-}
-
-// describeMalformed says what is wrong without quoting the token.
-func describeMalformed(raw string, err error) string {
-	if n := strings.Count(raw, ".") + 1; n != 3 {
-		return fmt.Sprintf("token has %d segments, want 3", n)
-	}
-	var (
-		b64 base64.CorruptInputError
-		syn *json.SyntaxError
-		typ *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &b64):
-		return fmt.Sprintf("a segment is not unpadded base64url (byte %d)", int64(b64))
-	case errors.As(err, &syn):
-		return fmt.Sprintf("a segment is not valid JSON (offset %d)", syn.Offset)
-	case errors.As(err, &typ):
-		if isClaimName(typ.Field) {
-			return fmt.Sprintf("claim %s has the wrong JSON type (%s)", typ.Field, jsonKind(typ.Value))
-		}
-		return fmt.Sprintf("a header or claim has the wrong JSON type (%s)", jsonKind(typ.Value))
-	case errors.Is(err, jwt.ErrInvalidType):
-		return "a claim has the wrong JSON type"
-	default:
-		return "token is not a valid JWS compact serialization"
-	}
-}
-
-// isClaimName reports whether a json field path is one of ours, and so safe
-// to log.
-func isClaimName(f string) bool {
-	f, _, _ = strings.Cut(f, ".")
-	switch f {
-	case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", claimKeyIDs, claimContentKeyID:
-		return true
-	}
-	return false
-}
-
-// jsonKind returns s if it is a JSON value kind as encoding/json reports them.
-func jsonKind(s string) string {
-	switch s {
-	case "string", "number", "bool", "array", "object", "null":
-		return s
-	}
-	if strings.HasPrefix(s, "number") {
-		return "number"
-	}
-	return "unexpected"
-}
+// isClaimName reports whether s is a claim name this package reads, and so
+// safe to log.
+func isClaimName(s string) bool { return slices.Contains(knownClaims, s) }
 
 // isKnownAlg reports whether alg is a registered JOSE algorithm name, and so
 // safe to log.

@@ -71,6 +71,9 @@ const (
 	ReasonUnsupportedVersion  = "unsupported_version"  // CPIX@version not 2.0, 2.1, 2.2, 2.3, 2.3.1 or 2.4
 	ReasonUnexpectedElement   = "unexpected_element"   // an element the schema does not allow where it is
 	ReasonInvalidStructure    = "invalid_structure"    // an element repeated that may appear once
+	ReasonNestingTooDeep      = "nesting_too_deep"     // elements nested deeper than MaxDepth
+	ReasonTooManyKeys         = "too_many_keys"        // more ContentKeys than the reader's limit
+	ReasonTooManyNodes        = "too_many_nodes"       // a part read whole holds more than MaxTreeNodes nodes
 
 	// Either level.
 	ReasonDuplicateAttribute = "duplicate_attribute"
@@ -85,6 +88,16 @@ const (
 	ReasonInvalidKeyLength          = "invalid_key_length"
 	ReasonInvalidIVLength           = "invalid_iv_length"
 	ReasonInvalidScheme             = "invalid_scheme"
+
+	// Encrypted documents (ReadWith with a Recipient), and signatures.
+	ReasonSignatureNotVerified  = "signature_not_verified"  // document level: a ds:Signature
+	ReasonNotRecipient          = "not_recipient"           // document level: no DeliveryData is for this recipient
+	ReasonInvalidDeliveryData   = "invalid_delivery_data"   // document level: a DocumentKey or MACMethod that cannot be read
+	ReasonMissingMAC            = "missing_mac"             // no MACMethod, or a key without ValueMAC
+	ReasonMACMismatch           = "mac_mismatch"            // a ValueMAC that does not match
+	ReasonInvalidEncryptedValue = "invalid_encrypted_value" // an EncryptedValue that cannot be read
+	ReasonUnsupportedAlgorithm  = "unsupported_algorithm"   // an algorithm other than those of CPIX
+	ReasonDecryptionFailed      = "decryption_failed"       // a value that does not decrypt
 )
 
 // Problem is one thing wrong with a document or one of its ContentKeys.
@@ -122,10 +135,25 @@ func (p Problem) String() string {
 }
 
 // ReadError is returned by Read for a document it refuses because of its
-// content. It lists every problem found, in document order.
+// content. It lists the first MaxProblems problems found, in document order,
+// and counts them all.
 type ReadError struct {
 	Problems []Problem
+	// Count is the number of problems found, listed or not.
+	Count int
 }
+
+// MaxProblems is how many problems a ReadError lists; the others are only
+// counted, so a document of many bad keys costs the reader no more memory
+// than a document of a hundred.
+const MaxProblems = 100
+
+// MaxDepth is how deep elements may nest (the root is at depth 1). A CPIX
+// document is about 8 deep (a pskc:PlainValue is at 6; ds:Signature and
+// DRM system data a few more); encoding/xml keeps a record of every open
+// element, so an unbounded depth would let a document of nested elements
+// take memory in proportion to its size (9 million levels took 1.5 GiB).
+const MaxDepth = 64
 
 // maxErrorProblems bounds how many problems Error spells out.
 const maxErrorProblems = 10
@@ -133,7 +161,8 @@ const maxErrorProblems = 10
 func (e *ReadError) Error() string {
 	var b strings.Builder
 	b.WriteString("cpix: invalid document")
-	switch n := len(e.Problems); n {
+	n := max(e.Count, len(e.Problems))
+	switch n {
 	case 0:
 		return b.String()
 	case 1:
@@ -143,7 +172,7 @@ func (e *ReadError) Error() string {
 	}
 	for i, p := range e.Problems {
 		if i == maxErrorProblems {
-			fmt.Fprintf(&b, "; and %d more", len(e.Problems)-i)
+			fmt.Fprintf(&b, "; and %d more", n-i)
 			break
 		}
 		if i > 0 {

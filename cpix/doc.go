@@ -25,18 +25,29 @@
 //
 // What is read. Read takes CPIX@contentId, CPIX@version and, for every
 // ContentKey, kid, explicitIV, commonEncryptionScheme and the PlainValue. It
-// ignores everything else: DRMSystemList, ContentKeyPeriodList,
-// ContentKeyUsageRuleList, DeliveryDataList, UpdateHistoryItemList,
-// signatures (which it does not verify), ContentKey@dependsOnKey,
-// ContentKey@contentId and unknown elements. It validates every ContentKey
-// and reports all problems of a document at once in a *ReadError, each
-// with a stable reason code, so a whole import batch can be refused with
-// every bad entry named.
+// ignores DRMSystemList, ContentKeyPeriodList, ContentKeyUsageRuleList,
+// UpdateHistoryItemList, ContentKey@dependsOnKey, ContentKey@contentId and
+// unknown elements. It validates every ContentKey and reports all problems
+// of a document at once in a *ReadError, each with a stable reason code, so
+// a whole import batch can be refused with every bad entry named.
 //
-// Not supported yet: encrypted CPIX. A ContentKey whose key is a
-// pskc:EncryptedValue (encrypted under a document key carried in
-// DeliveryDataList) is reported as encrypted_value_unsupported; document
-// keys, MACs and signatures are neither checked nor produced.
+// Encrypted CPIX (encrypt.go). ReadWith, given the reader's private key as
+// a recipient, reads documents whose keys are pskc:EncryptedValue: it
+// unwraps the document key and the MAC key of the DeliveryData meant for
+// it (RSA-OAEP), checks every ValueMAC (HMAC-SHA512) and only then
+// decrypts the keys (AES-256-CBC). Without a recipient key an encrypted
+// key is encrypted_value_unsupported. WriteEncrypted writes a document
+// encrypted to recipients' certificates; the SPEKE key provider uses the
+// same pieces (DocumentKey, DeliveryElements, EncryptedSecret).
+//
+// Signatures. A document holding a ds:Signature anywhere is refused
+// (signature_not_verified): signatures are not verified, and a signed
+// document is never read as if it were not signed.
+//
+// The tree (tree.go). ParseTree reads any document into elements that keep
+// everything they were written with, and Element.WriteDocument writes it
+// back: the SPEKE key provider answers a request with the request document
+// filled in.
 //
 // Trust boundary: the input of Read is attacker-controlled. Read refuses
 // documents larger than its limit (ErrTooLarge) without holding more than

@@ -106,7 +106,8 @@ func TestReadSeed(t *testing.T) {
 }
 
 // A full CPIX 2.3 document: the keys are read, DRM signalling, periods,
-// usage rules, history, signature, comments and PIs are ignored.
+// usage rules, history, comments and PIs are ignored. (The signature it
+// used to carry is in cpix-2.3-signed.xml: a signed document is refused.)
 func TestReadFull23(t *testing.T) {
 	d := readFile(t, "testdata/cpix-2.3-full.xml")
 	if d.ContentID != "urn:example:asset:big-buck-bunny" || d.Version != "2.3" {

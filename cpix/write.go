@@ -2,6 +2,7 @@ package cpix
 
 import (
 	"bufio"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -104,4 +105,84 @@ func isXMLChar(r rune) bool {
 		r >= 0x20 && r <= 0xD7FF ||
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
+}
+
+// WriteEncrypted writes d as an encrypted CPIX 2.3 document: like Write, but
+// each key goes as a pskc:EncryptedValue with its pskc:ValueMAC, under one
+// document key and one MAC key wrapped for each recipient in a
+// DeliveryDataList (see the encrypted CPIX notes in encrypt.go). No key is
+// written in the clear. Every recipient must hold an RSA key of at least
+// MinRSABits bits. ReadWith, given a recipient's private key, reads the
+// keys back.
+func WriteEncrypted(w io.Writer, d *Document, recipients []*x509.Certificate, rand io.Reader) error {
+	if d == nil {
+		return errors.New("cpix: write: nil document")
+	}
+	if len(recipients) == 0 {
+		return errors.New("cpix: write: an encrypted document needs at least one recipient")
+	}
+	if err := checkWrite(d); err != nil {
+		return err
+	}
+	root := &Element{Space: NamespaceCPIX, Local: "CPIX", Attr: []Attr{
+		{Space: NamespaceXMLNS, Local: "xmlns", Value: NamespaceCPIX},
+		{Space: NamespaceXMLNS, Prefix: "xmlns", Local: "pskc", Value: NamespacePSKC},
+		{Space: NamespaceXMLNS, Prefix: "xmlns", Local: "ds", Value: NamespaceDSig},
+		{Space: NamespaceXMLNS, Prefix: "xmlns", Local: "enc", Value: NamespaceXMLEnc},
+	}}
+	if d.ContentID != "" {
+		root.SetAttr("contentId", d.ContentID)
+	}
+	root.SetAttr("version", WriteVersion)
+	dk, err := NewDocumentKey(rand)
+	if err != nil {
+		return err
+	}
+	defer dk.Wipe()
+	list := NewElement(NamespaceCPIX, "DeliveryDataList")
+	for i, cert := range recipients {
+		_, pub, err := RecipientKey(cert.Raw)
+		if err != nil {
+			return fmt.Errorf("%w (recipient %d)", err, i+1)
+		}
+		wk, wm, err := dk.Wrap(rand, pub)
+		if err != nil {
+			return err
+		}
+		dd := NewElement(NamespaceCPIX, "DeliveryData")
+		dd.SetAttr("id", fmt.Sprintf("recipient-%d", i+1))
+		key := NewElement(NamespaceCPIX, "DeliveryKey")
+		xd := NewElement(NamespaceDSig, "X509Data")
+		xc := NewElement(NamespaceDSig, "X509Certificate")
+		xc.SetText(base64.StdEncoding.EncodeToString(cert.Raw))
+		xd.Append(xc)
+		key.Append(xd)
+		docKey, mac := DeliveryElements(wk, wm)
+		dd.Append(key)
+		dd.Append(docKey)
+		dd.Append(mac)
+		list.Append(dd)
+	}
+	root.Append(list)
+	keys := NewElement(NamespaceCPIX, "ContentKeyList")
+	for _, k := range d.Keys {
+		ck := NewElement(NamespaceCPIX, "ContentKey")
+		ck.SetAttr("kid", formatKID(k.KID))
+		if len(k.IV) > 0 {
+			ck.SetAttr("explicitIV", base64.StdEncoding.EncodeToString(k.IV))
+		}
+		if k.CommonEncryptionScheme != "" {
+			ck.SetAttr("commonEncryptionScheme", k.CommonEncryptionScheme)
+		}
+		secret, err := dk.EncryptedSecret(rand, k.Value)
+		if err != nil {
+			return err
+		}
+		data := NewElement(NamespaceCPIX, "Data")
+		data.Append(secret)
+		ck.Append(data)
+		keys.Append(ck)
+	}
+	root.Append(keys)
+	return root.WriteDocument(w)
 }

@@ -60,3 +60,10 @@ func newOriginMatcher(entries []string) (func(origin string) bool, error) {
 		return false
 	}, nil
 }
+
+// CheckCORSOrigins reports whether entries are a valid CORS allow-list, as
+// New would accept it, so a configuration check refuses what New would.
+func CheckCORSOrigins(entries []string) error {
+	_, err := newOriginMatcher(entries)
+	return err
+}

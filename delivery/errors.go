@@ -23,6 +23,7 @@ const (
 	codeTooLarge       = "too_large"
 	codeUnavailable    = "unavailable"
 	codeIssuerFailed   = "license_issuer_failed"
+	codeTooMany        = "too_many_requests"
 	codeInternal       = "internal"
 )
 
@@ -41,6 +42,9 @@ const (
 	reasonPersistent       = "persistent_license_disabled"
 	reasonTooManyKIDs      = "too_many_kids"
 	reasonInvalidChallenge = "invalid_challenge"
+	// abuse limits
+	reasonRateLimited = "rate_limited"
+	reasonMaxUses     = "max_uses_exceeded"
 )
 
 var (
@@ -95,7 +99,16 @@ func classify(err error) (status int, code, reason, detail string) {
 	var le *LicenseError
 	var ie *issuerError
 	var ke *kidsError
+	var rl *rateLimitError
+	var ue *usesError
 	switch {
+	case errors.As(err, &rl):
+		if rl.limit == "requests" {
+			return http.StatusTooManyRequests, codeTooMany, reasonRateLimited, "this address sends too many requests; retry after the time in Retry-After"
+		}
+		return http.StatusTooManyRequests, codeTooMany, reasonRateLimited, "too many refused tokens from this address; retry after the time in Retry-After with a valid token"
+	case errors.As(err, &ue):
+		return http.StatusForbidden, codeForbidden, reasonMaxUses, fmt.Sprintf("this token may be used %d times (its urn:microsoft:azure:mediaservices:maxuses claim) and they are spent: get a new token", ue.max)
 	case errors.As(err, &ae):
 		return http.StatusUnauthorized, codeInvalidToken, string(ae.Reason), authDetail(ae.Reason)
 	case errors.As(err, &re):
@@ -107,11 +120,11 @@ func classify(err error) (status int, code, reason, detail string) {
 	case errors.Is(err, errPersistentDisabled):
 		return http.StatusForbidden, codeForbidden, reasonPersistent, `persistent-license sessions are not enabled on this server (--clearkey-persistent-license); request "type":"temporary"`
 	case errors.As(err, &ke) && errors.Is(err, errNotGranted):
-		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant the keys listed in kids: add them to the token's kids claim; no license is issued for part of a request"
+		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant the keys listed in kids: add them to the token's kids claim, or record them under a content of its content_ids claim; no license is issued for part of a request"
 	case errors.As(err, &ke) && errors.Is(err, keystore.ErrNotFound):
 		return http.StatusNotFound, codeNotFound, reasonUnknownKey, "no key is stored for the key IDs listed in kids; no license is issued for part of a request"
 	case errors.Is(err, errNotGranted):
-		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant this key: add its KID to the token's kids claim or urn:microsoft:azure:mediaservices:contentkeyidentifier"
+		return http.StatusForbidden, codeForbidden, reasonKeyNotGranted, "the token does not grant this key: add its KID to the token's kids claim or urn:microsoft:azure:mediaservices:contentkeyidentifier, or record the key under a content of its content_ids claim"
 	case errors.Is(err, errMissingKID):
 		return http.StatusBadRequest, codeInvalidRequest, reasonMissingKID, "the kid query parameter is required, e.g. /?kid=0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
 	case errors.Is(err, keystore.ErrInvalidKeyID):
@@ -188,6 +201,18 @@ func authDetail(r auth.Reason) string {
 	return "the token was refused"
 }
 
+// refusedToken reports whether an answer refuses a token (a missing token
+// is not one; a rate-limited request was not looked at).
+func refusedToken(status int, reason string) bool {
+	switch {
+	case status == http.StatusUnauthorized:
+		return reason != string(auth.ReasonMissingToken)
+	case status == http.StatusForbidden:
+		return reason == reasonKeyNotGranted || reason == reasonMaxUses
+	}
+	return false
+}
+
 // handleError renders every error as a problem. It is echo's only error
 // handler; echo's default (which can echo err.Error()) is never used.
 func (s *server) handleError(err error, c echo.Context) {
@@ -207,12 +232,20 @@ func (s *server) handleError(err error, c echo.Context) {
 		}
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", s.retry)
+	case http.StatusTooManyRequests:
+		var rl *rateLimitError
+		if errors.As(err, &rl) {
+			h.Set("Retry-After", httpedge.RetryAfter(rl.wait))
+		}
 	}
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "request_id", rid, "err", err)
 	}
 	if status == http.StatusBadGateway {
 		s.log.Warn("license issuer failed", "request_id", rid, "err", err)
+	}
+	if refusedToken(status, reason) {
+		s.logRefusal(c, rid, reason, err)
 	}
 	p := httpedge.NewProblem(status, code, reason, detail)
 	p.RequestID = rid

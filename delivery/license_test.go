@@ -41,8 +41,13 @@ func newEnv(t *testing.T, o delivery.Options) *env {
 	v, signer := m.Verifier, m.Signer
 	var err error
 	e := &env{v: v, keys: keystest.New(t, keystore.Options{}), signer: signer, reg: prometheus.NewRegistry()}
-	o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	o.Verifier, o.Keys, o.Registerer = v, e.keys, e.reg
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Verifier == nil {
+		o.Verifier = v
+	}
+	o.Keys, o.Registerer = e.keys, e.reg
 	if e.h, err = delivery.New(o); err != nil {
 		t.Fatal(err)
 	}

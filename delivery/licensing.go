@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/playready"
 )
@@ -32,7 +33,7 @@ type clearKeyRequest struct {
 }
 
 // clearKey serves POST /clearkey/license: the token, then the request, then
-// every KID's grant (decided from the token alone), then every key. Any
+// every KID's grant and every key (entitle). Any
 // refusal refuses the whole request: a partial license would leave a player
 // with audio and no video, which is harder to diagnose than an error.
 func (s *server) clearKey(c echo.Context) error {
@@ -73,11 +74,14 @@ func (s *server) clearKey(c echo.Context) error {
 		}
 		ids = appendUnique(ids, id)
 	}
-	keys, err := s.entitle(c.Request().Context(), claims, ids)
+	keys, err := s.entitle(c.Request().Context(), &claims, ids)
 	if err != nil {
-		return err
+		return &claimsError{err: err, claims: claims, asked: ids}
 	}
 	defer wipe(keys)
+	if err := s.countUse(c, &claims); err != nil {
+		return &claimsError{err: err, claims: claims, asked: ids}
+	}
 	s.metrics.keysDelivered("clearkey", len(keys))
 	s.metrics.license("clearkey", "issued")
 	lic := clearKeyLicense(keys, req.Type)
@@ -95,11 +99,13 @@ func decodeKID(s string) (keystore.KeyID, error) {
 	if strings.ContainsAny(s, "+/") {
 		enc = base64.RawStdEncoding
 	}
+	// The errors quote a short, redacted prefix: a body is client input,
+	// and a token pasted where a KID belongs must not reach the log.
 	if enc.DecodedLen(len(s)) != len(id) {
-		return id, fmt.Errorf("delivery: key ID %q is not 16 bytes", s)
+		return id, fmt.Errorf("delivery: key ID %q (%d characters) is not 16 bytes", httpedge.Quote(s, 24), len(s))
 	}
 	if _, err := enc.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("delivery: key ID %q: %w", s, err)
+		return id, fmt.Errorf("delivery: key ID %q is not base64url: %w", httpedge.Quote(s, 24), err)
 	}
 	return id, nil
 }
@@ -150,11 +156,14 @@ func (s *server) license(sys System) echo.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.issueTimeout)
 		defer cancel()
-		keys, err := s.entitle(ctx, claims, ids)
+		keys, err := s.entitle(ctx, &claims, ids)
 		if err != nil {
-			return err
+			return &claimsError{err: err, claims: claims, asked: ids}
 		}
 		defer wipe(keys)
+		if err := s.countUse(c, &claims); err != nil {
+			return &claimsError{err: err, claims: claims, asked: ids}
+		}
 		lic, err := issuer.Issue(ctx, &LicenseRequest{
 			System:      sys,
 			Challenge:   body,
@@ -250,35 +259,51 @@ func (s *server) licenseKIDs(c echo.Context, sys System, issuer LicenseIssuer, b
 	return ids, nil
 }
 
-// entitle checks that the token grants every key, then reads every key.
-// The grant is decided from the token alone, before the store is asked.
-// It refuses the whole request, naming the KIDs: 403 for the ones not
-// granted, 404 for the ones not stored.
-func (s *server) entitle(ctx context.Context, claims auth.Claims, ids []keystore.KeyID) ([]keystore.Key, error) {
+// entitle checks that the token grants every key, and reads every key. It
+// refuses the whole request, naming the KIDs: 403 for the ones not
+// granted, 404 for the ones not stored, 403 first. The grants follow
+// grantedKey: a token without content_ids is checked from the token alone,
+// before the store is asked; with content_ids, every key is read, and a
+// KID the token does not name is granted when its key is recorded under
+// one of the contents, and refused alike (403, listed in kids) when it is
+// recorded under another content or not stored at all.
+func (s *server) entitle(ctx context.Context, claims *auth.Claims, ids []keystore.KeyID) ([]keystore.Key, error) {
 	var refused []keystore.KeyID
-	for _, id := range ids {
-		if !claims.Grants(id) {
-			refused = append(refused, id)
+	if len(claims.ContentIDs) == 0 {
+		for _, id := range ids {
+			if !claims.Grants(id) {
+				refused = append(refused, id)
+			}
 		}
-	}
-	if len(refused) > 0 {
-		return nil, &kidsError{err: errNotGranted, kids: refused}
+		if len(refused) > 0 {
+			return nil, &kidsError{err: errNotGranted, kids: refused}
+		}
 	}
 	keys := make([]keystore.Key, 0, len(ids))
 	var missing []keystore.KeyID
 	for _, id := range ids {
+		byKID := claims.Grants(id)
 		k, err := s.keys.Get(ctx, id)
 		switch {
-		case err == nil:
+		case err == nil && (byKID || claims.GrantsContent(k.Assets)):
 			keys = append(keys, k)
-		case errors.Is(err, keystore.ErrNotFound):
+		case err == nil:
+			clear(k.Value[:])
+			refused = append(refused, id)
+		case errors.Is(err, keystore.ErrNotFound) && byKID:
 			missing = append(missing, id)
+		case errors.Is(err, keystore.ErrNotFound):
+			refused = append(refused, id)
 		default:
 			wipe(keys)
 			return nil, err
 		}
 	}
-	if len(missing) > 0 {
+	switch {
+	case len(refused) > 0:
+		wipe(keys)
+		return nil, &kidsError{err: errNotGranted, kids: refused}
+	case len(missing) > 0:
 		wipe(keys)
 		return nil, &kidsError{err: keystore.ErrNotFound, kids: missing}
 	}

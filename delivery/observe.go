@@ -3,6 +3,7 @@ package delivery
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
@@ -23,6 +24,7 @@ type deliveryMetrics struct {
 	licenses  *prometheus.CounterVec
 	ok        prometheus.Counter
 	reasons   map[auth.Reason]prometheus.Counter
+	limitedBy *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *deliveryMetrics {
@@ -41,8 +43,16 @@ func newMetrics(reg prometheus.Registerer) *deliveryMetrics {
 			Help: "License requests that passed the token and key checks, by system and result: issued, stub (no issuer configured), failed (the issuer erred).",
 		}, []string{"system", "result"}),
 		reasons: map[auth.Reason]prometheus.Counter{},
+		limitedBy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Name: "rate_limited_total",
+			Help: "Requests refused with 429 rate_limited, by plane and by the budget spent (auth_failures, requests, admin_auth_failures).",
+		}, []string{"limit"}),
 	}
 	reg.MustRegister(m.verified, m.byType, m.licenses)
+	prometheus.WrapRegistererWith(prometheus.Labels{"plane": "delivery"}, reg).MustRegister(m.limitedBy)
+	for _, l := range []string{"auth_failures", "requests"} {
+		m.limitedBy.WithLabelValues(l)
+	}
 	m.delivered = m.byType.WithLabelValues("envelope")
 	m.byType.WithLabelValues("clearkey")
 	for _, result := range []string{"issued", "failed"} {
@@ -74,6 +84,8 @@ func (m *deliveryMetrics) verification(err error) {
 	}
 }
 
+func (m *deliveryMetrics) limited(limit string) { m.limitedBy.WithLabelValues(limit).Inc() }
+
 func (m *deliveryMetrics) keysDelivered(typ string, n int) {
 	m.byType.WithLabelValues(typ).Add(float64(n))
 }
@@ -99,7 +111,11 @@ func (s *server) edge(accessLog bool) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			httpedge.SetNoStore(c.Response().Header())
-			if err := s.safely(next, c); err != nil {
+			err := s.allowRequest(c)
+			if err == nil {
+				err = s.safely(next, c)
+			}
+			if err != nil {
 				c.Error(err)
 			}
 			d := time.Since(start)
@@ -138,7 +154,8 @@ func (s *server) logRequest(c echo.Context, route string, status int, d time.Dur
 	if o, ok := c.Get(outcomeKey).(httpedge.Outcome); ok {
 		req.Reason, req.Err = o.Reason, o.Err
 	}
-	httpedge.Log(r.Context(), s.log, "request", req)
+	// The protocol (HTTP/1.1, HTTP/2.0) shows what players negotiate.
+	httpedge.Log(r.Context(), s.log, "request", req, slog.String("proto", r.Proto))
 }
 
 // requestID returns the request's ID, setting X-Request-ID on the response

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keydelivery/keydelivery/auth"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -25,6 +26,12 @@ type keySource interface {
 // verifier is what delivery needs from package auth.
 type verifier interface {
 	Verify(raw string) (auth.Claims, error)
+}
+
+// useCounter is what delivery needs to keep a token's replay limit
+// (keystore.Keys.CountUse).
+type useCounter interface {
+	CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error)
 }
 
 // Options configures the delivery plane. Log, Verifier, Keys and Registerer
@@ -58,6 +65,31 @@ type Options struct {
 	// PersistentLicenses lets ClearKey answer "persistent-license" session
 	// requests (default: refused, 403 persistent_license_disabled).
 	PersistentLicenses bool
+
+	// Uses keeps the replay limit of tokens that carry one (the maxuses
+	// claim), across every server on the store. Default nil: such tokens
+	// are refused with 503 (fail closed). Tokens without the claim never
+	// touch it.
+	Uses useCounter
+	// AuthFailures is the budget of failed token verifications per client
+	// address (ratelimit.AddressKey of the address echo's RealIP gives):
+	// an address over it is answered 429 rate_limited, with Retry-After,
+	// before its token is looked at. Zero: no limit.
+	AuthFailures ratelimit.Limit
+	// Requests is the budget of requests per client address, any request
+	// (429 rate_limited when spent). Zero: no limit.
+	Requests ratelimit.Limit
+	// RateLimitClients is how many client addresses each budget remembers
+	// (default ratelimit.DefaultSize); memory stays bounded whatever the
+	// number of addresses.
+	RateLimitClients int
+	// Now is the clock of the budgets and of the refusal log (default
+	// time.Now).
+	Now func() time.Time
+	// ClientAddr is the address of the client that sent a request (behind
+	// trusted proxies, the one they forwarded), for the access log.
+	// Default: the TCP peer's address.
+	ClientAddr func(*http.Request) string
 }
 
 var amsName = map[System]string{PlayReady: "PlayReady", Widevine: "Widevine", FairPlay: "FairPlay"}
@@ -106,10 +138,14 @@ func New(o Options) (*Handler, error) {
 			issuers[sys] = is
 		}
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	s := &server{
 		log:     o.Log,
 		verify:  o.Verifier,
 		keys:    o.Keys,
+		uses:    o.Uses,
 		serving: o.Serving,
 		metrics: newMetrics(o.Registerer),
 		retry:   httpedge.RetryAfter(o.RetryAfter),
@@ -119,11 +155,17 @@ func New(o Options) (*Handler, error) {
 		maxKIDs:      o.MaxLicenseKIDs,
 		persistent:   o.PersistentLicenses,
 	}
+	if err := s.limits(o); err != nil {
+		return nil, err
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort, e.Debug = true, true, false
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientAddr != nil {
+		e.IPExtractor = o.ClientAddr
+	}
 
 	// Order: the edge (request ID, no-store, recover, RED metrics, access
 	// log), then CORS (so errors carry CORS headers too), then routes. The

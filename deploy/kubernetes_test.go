@@ -412,7 +412,8 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		mounts[vm.MountPath] = vm
 	}
-	fileEnv := []string{"KD_KEK_FILE", "KD_ADMIN_CREDENTIALS_FILE", "KD_REDIS_PASSWORD_FILE", "KD_TOKEN_CERTS", "KD_PROTECTION_CERT", "KD_PROTECTION_KEY"}
+	fileEnv := []string{"KD_KEK_FILE", "KD_ADMIN_CREDENTIALS_FILE", "KD_REDIS_PASSWORD_FILE", "KD_TOKEN_CERTS", "KD_PROTECTION_CERT", "KD_PROTECTION_KEY",
+		"KD_TLS_CERT", "KD_TLS_KEY"} // the delivery plane serves HTTPS itself
 	for _, k := range fileEnv {
 		p := env[k]
 		if p == "" {

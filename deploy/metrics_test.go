@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -38,6 +39,13 @@ var redisOnlyMetrics = map[string]bool{
 	"keydelivery_redis_pool_misses_total":   true,
 	"keydelivery_redis_pool_timeouts_total": true,
 	"keydelivery_redis_pool_connections":    true,
+}
+
+// tlsOnlyMetrics exist only when a listener serves TLS: they are checked
+// against the server on Redis, which runs with --dev-tls.
+var tlsOnlyMetrics = map[string]bool{
+	"keydelivery_tls_certificate_not_after_seconds": true,
+	"keydelivery_tls_certificate_reloads_total":     true,
 }
 
 // valueChecked are the labels whose values in dashboard and rule selectors
@@ -335,8 +343,8 @@ func TestMetricsReferencedExist(t *testing.T) {
 		ref := refs[n]
 		where := sortedKeys(ref.where)
 		scrape, backend := bolt, "bbolt"
-		if redisOnlyMetrics[n] {
-			scrape, backend = redis, "Redis"
+		if redisOnlyMetrics[n] || tlsOnlyMetrics[n] {
+			scrape, backend = redis, "Redis with --dev-tls"
 		}
 		series, ok := scrape[n]
 		if !ok {
@@ -410,15 +418,15 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // runAndScrape starts the built server in --dev mode (bbolt under a temp
-// directory, or store when given), drives both planes, and returns its
-// /metrics.
+// directory, or store when given, then with the delivery plane on HTTPS:
+// --dev-tls), drives both planes, and returns its /metrics.
 func runAndScrape(t *testing.T, store string) exposition {
 	t.Helper()
 	bin := serverBinary(t)
 	dataDir := t.TempDir()
 	args := []string{"--dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--token-certs-reload", "0", "--deleted-retention", "0"}
 	if store != "" {
-		args = append(args, "--store", store)
+		args = append(args, "--store", store, "--dev-tls")
 	}
 	cmd := exec.Command(bin, args...)
 	for _, kv := range os.Environ() {
@@ -436,7 +444,7 @@ func runAndScrape(t *testing.T, store string) exposition {
 	}
 	var logMu sync.Mutex
 	var logBuf bytes.Buffer
-	addrs := make(chan [2]string, 4)
+	addrs := make(chan [3]string, 4)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -447,9 +455,9 @@ func runAndScrape(t *testing.T, store string) exposition {
 			logBuf.Write(line)
 			logBuf.WriteByte('\n')
 			logMu.Unlock()
-			var l struct{ Msg, Plane, Addr string }
+			var l struct{ Msg, Plane, Addr, Scheme string }
 			if json.Unmarshal(line, &l) == nil && l.Msg == "listening" {
-				addrs <- [2]string{l.Plane, l.Addr}
+				addrs <- [3]string{l.Plane, l.Addr, l.Scheme}
 			}
 		}
 	}()
@@ -477,7 +485,7 @@ func runAndScrape(t *testing.T, store string) exposition {
 	for len(planes) < 2 {
 		select {
 		case a := <-addrs:
-			planes[a[0]] = "http://" + a[1]
+			planes[a[0]] = a[2] + "://" + a[1]
 		case <-done:
 			t.Fatalf("keydelivery exited before listening:\n%s", logs())
 		case <-ceiling.C:
@@ -486,6 +494,11 @@ func runAndScrape(t *testing.T, store string) exposition {
 	}
 	admin, delivery := planes["admin"], planes["delivery"]
 	client := &http.Client{Timeout: waittest.Timeout(t)}
+	if strings.HasPrefix(delivery, "https://") { // --dev-tls: trust its local CA
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(readFile(t, filepath.Join(dataDir, "dev-tls-ca.crt")))
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	}
 	do := func(method, url, auth, body string, want int) []byte {
 		t.Helper()
 		req, err := http.NewRequest(method, url, strings.NewReader(body))

@@ -77,6 +77,8 @@ var requiredAlerts = []string{
 	"KeyDeliveryTokenCertificateExpired",      // and expired
 	"KeyDeliveryAuditWriteFailures",           // audit write failures
 	"KeyDeliveryNoSuccessfulDeliveries",       // no successful deliveries while requests arrive
+	"KeyDeliveryTLSCertificateExpiringSoon",   // the listeners' TLS certificate expiring within 14 days
+	"KeyDeliveryTLSCertificateExpired",        // and expired
 }
 
 // TestAlertRules runs promtool (from the Debian package prometheus): check

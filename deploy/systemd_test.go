@@ -124,7 +124,7 @@ func TestSystemdUnit(t *testing.T) {
 		if c, ok := strings.CutPrefix(val, "${CREDENTIALS_DIRECTORY}/"); ok {
 			used[c] = true
 		}
-		if strings.Contains(name, "file") || name == "protection-key" {
+		if strings.Contains(name, "file") || name == "protection-key" || name == "tls-key" {
 			if !strings.HasPrefix(val, "${CREDENTIALS_DIRECTORY}/") {
 				t.Errorf("ExecStart: %s must point into $CREDENTIALS_DIRECTORY (LoadCredential=)", a)
 			}
@@ -148,7 +148,7 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("LoadCredential=%s: no flag reads it", c)
 		}
 	}
-	for _, c := range []string{"kek", "admin-credentials"} {
+	for _, c := range []string{"kek", "admin-credentials", "tls.crt", "tls.key"} { // the unit serves HTTPS
 		if !loaded[c] {
 			t.Errorf("want LoadCredential=%s", c)
 		}

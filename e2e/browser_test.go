@@ -22,7 +22,10 @@ const checkTimeout = 20 * time.Second
 
 // browserConfig is what e2e/browser/run.mjs reads.
 type browserConfig struct {
-	Chromium       string         `json:"chromium"`
+	Chromium string `json:"chromium"`
+	// ChromiumArgs are added to run.mjs's own (the HTTPS run's
+	// --ignore-certificate-errors-spki-list).
+	ChromiumArgs   []string       `json:"chromiumArgs"`
 	UserDataDir    string         `json:"userDataDir"`
 	PageOrigin     string         `json:"pageOrigin"`
 	KeyServer      string         `json:"keyServer"`
@@ -35,12 +38,15 @@ type browserConfig struct {
 // failure and not advance). KeyPath and KeyStatus are what run.mjs demands
 // of the key server's answers it sees on the wire.
 type browserCheck struct {
-	Name      string         `json:"name"`
-	Page      string         `json:"page"`
-	Expect    string         `json:"expect"`
-	KeyPath   string         `json:"keyPath"`
-	KeyStatus int            `json:"keyStatus"`
-	Params    map[string]any `json:"params"`
+	Name      string `json:"name"`
+	Page      string `json:"page"`
+	Expect    string `json:"expect"`
+	KeyPath   string `json:"keyPath"`
+	KeyStatus int    `json:"keyStatus"`
+	// MinKeyPaths, when set, is how many different key server paths the
+	// page must fetch (a key rotation: one key per period).
+	MinKeyPaths int            `json:"minKeyPaths,omitempty"`
+	Params      map[string]any `json:"params"`
 }
 
 // browserResult is one JSON line run.mjs prints per check.
@@ -52,8 +58,11 @@ type browserResult struct {
 }
 
 // runBrowserChecks plays the HLS and DASH media in headless Chromium with
-// hls.js, Shaka Player, dash.js and a raw EME page, through run.mjs.
-func runBrowserChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageServer, backendName, dir string, media *hlsMedia, tk tokens) {
+// hls.js, Shaka Player, dash.js and a raw EME page, through run.mjs; extra
+// are more checks (the SPEKE media's). With trustSPKI (the HTTPS run: pages
+// and key server on https://), Chromium trusts those certificates, and only
+// the good playbacks run.
+func runBrowserChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pageServer, backendName, dir string, media *hlsMedia, tk tokens, trustSPKI []string, extra ...browserCheck) {
 	o := pages.origin
 	keys, license := s.delivery+"/keys/", s.delivery+"/clearkey/license"
 	var cencKIDs []string
@@ -91,6 +100,17 @@ func runBrowserChecks(t *testing.T, e *env, rep *reporter, s *server, pages *pag
 			drm("eme/clearkey/bad-signature", "eme.html", tk.cencBad, "refuse", 401),
 			drm("eme/clearkey/other-kid", "eme.html", tk.otherKID, "refuse", 403),
 		},
+	}
+	cfg.Checks = append(cfg.Checks, extra...)
+	if len(trustSPKI) > 0 {
+		cfg.ChromiumArgs = []string{"--ignore-certificate-errors-spki-list=" + strings.Join(trustSPKI, ",")}
+		var good []browserCheck
+		for _, c := range cfg.Checks {
+			if c.Expect == "play" {
+				good = append(good, c)
+			}
+		}
+		cfg.Checks = good
 	}
 	if err := os.MkdirAll(cfg.UserDataDir, 0o700); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ func TestE2E(t *testing.T) {
 	for _, b := range []backend{
 		{name: "bolt"},
 		{name: "redis", redis: true},
+		{name: "https", tls: true},
 	} {
 		t.Run(b.name, func(t *testing.T) { runBackend(t, env, rep, b) })
 	}
@@ -177,6 +178,7 @@ func prepare(t *testing.T, rep *reporter) *env {
 		return p
 	}
 	e.ffmpeg = look("ffmpeg", "apt-get install ffmpeg")
+	look("ffprobe", "apt-get install ffmpeg") // the SPEKE rotation check cuts the source at a keyframe
 	e.node = look("node", "Node.js 20 or newer")
 	look("redis-server", "apt-get install redis-server")
 	look("go", "Go toolchain")

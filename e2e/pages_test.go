@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -30,8 +31,9 @@ type pageServer struct {
 }
 
 // startPageServer serves e2e/browser/www at /, the player builds at
-// /lib/, mediaDir at /media/ and the DASH presentation at /dash/.
-func startPageServer(t *testing.T, e *env, mediaDir string) *pageServer {
+// /lib/, mediaDir at /media/ and the DASH presentation at /dash/; over
+// HTTPS (HTTP/2) with cert when it is not nil.
+func startPageServer(t *testing.T, e *env, mediaDir string, cert *tls.Certificate) *pageServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,7 +61,13 @@ func startPageServer(t *testing.T, e *env, mediaDir string) *pageServer {
 		mux.ServeHTTP(w, r)
 	})
 	p := &pageServer{origin: "http://" + l.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
-	go func() { _ = p.srv.Serve(l) }()
+	if cert != nil {
+		p.origin = "https://" + l.Addr().String()
+		p.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+		go func() { _ = p.srv.ServeTLS(l, "", "") }()
+	} else {
+		go func() { _ = p.srv.Serve(l) }()
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

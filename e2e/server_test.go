@@ -31,6 +31,10 @@ const (
 type backend struct {
 	name  string
 	redis bool
+	// tls runs the delivery plane over HTTPS (--dev-tls) for pages served
+	// over HTTPS, with a shorter list of checks: the players, ffmpeg, and
+	// that browsers fetched keys over HTTP/2.
+	tls bool
 }
 
 // server is a running keydelivery process.
@@ -51,7 +55,7 @@ type server struct {
 // on free loopback ports (:0, read back from its "listening" log lines),
 // the access log on, and CORS for the page origin only. It returns once the
 // admin /readyz answers 200; a cleanup stops it.
-func startServer(t *testing.T, e *env, dir, pageOrigin, storeFlag string, extraEnv []string) (*server, error) {
+func startServer(t *testing.T, e *env, dir, pageOrigin, storeFlag string, extraEnv []string, extraArgs ...string) (*server, error) {
 	t.Helper()
 	s := &server{dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "server.log"), done: make(chan struct{}),
 		ceiling: waittest.Deadline(t)}
@@ -71,6 +75,7 @@ func startServer(t *testing.T, e *env, dir, pageOrigin, storeFlag string, extraE
 	if storeFlag != "" {
 		args = append(args, "--store", storeFlag)
 	}
+	args = append(args, extraArgs...)
 	cmd := exec.Command(e.keydeliver, args...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), extraEnv...)
@@ -98,10 +103,10 @@ func startServer(t *testing.T, e *env, dir, pageOrigin, storeFlag string, extraE
 		}
 		for _, l := range s.logLines(0) {
 			if l.Msg == "listening" && l.Plane == "delivery" {
-				s.delivery = "http://" + l.Addr
+				s.delivery = l.Scheme + "://" + l.Addr
 			}
 			if l.Msg == "listening" && l.Plane == "admin" {
-				s.admin = "http://" + l.Addr
+				s.admin = l.Scheme + "://" + l.Addr
 			}
 			if l.Msg == "keydelivery ready" {
 				s.store = l.Store
@@ -130,6 +135,8 @@ type logLine struct {
 	Msg    string `json:"msg"`
 	Plane  string `json:"plane"`
 	Addr   string `json:"addr"`
+	Scheme string `json:"scheme"`
+	Proto  string `json:"proto"`
 	Method string `json:"method"`
 	Route  string `json:"route"`
 	URI    string `json:"uri"`

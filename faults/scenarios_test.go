@@ -81,6 +81,7 @@ func (r run) exec(t *testing.T) {
 	var recovery time.Duration
 	var notes []string
 	for round := range sz.rounds {
+		wl.ledger.nextRound()
 		end, note := r.fault(t, wl)
 		at := wl.recovered(end)
 		recovery = max(recovery, at.Sub(end))
@@ -186,6 +187,7 @@ func TestSentinel(t *testing.T) {
 	sz := form()
 	t.Run("kill the master", func(t *testing.T) {
 		s := redistest.StartSentinel(t, redistest.SentinelOptions{Replicas: 2, Sentinels: 3})
+		defer dumpOnFailure(t, s.Servers(), s.Sentinels)
 		run{name: "Sentinel, master killed", store: s.URL(), fault: func(t *testing.T, wl *workload) (time.Time, string) {
 			old := s.ServerAt(s.MasterAddr(t))
 			killed := time.Now()
@@ -224,6 +226,19 @@ func TestSentinel(t *testing.T) {
 			return at, fmt.Sprintf("failover %v; %d writes acknowledged while the replicas lagged", at.Sub(killed).Round(time.Millisecond), duringLag)
 		}}.exec(t)
 	})
+}
+
+// dumpOnFailure logs the Redis nodes' logs when t failed, so that a lost
+// write can be traced to the failover that lost it.
+func dumpOnFailure(t *testing.T, groups ...[]*redistest.Server) {
+	if !t.Failed() {
+		return
+	}
+	for _, g := range groups {
+		for _, n := range g {
+			t.Logf("redis %s:\n%s", n.Addr, n.LogTail(60))
+		}
+	}
 }
 
 // waitNewMaster waits until the Sentinels name another master than old,

@@ -31,17 +31,39 @@ type ledger struct {
 	mu   sync.Mutex
 	keys map[keystore.KeyID][16]byte
 	ids  []keystore.KeyID
+	// round is the fault round under way; when records each key's round
+	// at its acknowledgement, for the report of a loss.
+	round int
+	when  map[keystore.KeyID]int
 }
 
-func newLedger() *ledger { return &ledger{keys: map[keystore.KeyID][16]byte{}} }
+func newLedger() *ledger {
+	return &ledger{keys: map[keystore.KeyID][16]byte{}, when: map[keystore.KeyID]int{}}
+}
 
 func (l *ledger) add(id keystore.KeyID, v [16]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.keys[id]; !ok {
 		l.ids = append(l.ids, id)
+		l.when[id] = l.round
 	}
 	l.keys[id] = v
+}
+
+// nextRound marks the start of a fault round.
+func (l *ledger) nextRound() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.round++
+}
+
+// roundOf is the round in which id was acknowledged (0: before the first
+// fault).
+func (l *ledger) roundOf(id keystore.KeyID) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.when[id]
 }
 
 func (l *ledger) len() int {
@@ -344,7 +366,7 @@ func (wl *workload) verify(srv *server) int {
 		if status != 200 || !bytes.Equal(b, v[:]) {
 			lost++
 			if lost <= 10 {
-				t.Errorf("acknowledged key %s: %d %s (lost or changed)", id, status, strings.TrimSpace(string(b)))
+				t.Errorf("acknowledged key %s (before fault round %d): %d %s (lost or changed)", id, wl.ledger.roundOf(id)+1, status, strings.TrimSpace(string(b)))
 			}
 		}
 	}

@@ -57,6 +57,15 @@
 // a newer one wrote (new keys and key seeds, upgraded keys, the check value
 // of a KEK it had not seen).
 //
+// # What the store records besides keys
+//
+// Meta values, create-only: key seeds ("keyseed/<ID>"), one check value
+// per KEK a server started with ("kek-check/<KEK ID>": VerifyKEKs and
+// CheckKEKs refuse a KEK that differs from the recorded one, and a keyring
+// lacking a recorded KEK that stored values are still sealed under), and
+// the value index of keys imported without a KID ("keyhash/<KEK ID>/<HMAC>",
+// valueindex.go: a keyed hash of the key bytes, never the bytes).
+//
 // Backends live in subpackages (boltstore, redisstore) and are checked by
 // one conformance suite (storetest). This package imports no package of
 // ours and knows nothing of HTTP.

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -61,12 +62,23 @@ func ParseKeyID(s string) (KeyID, error) {
 	return KeyID{}, invalidKeyID(in)
 }
 
+// invalidKeyID quotes at most quoteKeyID bytes of s, printable ASCII only
+// (anything else is '?'), so that the error, which may reach a log, cannot
+// carry a credential or a long value pasted where a KID belongs.
 func invalidKeyID(s string) error {
-	const max = 64
-	if len(s) > max {
-		s = s[:max] + "..."
+	const quoteKeyID = 16
+	b := make([]byte, 0, quoteKeyID+3)
+	for i := 0; i < len(s) && i < quoteKeyID; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
 	}
-	return fmt.Errorf("%w %q: want a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (braces, no hyphens and the nb:kid:UUID: prefix are accepted)", ErrInvalidKeyID, s)
+	if len(s) > quoteKeyID {
+		b = append(b, "..."...)
+	}
+	return fmt.Errorf("%w %q: want a UUID such as 0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f (braces, no hyphens and the nb:kid:UUID: prefix are accepted)", ErrInvalidKeyID, b)
 }
 
 // String returns the canonical form: lower-case, hyphenated.
@@ -86,6 +98,9 @@ func (id KeyID) appendTo(b []byte) []byte {
 	}
 	return b
 }
+
+// AppendText implements encoding.TextAppender with the canonical form.
+func (id KeyID) AppendText(b []byte) ([]byte, error) { return id.appendTo(b), nil }
 
 // MarshalText implements encoding.TextMarshaler with the canonical form.
 func (id KeyID) MarshalText() ([]byte, error) { return id.appendTo(make([]byte, 0, 36)), nil }
@@ -192,6 +207,80 @@ type Key struct {
 	Updated   time.Time
 	DeletedAt time.Time // zero unless soft-deleted
 	Assets    []string  // asset IDs the key belongs to
+	// Period is the key period the key was made for (SPEKE key rotation),
+	// nil when none; TrackType is the CPIX intendedTrackType it was made
+	// for ("VIDEO", "SD", "STEREO_AUDIO", ...), "" when none. Both are set
+	// at creation and never change.
+	Period    *KeyPeriod
+	TrackType string
+	// AuthorizationPolicyID is the AMS ContentKey's AuthorizationPolicyId
+	// ("" when none).
+	AuthorizationPolicyID string
+}
+
+// KeyPeriod is a CPIX ContentKeyPeriod: its index, and the time it covers
+// when the packager said (zero times when not).
+type KeyPeriod struct {
+	Index      uint64
+	Start, End time.Time
+}
+
+// Equal reports whether p and q describe the same period (both nil, or the
+// same index and times).
+func (p *KeyPeriod) Equal(q *KeyPeriod) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	return p.Index == q.Index && p.Start.Equal(q.Start) && p.End.Equal(q.End)
+}
+
+// MaxTrackType is the longest track type, in bytes.
+const MaxTrackType = 64
+
+// ErrInvalidTrackType: a track type that is too long or not printable
+// ASCII without spaces.
+var ErrInvalidTrackType = errors.New("keystore: invalid track type")
+
+// ValidateTrackType checks a track type: empty, or 1 to MaxTrackType bytes
+// of printable ASCII other than space.
+func ValidateTrackType(s string) error {
+	if len(s) > MaxTrackType {
+		return fmt.Errorf("%w: at most %d bytes", ErrInvalidTrackType, MaxTrackType)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return fmt.Errorf("%w: only printable ASCII, no spaces", ErrInvalidTrackType)
+		}
+	}
+	return nil
+}
+
+// WeakValue reports whether v is a weak key: one byte repeated (all zero,
+// for example). Such a value is what a bug or a placeholder writes, not a
+// key; the server never makes one (RandomValue) and imports one only with
+// a warning.
+func WeakValue(v *[16]byte) bool {
+	for _, b := range v[1:] {
+		if b != v[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// RandomValue reads a key from rand, drawing again in the (2^-120) case
+// that it is weak: the rule that no generated key is weak is kept
+// explicitly, not left to chance.
+func RandomValue(rand io.Reader) ([16]byte, error) {
+	var v [16]byte
+	for {
+		if _, err := io.ReadFull(rand, v[:]); err != nil {
+			return v, err
+		}
+		if !WeakValue(&v) {
+			return v, nil
+		}
+	}
 }
 
 // Deleted reports whether the key is soft-deleted.

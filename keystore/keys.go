@@ -53,6 +53,69 @@ type Notifier interface {
 	Listen(ctx context.Context, fn func(id KeyID, all bool)) error
 }
 
+// Counter is an optional Store capability: counters shared by every server
+// on the store, each forgotten at its expiry. It keeps the replay limit of
+// tokens (the maxuses claim): a counter per token, keyed by a digest of
+// what the token's signer signed (never by the token), expiring with the
+// token.
+type Counter interface {
+	// CountUse adds one to the counter of digest and returns its new
+	// value. A counter that does not exist, or whose expiry has passed,
+	// starts at zero with the given expiry (a later call does not move
+	// it). It must be atomic: of n concurrent calls on a new counter, the
+	// answers are 1 to n.
+	CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error)
+}
+
+// Compactor is an optional Store capability: it removes from the store's
+// files what deletes leave behind, so that a purged key's sealed value does
+// not outlive its purge there. Redis: an append-only file rewrite
+// (BGREWRITEAOF). bbolt is compacted offline instead (boltstore.Compact,
+// kdctl store compact): its free pages keep deleted values until reused.
+type Compactor interface {
+	// Compact starts or does the compaction; it may return before the
+	// store has finished it.
+	Compact(ctx context.Context) error
+}
+
+// CompactAfterPurges compacts the store (see Compactor) when this Keys
+// purged a key since it last did, and reports whether it did. A store
+// that is not a Compactor is left alone (false, nil).
+func (k *Keys) CompactAfterPurges(ctx context.Context) (bool, error) {
+	c, ok := k.store.(Compactor)
+	if !ok || !k.purged.Swap(false) {
+		return false, nil
+	}
+	if err := k.call(ctx, opCompact, c.Compact); err != nil {
+		k.purged.Store(true) // try again next time
+		return false, fmt.Errorf("keystore: compact: %w", err)
+	}
+	return true, nil
+}
+
+// ErrNoCounters: the store has no counters (it is not a Counter), so a
+// limit that needs one cannot be kept. It wraps ErrUnavailable: a token
+// with a replay limit is refused, never served unlimited.
+var ErrNoCounters = fmt.Errorf("%w: the store keeps no counters", ErrUnavailable)
+
+// CountUse adds one to the use counter of a token (see Counter), within
+// the store deadline, and returns the new count.
+func (k *Keys) CountUse(ctx context.Context, digest [32]byte, expires time.Time) (int64, error) {
+	c, ok := k.store.(Counter)
+	if !ok {
+		return 0, ErrNoCounters
+	}
+	var n int64
+	err := k.call(ctx, opCountUse, func(ctx context.Context) (err error) {
+		n, err = c.CountUse(ctx, digest, expires)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keystore: count use: %w", err)
+	}
+	return n, nil
+}
+
 // Keys is the barrier between callers and a Store: it seals key material on
 // the way in, opens it on the way out, and puts a deadline on every call.
 // It is safe for concurrent use.
@@ -69,6 +132,8 @@ type Keys struct {
 	metrics *storeMetrics
 	// state is what Open and CheckStore found of the store's marker.
 	state storeState
+	// purged: a key was purged since the last CompactAfterPurges.
+	purged atomic.Bool
 }
 
 // NewKeys returns a Keys over store, sealing with ring.
@@ -159,13 +224,18 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 			return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 		}
 	}
+	if err := ValidateTrackType(key.TrackType); err != nil {
+		return Key{}, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+	}
 	if key.Value == ([16]byte{}) {
 		if k.rand == nil {
 			return Key{}, fmt.Errorf("keystore: key %s: no key value and no random source", key.ID)
 		}
-		if _, err := io.ReadFull(k.rand, key.Value[:]); err != nil {
+		v, err := RandomValue(k.rand)
+		if err != nil {
 			return Key{}, fmt.Errorf("keystore: key %s: generate: %w", key.ID, err)
 		}
+		key.Value = v
 		key.Method = CreatedRandom
 	}
 	now := k.now().UTC()
@@ -175,7 +245,8 @@ func (k *Keys) Create(ctx context.Context, key Key) (Key, error) {
 		return Key{}, err
 	}
 	r := Record{ID: key.ID, Sealed: sealed, IV: key.IV, Name: key.Name, Type: key.Type,
-		Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
+		Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType,
+		AuthorizationPolicyID: key.AuthorizationPolicyID}
 	err = k.call(ctx, opCreate, func(ctx context.Context) error { return k.store.Create(ctx, r) })
 	if errors.Is(err, ErrExists) {
 		return Key{}, k.existsError(ctx, key, err)
@@ -215,17 +286,23 @@ func (k *Keys) existsError(ctx context.Context, key Key, createErr error) error 
 // written with.
 const kekCheckPrefix = "kek-check/"
 
-// CheckKEKs verifies every KEK of the keyring against the store: for a KEK
-// ID the store has seen before, the check value written then must open
-// (otherwise the file holds a different key under that ID, and CheckKEKs
-// refuses rather than serve garbage); for a new ID a check value is written.
+// CheckKEKs verifies every KEK of the keyring against the store, as
+// VerifyKEKs does: for a KEK ID the store has seen before, the check value
+// written then must open (otherwise the file holds a different key under
+// that ID, and CheckKEKs refuses rather than serve garbage), and no stored
+// value may be sealed under a KEK the keyring lacks. Then, for each new
+// ID, a check value is written.
 func (k *Keys) CheckKEKs(ctx context.Context) error { return k.checkKEKs(ctx, "") }
 
 // checkKEKs is CheckKEKs; with marker set (Open, Adopt), a new check value
 // is written only after every copy of the store marker marker was found
 // again, just before: a store that lost its data meanwhile gets none.
 func (k *Keys) checkKEKs(ctx context.Context, marker string) error {
-	for _, id := range k.ring.IDs() {
+	rep, err := k.VerifyKEKs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range rep.New {
 		if err := k.checkKEK(ctx, id, marker); err != nil {
 			return err
 		}
@@ -362,7 +439,8 @@ func (k *Keys) Metadata(ctx context.Context, id KeyID) (Key, error) {
 
 func metadata(r Record) Key {
 	return Key{ID: r.ID, IV: r.IV, Name: r.Name, Type: r.Type, Method: r.Method,
-		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets}
+		Created: r.Created, Updated: r.Updated, DeletedAt: r.DeletedAt, Assets: r.Assets,
+		Period: r.Period, TrackType: r.TrackType, AuthorizationPolicyID: r.AuthorizationPolicyID}
 }
 
 // Errors of the key life cycle.
@@ -424,6 +502,55 @@ func (k *Keys) ListAsset(ctx context.Context, asset string, from KeyID, limit in
 	return ids, err
 }
 
+// Link adds id to the keys of asset (ListAsset lists it), keeping the
+// assets it has; linking it again changes nothing. A deleted key is
+// ErrDeleted. It returns the key's metadata.
+func (k *Keys) Link(ctx context.Context, id KeyID, asset string) (Key, error) {
+	return k.setAsset(ctx, id, asset, true)
+}
+
+// Unlink removes id from the keys of asset; unlinking a key the asset does
+// not have changes nothing. It returns the key's metadata.
+func (k *Keys) Unlink(ctx context.Context, id KeyID, asset string) (Key, error) {
+	return k.setAsset(ctx, id, asset, false)
+}
+
+func (k *Keys) setAsset(ctx context.Context, id KeyID, asset string, link bool) (Key, error) {
+	if err := k.writable(); err != nil {
+		return Key{}, err
+	}
+	if err := ValidateAsset(asset); err != nil {
+		return Key{}, err
+	}
+	if link {
+		m, err := k.Metadata(ctx, id)
+		if err != nil {
+			return Key{}, err
+		}
+		if m.Deleted() {
+			return Key{}, fmt.Errorf("keystore: key %s: %w", id, ErrDeleted)
+		}
+	}
+	var r Record
+	op := opLink
+	if !link {
+		op = opUnlink
+	}
+	err := k.call(ctx, op, func(ctx context.Context) (err error) {
+		if link {
+			r, err = k.store.Link(ctx, id, asset)
+		} else {
+			r, err = k.store.Unlink(ctx, id, asset)
+		}
+		return err
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	k.changed(ctx, true, id)
+	return metadata(r), nil
+}
+
 // Delete soft-deletes id: it stops being delivered at once and is kept
 // until purged. Deleting a deleted key changes nothing.
 func (k *Keys) Delete(ctx context.Context, id KeyID) (Key, error) {
@@ -462,6 +589,7 @@ func (k *Keys) Purge(ctx context.Context, id KeyID) error {
 		})
 	})
 	if err == nil {
+		k.purged.Store(true)
 		k.changed(ctx, true, id)
 	}
 	return err
@@ -525,6 +653,9 @@ func (s ImportStatus) String() string {
 type ImportResult struct {
 	Key    Key
 	Status ImportStatus
+	// SameValue, for a Conflict, means the stored key has the same value:
+	// only its content key type differs.
+	SameValue bool
 }
 
 // importChunk is how many keys Import hands the store per CreateBatch
@@ -562,34 +693,36 @@ func (k *Keys) Import(ctx context.Context, keys []Key) ([]ImportResult, error) {
 				return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
 			}
 		}
+		if err := ValidateTrackType(key.TrackType); err != nil {
+			return nil, fmt.Errorf("keystore: key %s: %w", key.ID, err)
+		}
 	}
 	now := k.now().UTC()
-	sealed, err := k.ring.sealKeys(keys)
-	if err != nil {
-		return nil, err
-	}
 	// The chunks go in ID order, so that each chunk is a range of IDs: an
 	// ordered store (bbolt) then rewrites only the pages of that range per
 	// transaction, not pages all over its tree. The sort is stable, and a
 	// chunk never splits the copies of one KID: the first one given is the
-	// one created, whatever runs in parallel.
+	// one created, whatever runs in parallel. Each chunk is sealed here
+	// (so the keyring's random source is read by one goroutine) while the
+	// workers store the previous ones, and its records are dropped once
+	// stored: an import holds the sealed records of the chunks in flight,
+	// not of the whole batch.
 	order := idOrder(keys)
-	rs := make([]Record, len(keys))
-	for j, i := range order {
-		key := &keys[i]
-		rs[j] = Record{ID: key.ID, Sealed: sealed[i], IV: key.IV, Name: key.Name, Type: key.Type,
-			Method: key.Method, Created: now, Updated: now, Assets: key.Assets}
-	}
 	out := make([]ImportResult, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(importWorkers)
-	for start := 0; start < len(rs) && gctx.Err() == nil; {
-		end := min(start+importChunk, len(rs))
-		for end < len(rs) && rs[end].ID == rs[end-1].ID {
+	for start := 0; start < len(order) && gctx.Err() == nil; {
+		end := min(start+importChunk, len(order))
+		for end < len(order) && keys[order[end]].ID == keys[order[end-1]].ID {
 			end++
 		}
-		chunk, pos := rs[start:end], order[start:end]
-		g.Go(func() error { return k.importChunk(gctx, keys, chunk, pos, out) })
+		pos := order[start:end]
+		rs, err := k.sealChunk(keys, pos, now)
+		if err != nil {
+			_ = g.Wait()
+			return nil, err
+		}
+		g.Go(func() error { return k.importChunk(gctx, keys, rs, pos, out) })
 		start = end
 	}
 	if err := g.Wait(); err != nil {
@@ -624,6 +757,22 @@ func idOrder(keys []Key) []int {
 		order[j] = p.pos
 	}
 	return order
+}
+
+// sealChunk returns the records of keys[pos[j]], sealed.
+func (k *Keys) sealChunk(keys []Key, pos []int, now time.Time) ([]Record, error) {
+	sealed, err := k.ring.sealKeys(keys, pos)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]Record, len(pos))
+	for j, i := range pos {
+		key := &keys[i]
+		rs[j] = Record{ID: key.ID, Sealed: sealed[j], IV: key.IV, Name: key.Name, Type: key.Type,
+			Method: key.Method, Created: now, Updated: now, Assets: key.Assets, Period: key.Period, TrackType: key.TrackType,
+			AuthorizationPolicyID: key.AuthorizationPolicyID}
+	}
+	return rs, nil
 }
 
 // importChunk stores one chunk of an import: rs[j] is keys[pos[j]] sealed,
@@ -665,11 +814,12 @@ func (k *Keys) importChunk(ctx context.Context, keys []Key, rs []Record, pos []i
 		default:
 			return fmt.Errorf("keystore: import %s: %w", keys[i].ID, err)
 		}
-		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict}
+		same := k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value)
+		out[i] = ImportResult{Key: metadata(stored.Stored), Status: Conflict, SameValue: same}
 		// Unchanged only when nothing would change: the same value and the
 		// same content key type (the type is immutable, so a re-import
 		// asking for another one is refused, not silently ignored).
-		if stored.Stored.Type == keys[i].Type && k.sameValue(keys[i].ID, stored.Stored, &keys[i].Value) {
+		if same && stored.Stored.Type == keys[i].Type {
 			out[i].Status = Unchanged
 		}
 	}
@@ -717,6 +867,7 @@ func (k *Keys) PurgeDeleted(ctx context.Context, cutoff time.Time) ([]KeyID, err
 			switch {
 			case err == nil:
 				purged = append(purged, r.ID)
+				k.purged.Store(true)
 				k.changed(ctx, true, r.ID)
 			case errors.Is(err, ErrNotDeleted), errors.Is(err, ErrNotFound):
 			default:

@@ -25,20 +25,24 @@ const (
 	opNotify
 	opCreateExpiring
 	opGetExpiring
+	opLink
+	opUnlink
+	opCountUse
+	opCompact
 	numOps
 )
 
 // writes reports whether op writes to the store.
 func (op storeOp) writes() bool {
 	switch op {
-	case opCreate, opCreateBatch, opUpdate, opDelete, opCreateMeta, opCreateExpiring:
+	case opCreate, opCreateBatch, opUpdate, opDelete, opCreateMeta, opCreateExpiring, opLink, opUnlink:
 		return true
 	}
 	return false
 }
 
 var opNames = [numOps]string{"get", "create", "create_batch", "update", "delete", "list", "list_asset",
-	"get_meta", "create_meta", "list_meta", "ping", "notify", "create_expiring", "get_expiring"}
+	"get_meta", "create_meta", "list_meta", "ping", "notify", "create_expiring", "get_expiring", "link", "unlink", "count_use", "compact"}
 
 // The results a store operation is counted under.
 const (

@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -62,7 +63,8 @@ func FuzzRecordRoundTrip(f *testing.F) {
 func sameRecord(a, b Record) bool {
 	return a.ID == b.ID && bytes.Equal(a.Sealed, b.Sealed) && bytes.Equal(a.IV, b.IV) && a.Name == b.Name &&
 		a.Type == b.Type && a.Method == b.Method && a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) &&
-		a.DeletedAt.Equal(b.DeletedAt) && reflect.DeepEqual(a.Assets, b.Assets)
+		a.DeletedAt.Equal(b.DeletedAt) && reflect.DeepEqual(a.Assets, b.Assets) &&
+		a.Period.Equal(b.Period) && a.TrackType == b.TrackType
 }
 
 // TestDecodeRecord: the record read shares no memory with the bytes
@@ -138,4 +140,70 @@ func BenchmarkDecodeRecord(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRecordPeriodAndTrackType: the key period (index 0 included, with and
+// without times) and the track type round-trip, and a record written
+// before they existed reads with neither.
+func TestRecordPeriodAndTrackType(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	for name, p := range map[string]*KeyPeriod{
+		"none":       nil,
+		"index 0":    {Index: 0},
+		"with times": {Index: 42, Start: t0, End: t0.Add(30 * time.Second)},
+		"start only": {Index: 1 << 40, Start: t0},
+	} {
+		r := Record{ID: KeyID{1}, Sealed: []byte("s"), Created: t0, Updated: t0, Period: p, TrackType: "STEREO_AUDIO"}
+		enc, err := EncodeRecord(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeRecord(enc)
+		if err != nil || !sameRecord(got, r) {
+			t.Fatalf("%s: %s read as %+v (%v)", name, enc, got, err)
+		}
+		if p == nil && strings.Contains(string(enc), `"period"`) {
+			t.Errorf("%s: %s holds a period", name, enc)
+		}
+	}
+	old := `{"v":1,"id":"01000000-0000-0000-0000-000000000000","sealed":"cw==","type":0,"method":0,"created":"2026-05-01T10:00:00Z","updated":"2026-05-01T10:00:00Z"}`
+	got, err := DecodeRecord([]byte(old))
+	if err != nil || got.Period != nil || got.TrackType != "" {
+		t.Fatalf("an older record: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"has space", "\x00", strings.Repeat("A", MaxTrackType+1), "é"} {
+		if err := ValidateTrackType(bad); !errors.Is(err, ErrInvalidTrackType) {
+			t.Errorf("ValidateTrackType(%q) = %v", bad, err)
+		}
+	}
+	if err := ValidateTrackType("SD+HD1"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRecordAuthorizationPolicyID: the AMS AuthorizationPolicyId is
+// written only when set, and a record written before the field existed
+// reads as "".
+func TestRecordAuthorizationPolicyID(t *testing.T) {
+	now := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	r := Record{ID: KeyID{9}, Sealed: []byte("s"), Created: now, Updated: now}
+	enc, err := EncodeRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(enc), "authorizationPolicyId") {
+		t.Fatalf("an empty policy is written: %s", enc)
+	}
+	old := `{"v":1,"id":"09000000-0000-0000-0000-000000000000","sealed":"cw==","type":4,"method":2,"created":"2026-11-22T01:02:03Z","updated":"2026-11-22T01:02:03Z"}`
+	got, err := DecodeRecord([]byte(old))
+	if err != nil || got.AuthorizationPolicyID != "" || got.Type != 4 {
+		t.Fatalf("an older record: %+v, %v", got, err)
+	}
+	r.AuthorizationPolicyID = "nb:ckpid:UUID:f0a3d5b1-6f0e-4d57-a5b2-1c2d3e4f5a6b"
+	if enc, err = EncodeRecord(r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeRecord(enc); err != nil || got.AuthorizationPolicyID != r.AuthorizationPolicyID {
+		t.Fatalf("round trip: %q, %v", got.AuthorizationPolicyID, err)
+	}
 }

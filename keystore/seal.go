@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -23,6 +24,10 @@ const KEKSize = 32
 type kek struct {
 	id   string
 	aead cipher.AEAD
+	// index keys the hashes of content keys imported without a KID
+	// (valueindex.go): derived from the KEK, so the index says nothing
+	// without it.
+	index []byte
 }
 
 // Keyring holds the key-encryption keys. The first one seals new values;
@@ -84,7 +89,7 @@ func ParseKeyring(text []byte, rand io.Reader) (*Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keystore: kek %s: %w", f[0], err)
 		}
-		k := &kek{id: f[0], aead: aead}
+		k := &kek{id: f[0], aead: aead, index: indexKey(raw)}
 		kr.byID[k.id] = k
 		if kr.primary == nil {
 			kr.primary = k
@@ -172,6 +177,7 @@ const (
 	kindContentKey sealKind = 1 // name: the KID's 16 bytes
 	kindKeySeed    sealKind = 2 // name: the key seed ID's 16 bytes
 	kindKEKCheck   sealKind = 3 // name: the KEK ID; sealed under that KEK only
+	kindBlob       sealKind = 4 // name: the SHA-256 of the blob's name (SealBlob)
 )
 
 // A slot is where a sealed value belongs: its kind, and the name of the one
@@ -191,6 +197,35 @@ func keySeedSlot(id *KeyID) slot { return slot{kindKeySeed, id[:]} }
 
 // kekCheckSlot is the slot of the check value of the KEK kekID.
 func kekCheckSlot(kekID string) slot { return slot{kindKEKCheck, []byte(kekID)} }
+
+// blobSlot is the slot of the opaque value named name.
+func blobSlot(name string) slot {
+	sum := sha256.Sum256([]byte(name))
+	return slot{kindBlob, sum[:]}
+}
+
+// SealBlob seals an opaque value under the primary KEK, bound to its name
+// and to its kind (a blob never opens as a key, nor under another name):
+// for what the server keeps in a store that is not trusted with secrets
+// besides keys, such as the ACME account and certificate keys shared
+// through Redis.
+func (kr *Keyring) SealBlob(name string, plaintext []byte) ([]byte, error) {
+	return kr.seal(blobSlot(name), plaintext)
+}
+
+// OpenBlob opens a value SealBlob sealed for name, under any KEK of the
+// keyring; errors wrap ErrSealed.
+func (kr *Keyring) OpenBlob(name string, sealed []byte) ([]byte, error) {
+	n := kr.plaintextSize(sealed)
+	if n < 0 {
+		return nil, fmt.Errorf("%w: not a sealed value under a kek of the kek file", ErrSealed)
+	}
+	out := make([]byte, n)
+	if err := kr.open(blobSlot(name), sealed, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // aadLen is the length of the additional data of a value of format v in s,
 // sealed under kekID, or -1 when s's kind has no such format.
@@ -300,32 +335,44 @@ const sealParallelMin = 2048
 // in its slot, in the same layout. The nonces are read from the
 // keyring's random source in one read, in order, by the calling goroutine
 // (the source need not be safe for concurrent use); a large batch is then
-// sealed on every CPU. The results share one allocation.
-func (kr *Keyring) sealKeys(keys []Key) ([][]byte, error) {
+// sealed on every CPU. The results share one allocation. out[j] is the
+// sealed value of keys[pos[j]]; a nil pos means every key in order.
+func (kr *Keyring) sealKeys(keys []Key, pos []int) ([][]byte, error) {
 	k := kr.primary
 	ns := k.aead.NonceSize()
 	size := sealedSize(k, len(Key{}.Value))
-	nonces := make([]byte, len(keys)*ns)
+	n := len(keys)
+	if pos != nil {
+		n = len(pos)
+	}
+	at := func(j int) *Key {
+		if pos == nil {
+			return &keys[j]
+		}
+		return &keys[pos[j]]
+	}
+	nonces := make([]byte, n*ns)
 	if _, err := io.ReadFull(kr.rand, nonces); err != nil {
 		return nil, fmt.Errorf("keystore: seal: nonce: %w", err)
 	}
-	buf := make([]byte, len(keys)*size)
-	out := make([][]byte, len(keys))
+	buf := make([]byte, n*size)
+	out := make([][]byte, n)
 	sealRange := func(lo, hi int) {
 		ad := make([]byte, 0, 128) // reused: the additional data of every key fits
-		for i := lo; i < hi; i++ {
-			out[i] = sealTo(buf[i*size:i*size:(i+1)*size], k, nonces[i*ns:(i+1)*ns], keySlot(&keys[i].ID), keys[i].Value[:], ad)
+		for j := lo; j < hi; j++ {
+			key := at(j)
+			out[j] = sealTo(buf[j*size:j*size:(j+1)*size], k, nonces[j*ns:(j+1)*ns], keySlot(&key.ID), key.Value[:], ad)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(keys)/(sealParallelMin/2))
+	workers := min(runtime.GOMAXPROCS(0), n/(sealParallelMin/2))
 	if workers <= 1 {
-		sealRange(0, len(keys))
+		sealRange(0, n)
 		return out, nil
 	}
 	var wg sync.WaitGroup
-	per := (len(keys) + workers - 1) / workers
-	for lo := 0; lo < len(keys); lo += per {
-		wg.Go(func() { sealRange(lo, min(lo+per, len(keys))) })
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { sealRange(lo, min(lo+per, n)) })
 	}
 	wg.Wait()
 	return out, nil
@@ -428,4 +475,14 @@ func sealUpgrade(before, after []byte) bool {
 	}
 	n := 2 + int(before[1])
 	return len(before) >= n && bytes.Equal(before[1:n], after[1:n])
+}
+
+// sealedKEKID returns the ID of the KEK a sealed value (of either format)
+// names, read from its clear header, or "" when the value is too short to
+// have one. It says nothing about whether the value opens.
+func sealedKEKID(sealed []byte) string {
+	if len(sealed) < 2 || len(sealed) < 2+int(sealed[1]) {
+		return ""
+	}
+	return string(sealed[2 : 2+int(sealed[1])])
 }

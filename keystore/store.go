@@ -56,16 +56,27 @@ type Record struct {
 	Created   time.Time
 	Updated   time.Time
 	DeletedAt time.Time
-	Assets    []string // asset IDs the key belongs to; set at creation
+	// Assets are the asset IDs the key belongs to: set at creation, and
+	// changed only by Link and Unlink.
+	Assets []string
+	// Period and TrackType say what a key was created for by a packager
+	// (SPEKE): the CPIX key period and the ContentKeyUsageRule's
+	// intendedTrackType. Set at creation, never changed; nil and "" for
+	// keys made otherwise.
+	Period    *KeyPeriod
+	TrackType string
+	// AuthorizationPolicyID is the AMS ContentKey's AuthorizationPolicyId,
+	// stored as given ("" when none; records written before it read as "").
+	AuthorizationPolicyID string
 }
 
 // Store is the contract every storage backend implements. Implementations
 // must be safe for concurrent use, honour the context's deadline, translate
 // their own errors into ErrNotFound, ErrExists and ErrUnavailable, and keep
 // Create atomic: of two concurrent Creates for one ID exactly one succeeds.
-// A stored record's ID and Assets never change, and its key material
-// (Sealed) changes only by a format upgrade (see CheckUpdate): no method
-// overwrites them otherwise.
+// A stored record's ID never changes, its Assets change only through Link
+// and Unlink, and its key material (Sealed) changes only by a format
+// upgrade (see CheckUpdate): no method overwrites them otherwise.
 type Store interface {
 	// Get returns the record stored for id, or ErrNotFound.
 	Get(ctx context.Context, id KeyID) (Record, error)
@@ -101,6 +112,17 @@ type Store interface {
 	// ListAsset returns up to limit IDs of the keys that belong to asset,
 	// at or after from, ascending.
 	ListAsset(ctx context.Context, asset string, from KeyID, limit int) ([]KeyID, error)
+	// Link adds asset to the Assets of id's record, in one atomic
+	// read-modify-write of the record, and to the index ListAsset reads.
+	// An asset the record has already changes nothing (and writes its
+	// index entry again, so that retrying a Link that failed part-way
+	// completes it). It returns the record as stored, or ErrNotFound.
+	Link(ctx context.Context, id KeyID, asset string) (Record, error)
+	// Unlink removes asset from the Assets of id's record, in one atomic
+	// read-modify-write, and from the index. An asset the record does not
+	// have changes nothing. It returns the record as stored, or
+	// ErrNotFound.
+	Unlink(ctx context.Context, id KeyID, asset string) (Record, error)
 	// GetMeta returns a small named value of the store's own (such as the
 	// KEK check values), or ErrNotFound.
 	GetMeta(ctx context.Context, name string) ([]byte, error)
@@ -147,8 +169,10 @@ func (e *ExistsError) Error() string { return fmt.Sprintf("%v: %s", ErrExists, e
 func (e *ExistsError) Is(target error) bool { return target == ErrExists }
 
 // ErrImmutable is returned by Update when fn changed a field that never
-// changes (the ID, the IV, the type, the creation method, the creation time
-// or the assets), or changed the sealed key other than by a format upgrade.
+// changes (the ID, the IV, the type, the creation method, the creation time,
+// the AuthorizationPolicyID, the key period, the track type, or the assets,
+// which only Link and Unlink change), or changed the sealed key other than
+// by a format upgrade.
 var ErrImmutable = errors.New("keystore: only the name, the update time and the deletion time of a stored key can change")
 
 // CheckUpdate compares a record before and after an Update's fn. Backends
@@ -166,7 +190,8 @@ func CheckUpdate(before, after *Record) error {
 	sealed := bytes.Equal(before.Sealed, after.Sealed) || sealUpgrade(before.Sealed, after.Sealed)
 	if before.ID != after.ID || !sealed || !bytes.Equal(before.IV, after.IV) ||
 		before.Type != after.Type || before.Method != after.Method || !before.Created.Equal(after.Created) ||
-		!slices.Equal(before.Assets, after.Assets) {
+		!slices.Equal(before.Assets, after.Assets) || !before.Period.Equal(after.Period) || before.TrackType != after.TrackType ||
+		before.AuthorizationPolicyID != after.AuthorizationPolicyID {
 		return ErrImmutable
 	}
 	return nil
@@ -198,6 +223,48 @@ type recordJSON struct {
 	Updated   time.Time      `json:"updated"`
 	DeletedAt *time.Time     `json:"deletedAt,omitempty"`
 	Assets    []string       `json:"assets,omitempty"`
+	Period    *periodJSON    `json:"period,omitempty"`
+	TrackType string         `json:"trackType,omitempty"`
+	// AuthPolicy is the AMS AuthorizationPolicyId; absent in records
+	// written before it existed, which read as "".
+	AuthPolicy string `json:"authorizationPolicyId,omitempty"`
+}
+
+// periodJSON is the stored encoding of a KeyPeriod.
+type periodJSON struct {
+	Index uint64     `json:"index"`
+	Start *time.Time `json:"start,omitempty"`
+	End   *time.Time `json:"end,omitempty"`
+}
+
+func encodePeriod(p *KeyPeriod) *periodJSON {
+	if p == nil {
+		return nil
+	}
+	j := &periodJSON{Index: p.Index}
+	if !p.Start.IsZero() {
+		t := p.Start.UTC()
+		j.Start = &t
+	}
+	if !p.End.IsZero() {
+		t := p.End.UTC()
+		j.End = &t
+	}
+	return j
+}
+
+func decodePeriod(j *periodJSON) *KeyPeriod {
+	if j == nil {
+		return nil
+	}
+	p := &KeyPeriod{Index: j.Index}
+	if j.Start != nil {
+		p.Start = *j.Start
+	}
+	if j.End != nil {
+		p.End = *j.End
+	}
+	return p
 }
 
 const recordVersion = 1
@@ -206,7 +273,8 @@ const recordVersion = 1
 // backend persists the same bytes.
 func EncodeRecord(r Record) ([]byte, error) {
 	j := recordJSON{V: recordVersion, ID: r.ID, Sealed: r.Sealed, IV: r.IV, Name: r.Name,
-		Type: r.Type, Method: r.Method, Created: r.Created.UTC(), Updated: r.Updated.UTC(), Assets: r.Assets}
+		Type: r.Type, Method: r.Method, Created: r.Created.UTC(), Updated: r.Updated.UTC(), Assets: r.Assets,
+		Period: encodePeriod(r.Period), TrackType: r.TrackType, AuthPolicy: r.AuthorizationPolicyID}
 	if !r.DeletedAt.IsZero() {
 		d := r.DeletedAt.UTC()
 		j.DeletedAt = &d
@@ -234,7 +302,8 @@ func DecodeRecord(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("keystore: decode record: unknown version %d", j.V)
 	}
 	r := Record{ID: j.ID, Sealed: j.Sealed, IV: j.IV, Name: j.Name, Type: j.Type,
-		Method: j.Method, Created: j.Created, Updated: j.Updated, Assets: j.Assets}
+		Method: j.Method, Created: j.Created, Updated: j.Updated, Assets: j.Assets,
+		Period: decodePeriod(j.Period), TrackType: j.TrackType, AuthorizationPolicyID: j.AuthPolicy}
 	if j.DeletedAt != nil {
 		r.DeletedAt = *j.DeletedAt
 	}

@@ -100,6 +100,8 @@ func serveBaseline(ctx context.Context, kind string, args []string, stdout, stde
 	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback only)")
 	lifetime := fs.Duration("max-lifetime", maxBaselineUp, "exit after this long whatever happens")
 	watchStdin := fs.Bool("watch-stdin", false, "exit when standard input reaches EOF (the parent's pipe closed)")
+	tlsCert := fs.String("tls-cert", "", "serve TLS (Go's defaults, HTTP/2 and HTTP/1.1) with this certificate file")
+	tlsKey := fs.String("tls-key", "", "the key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,7 +141,11 @@ func serveBaseline(ctx context.Context, kind string, args []string, stdout, stde
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(stdout, "listening %s\n", l.Addr())
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	serve := func() error { return srv.Serve(l) }
+	if *tlsCert != "" {
+		serve = func() error { return srv.ServeTLS(l, *tlsCert, *tlsKey) }
+	}
+	if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

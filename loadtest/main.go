@@ -56,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serveBaseline(ctx, "echo", args, stdout, stderr)
 	case "plot":
 		return plotCommand(args)
+	case "tls":
+		return tlsBench(ctx, args, stdout, stderr)
+	case "idle-conns":
+		return idleConns(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -68,4 +72,7 @@ const usage = `usage:
   go run ./loadtest serve-bare [--listen ADDR]  bare net/http server answering 16 bytes
   go run ./loadtest serve-echo [--listen ADDR]  bare echo/v4 server answering 16 bytes
   go run ./loadtest plot results.json out.png   throughput and p99 against concurrency
+  go run ./loadtest tls [flags]                 TLS: keep-alive, full and resumed handshakes, a flash
+                                                crowd of new viewers; bare Go TLS and nginx TLS baselines
+  go run ./loadtest idle-conns [--conns N]      server memory with N idle kept-alive connections
 `

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -31,6 +32,10 @@ type rawConn struct {
 	br      *bufio.Reader
 	wbuf    []byte
 	reused  bool
+	// tlsConf, when set, makes each connection TLS (the tls subcommand);
+	// lastResumed says whether the last handshake resumed a session.
+	tlsConf     *tls.Config
+	lastResumed bool
 }
 
 func newRawConn(addr, host string, timeout time.Duration) *rawConn {
@@ -81,6 +86,16 @@ func (r *rawConn) roundTrip(req request) (status, n int, closeAfter bool, err er
 		c, err := net.DialTimeout("tcp", r.addr, 5*time.Second)
 		if err != nil {
 			return 0, 0, false, err
+		}
+		if r.tlsConf != nil {
+			tc := tls.Client(c, r.tlsConf)
+			_ = tc.SetDeadline(time.Now().Add(r.timeout))
+			if err := tc.Handshake(); err != nil {
+				c.Close()
+				return 0, 0, false, err
+			}
+			r.lastResumed = tc.ConnectionState().DidResume
+			c = tc
 		}
 		r.c = c
 		r.reused = false

@@ -95,12 +95,12 @@ func (p *proc) exited() bool {
 
 // startBaseline runs this program again as serve-bare or serve-echo, on a
 // free loopback port, and waits for its "listening ADDR" line.
-func startBaseline(kind string) (*target, error) {
+func startBaseline(kind string, extra ...string) (*target, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("baseline %s: %w", kind, err)
 	}
-	cmd := exec.Command(exe, "serve-"+kind, "--listen", "127.0.0.1:0", "--watch-stdin", "--max-lifetime", "2h")
+	cmd := exec.Command(exe, append([]string{"serve-" + kind, "--listen", "127.0.0.1:0", "--watch-stdin", "--max-lifetime", "2h"}, extra...)...)
 	stdin, err := cmd.StdinPipe() // closes when we exit: the child follows
 	if err != nil {
 		return nil, err

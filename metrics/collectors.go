@@ -85,3 +85,37 @@ func (c *CertificateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.notAfter, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), cert.Thumbprint, cert.Subject)
 	}
 }
+
+// TLSCertificate describes one certificate a listener serves.
+type TLSCertificate struct {
+	Plane    string // delivery or admin
+	Name     string // its first DNS name or address: bounded by the configuration
+	NotAfter time.Time
+}
+
+// TLSCertificateCollector exposes, per certificate the listeners serve, its
+// NotAfter as a Unix time, so an alert can fire before it expires (a
+// certificate file that was never renewed, an ACME renewal that keeps
+// failing).
+type TLSCertificateCollector struct {
+	certs    func() []TLSCertificate
+	notAfter *prometheus.Desc
+}
+
+// NewTLSCertificateCollector returns a collector reading certs at each
+// scrape.
+func NewTLSCertificateCollector(certs func() []TLSCertificate) *TLSCertificateCollector {
+	return &TLSCertificateCollector{certs: certs, notAfter: prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "tls_certificate", "not_after_seconds"),
+		"NotAfter of each certificate a listener serves, as a Unix time.", []string{"plane", "name"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *TLSCertificateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.notAfter }
+
+// Collect implements prometheus.Collector.
+func (c *TLSCertificateCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cert := range c.certs() {
+		ch <- prometheus.MustNewConstMetric(c.notAfter, prometheus.GaugeValue, float64(cert.NotAfter.Unix()), cert.Plane, cert.Name)
+	}
+}

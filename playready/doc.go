@@ -2,8 +2,10 @@
 // place: the byte order PlayReady (and .NET's Guid.ToByteArray) writes a KID
 // in, the PlayReady key seed and the content keys derived from it, the key
 // checksum (the CHECKSUM of a PlayReady header's KID, which Azure Media
-// Services also used as its ContentKey Checksum), and the reader of the KIDs
-// in the PlayReady header (WRMHEADER) of a license challenge.
+// Services also used as its ContentKey Checksum), the reader of the KIDs
+// in the PlayReady header (WRMHEADER) of a license challenge, and the writer
+// of PlayReady headers (4.0.0.0 and 4.3.0.0) and PlayReady Objects that
+// SPEKE answers carry.
 //
 // It is a dependency-free codec in the sense of the project's style guide:
 // it imports the standard library only and no package of this module, so

@@ -12,6 +12,7 @@
 #   ./scripts/e2e.sh -run 'TestE2E/bolt'
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/apt.sh # apt_install
 
 say() { printf '==> %s\n' "$*"; }
 started=$(date +%s)
@@ -29,8 +30,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} (Debian packages)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}" # waits for another install's lock (scripts/apt.sh)
   else
     echo "e2e.sh: the end-to-end suite needs ${missing[*]}, which is not installed." >&2
     echo "        Install it with: sudo apt-get install ${missing[*]}   (or your system's packages)" >&2

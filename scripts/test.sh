@@ -10,6 +10,7 @@
 # names the failed stages and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/apt.sh # apt_install
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -48,17 +49,30 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # real tools (kubectl, for the kustomize rendering, comes with the image).
 command -v docker-compose >/dev/null 2>&1 || { command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; } || missing+=(docker-compose)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# kdctl's completion tests load its scripts into a real bash and zsh.
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
 command -v kubectl >/dev/null 2>&1 || { echo "test.sh: kubectl is required by deploy/'s tests (kustomize rendering); install it: https://kubernetes.io/docs/tasks/tools/" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} (Debian packages)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}" # waits for another install's lock (scripts/apt.sh)
   else
     echo "test.sh: the tests need ${missing[*]}, which is not installed." >&2
     echo "         Install it with: sudo apt-get install ${missing[*]}   (or your system's packages)" >&2
     exit 1
   fi
+fi
+# Pebble, Let's Encrypt's test ACME CA (a Go program), for the ACME tests
+# (internal/acmetest starts it): installed with go install into GOBIN (or
+# GOPATH/bin) when missing, where the tests find it.
+pebble_version=v2.10.3
+pebble_bin="$(go env GOBIN)"; [ -n "$pebble_bin" ] || pebble_bin="$(go env GOPATH | cut -d: -f1)/bin"
+if ! command -v pebble >/dev/null 2>&1 && ! [ -x "$pebble_bin/pebble" ]; then
+  say "installing pebble $pebble_version (go install)"
+  go install "github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" || {
+    echo "test.sh: the ACME tests need pebble; install it with: go install github.com/letsencrypt/pebble/v2/cmd/pebble@$pebble_version" >&2
+    exit 1
+  }
 fi
 say "redis-server: $(redis-server --version | head -n1)"
 say "ffmpeg: $(ffmpeg -version | head -n1)"
@@ -119,6 +133,10 @@ stage "staticcheck" lint
 # that a slow machine can reach (internal/waittest).
 stage "go test -race" go test -race -count=1 -timeout 15m "${pkgs[@]}"
 
+# The hot path's allocation checks: the race detector changes what
+# allocates, so they run (only) here, without it.
+stage "allocations" go test -count=1 -run 'Allocations$' ./auth/ ./delivery/
+
 # The fault-injection suite (faults/, build tag faults), short form: the
 # built server on real redis-server processes (single, Sentinel, Cluster)
 # and bbolt, disturbed while an acknowledged-write ledger runs (about 2
@@ -142,10 +160,18 @@ for target in \
   "FuzzVerify ./auth 30000x" \
   "FuzzRead ./cpix 50000x" \
   "FuzzCreateKeyBody ./admin 8000x" \
+  "FuzzJSONImport ./admin 20000x" \
   "FuzzParseCredentials ./admin/credentials 20000x" \
   "FuzzAMSCreateBody ./admin/amsapi 8000x" \
+  "FuzzParseFilter ./admin/amsapi 20000x" \
   "FuzzClearKeyBody ./delivery 10000x" \
-  "FuzzHeaderKIDs ./playready 10000x"; do
+  "FuzzHeaderKIDs ./playready 10000x" \
+  "FuzzRedact ./internal/httpedge 20000x" \
+  "FuzzClientAddr ./internal/netedge 20000x" \
+  "FuzzParseTree ./cpix 20000x" \
+  "FuzzReadEncrypted ./cpix 5000x" \
+  "FuzzParse ./pssh 20000x" \
+  "FuzzRequest ./admin/speke 8000x"; do
   set -- $target
   n=${FUZZTIME:-$3} limit=5m
   [ -n "${FUZZTIME:-}" ] && limit=0 # the given -fuzztime bounds the run

@@ -2,7 +2,6 @@ package amsapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -48,6 +46,10 @@ var (
 	opDeliveryURL     = plane.Operation{Name: "ams.contentkeys.delivery-url", Perm: credentials.Read}
 	opProtectionKeyID = plane.Operation{Name: "ams.protection-key-id.get", Perm: credentials.Read}
 	opProtectionKey   = plane.Operation{Name: "ams.protection-key.get", Perm: credentials.Read}
+	opCount           = plane.Operation{Name: "ams.contentkeys.count", Perm: credentials.Read}
+	opAssetCount      = plane.Operation{Name: "ams.assets.contentkeys.count", Perm: credentials.Read}
+	opLinkCreate      = plane.Operation{Name: "ams.assets.links.create", Perm: credentials.Write, Writes: true}
+	opLinkDelete      = plane.Operation{Name: "ams.assets.links.delete", Perm: credentials.Write, Writes: true}
 )
 
 // OData names.
@@ -58,8 +60,9 @@ const (
 	amsMaxAuthPolicyID = 4000 // the AMS Edm.String maximum
 	// maxBody caps the body of POST /api/ContentKeys and GetKeyDeliveryUrl.
 	maxBody = 64 << 10
-	// maxNameBytes caps a key's name, as the native API does.
-	maxNameBytes = 256
+	// amsMaxName is the longest Name, in characters (UTF-16 code units, as
+	// .NET counts an Edm.String's length): the AMS entity's maximum.
+	amsMaxName = 4000
 )
 
 // Paging of the AMS collections ($top, $skip), and the page read from the
@@ -101,8 +104,13 @@ func Register(p *plane.Plane, o Options) error {
 	a := &api{publicURL: o.PublicURL, protectionCert: o.ProtectionCert, protectionKey: o.ProtectionKey,
 		protectionID: ams.ProtectionKeyID(o.ProtectionCert)}
 	p.Rewrite(preRoute)
+	p.ErrorBody(odataError)
 	p.Handle(http.MethodPost, "/api/ContentKeys", opCreate, a.create)
 	p.Handle(http.MethodGet, "/api/ContentKeys", opList, a.list)
+	p.Handle(http.MethodGet, countRoute, opCount, a.count)
+	p.Handle(http.MethodGet, assetRoute+"/$count", opAssetCount, a.assetCount)
+	p.Handle(http.MethodPost, linksRoute, opLinkCreate, a.link)
+	p.Handle(http.MethodDelete, linksRoute+"/:id", opLinkDelete, a.unlink)
 	p.Handle(http.MethodGet, "/api/GetProtectionKeyId", opProtectionKeyID, a.getProtectionKeyID)
 	p.Handle(http.MethodGet, "/api/GetProtectionKey", opProtectionKey, a.getProtectionKey)
 	p.Handle(http.MethodGet, contentKeyRoute, opGet, a.get)
@@ -116,8 +124,8 @@ func Register(p *plane.Plane, o Options) error {
 type contentKey struct {
 	Metadata       *odataMetadata `json:"__metadata,omitempty"` // verbose answers only
 	ID             string         `json:"Id"`
-	Created        string         `json:"Created"`
-	LastModified   string         `json:"LastModified"`
+	Created        odataTime      `json:"Created"`
+	LastModified   odataTime      `json:"LastModified"`
 	ContentKeyType int            `json:"ContentKeyType"`
 	// EncryptedContentKey is always null: key material, even encrypted,
 	// never leaves through this API.
@@ -129,8 +137,8 @@ type contentKey struct {
 	ProtectionKeyID   *string `json:"ProtectionKeyId"`
 	ProtectionKeyType int     `json:"ProtectionKeyType"`
 	Checksum          string  `json:"Checksum"`
-	// AuthorizationPolicyId is not stored: null, except in the answer to
-	// the create that sent it.
+	// AuthorizationPolicyId is stored as the create sent it; null when it
+	// sent none.
 	AuthorizationPolicyID *string `json:"AuthorizationPolicyId"`
 }
 
@@ -150,13 +158,18 @@ func entityPath(id keystore.KeyID) string {
 
 // entity describes k; checksum is its checksum.
 func (a *api) entity(c *plane.Call, k *keystore.Key, checksum string) contentKey {
+	v := verbose(c)
 	e := contentKey{
 		ID:             amsID(k.ID),
-		Created:        k.Created.UTC().Format(time.RFC3339Nano),
-		LastModified:   k.Updated.UTC().Format(time.RFC3339Nano),
+		Created:        odataTime{t: k.Created, verbose: v},
+		LastModified:   odataTime{t: k.Updated, verbose: v},
 		ContentKeyType: int(k.Type),
 		Name:           k.Name,
 		Checksum:       checksum,
+	}
+	if k.AuthorizationPolicyID != "" {
+		p := k.AuthorizationPolicyID
+		e.AuthorizationPolicyID = &p
 	}
 	if a.protectionID != "" {
 		id := a.protectionID
@@ -240,12 +253,14 @@ func parseCreate(c *plane.Call) (createRequest, error) {
 	if r.checksum, err = required(b.Checksum, "Checksum", "the base64 of the first 8 bytes of AES-128-ECB(content key, KID in Guid.ToByteArray() order)"); err != nil {
 		return r, err
 	}
+	// The reason stays invalid_name (reasons are never renamed); the text
+	// names the member as the AMS entity spells it.
 	r.name = b.Name
-	if len(r.name) > maxNameBytes {
-		return r, plane.Invalid("invalid_name", "field \"name\" must be at most %d bytes", maxNameBytes)
-	}
 	if !text(r.name) {
-		return r, plane.Invalid("invalid_name", "field \"name\" must be UTF-8 text without control characters")
+		return r, plane.Invalid("invalid_name", "field \"Name\" must be UTF-8 text without control characters")
+	}
+	if n := utf16Len(r.name); n > amsMaxName {
+		return r, plane.Invalid("invalid_name", "field \"Name\" must be at most %d characters (it has %d)", amsMaxName, n)
 	}
 	if v := b.AuthorizationPolicyID; v != nil {
 		if len(*v) > amsMaxAuthPolicyID || !text(*v) {
@@ -261,10 +276,10 @@ func text(s string) bool { return utf8.ValidString(s) && !strings.ContainsFunc(s
 
 // create serves POST /api/ContentKeys: it decrypts EncryptedContentKey
 // with the protection key, checks Checksum against the decrypted key and
-// the Id, and stores the key (creation method Import). A KID already
-// stored with another key (or type) is 409; with the same key and type (a
-// retried create) the answer is 200 with the stored entity. AuthorizationPolicyId is accepted
-// and echoed in this answer but not stored.
+// the Id, and stores the key (creation method Import) with its Name and
+// AuthorizationPolicyId. A KID already stored with another key (or type)
+// is 409; with the same key and type (a retried create) the answer is 200
+// with the stored entity.
 func (a *api) create(c *plane.Call) (plane.Answer, error) {
 	r, err := parseCreate(c)
 	if err != nil {
@@ -289,6 +304,8 @@ func (a *api) create(c *plane.Call) (plane.Answer, error) {
 		err = plane.Invalid("cannot_decrypt", "EncryptedContentKey cannot be decrypted with the protection key: encrypt the content key with RSA-OAEP (SHA-1 for the hash and MGF1, empty label) to the certificate of GET /api/GetProtectionKey")
 	case value == [16]byte{}:
 		err = plane.Invalid("invalid_key", "an all-zero key is refused: it is not a key")
+	case keystore.WeakValue(&value):
+		err = plane.Invalid("invalid_key", "a key that is one byte repeated is refused: it is not a key")
 	case playready.VerifyChecksum(value, r.id, r.checksum) != nil:
 		err = plane.Invalid("checksum_mismatch", "Checksum does not match the decrypted content key and Id: it must be the base64 of the first 8 bytes of AES-128-ECB(content key, KID in Guid.ToByteArray() byte order); nothing was stored")
 	}
@@ -300,7 +317,11 @@ func (a *api) create(c *plane.Call) (plane.Answer, error) {
 		return plane.Answer{}, err
 	}
 	status := http.StatusCreated
-	stored, err := keys.Create(c.Context(), keystore.Key{ID: r.id, Value: value, Name: r.name, Type: r.typ, Method: keystore.CreatedImport})
+	k := keystore.Key{ID: r.id, Value: value, Name: r.name, Type: r.typ, Method: keystore.CreatedImport}
+	if r.authPolicyID != nil {
+		k.AuthorizationPolicyID = *r.authPolicyID
+	}
+	stored, err := keys.Create(c.Context(), k)
 	clear(stored.Value[:])
 	if errors.Is(err, keystore.ErrSameKey) {
 		// The key asked for is stored already (a retried create): 200
@@ -312,7 +333,6 @@ func (a *api) create(c *plane.Call) (plane.Answer, error) {
 		return plane.Answer{}, plane.OnKey(r.id, err)
 	}
 	e := a.entity(c, &stored, playready.Checksum(value, r.id))
-	e.AuthorizationPolicyID = r.authPolicyID
 	return answer(c, status, e).With("Location", entityPath(r.id)), nil
 }
 
@@ -333,7 +353,8 @@ func (a *api) get(c *plane.Call) (plane.Answer, error) {
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	if err := queryOptions(c, false); err != nil {
+	q, err := parseQuery(c, entityOptions)
+	if err != nil {
 		return plane.Answer{}, err
 	}
 	c.Name(id)
@@ -341,7 +362,7 @@ func (a *api) get(c *plane.Call) (plane.Answer, error) {
 	if err != nil {
 		return plane.Answer{}, err
 	}
-	return answer(c, http.StatusOK, e), nil
+	return answer(c, http.StatusOK, project(e, q.selects)), nil
 }
 
 // delete serves DELETE /api/ContentKeys('ID'): a soft delete, as
@@ -418,137 +439,6 @@ func (a *api) deliveryURL(c *plane.Call) (plane.Answer, error) {
 	}
 	u, _ := plane.DeliveryURL(a.publicURL, deliveryTypes[t], id)
 	return function(c, "GetKeyDeliveryUrl", u), nil
-}
-
-// queryOptions checks the system query options of an AMS GET: $top and
-// $skip (only when paged) are understood; any other ($filter, $select,
-// $orderby, $expand...) is refused rather than silently ignored.
-func queryOptions(c *plane.Call, paged bool) error {
-	for name := range c.QueryParams() {
-		if !strings.HasPrefix(name, "$") {
-			continue
-		}
-		if paged && (name == "$top" || name == "$skip") {
-			continue
-		}
-		if paged {
-			return plane.Invalid("unsupported_query_option", "the query option %q is not supported: only $top and $skip are", plane.Truncate(name, 32))
-		}
-		return plane.Invalid("unsupported_query_option", "the query option %q is not supported here", plane.Truncate(name, 32))
-	}
-	return nil
-}
-
-// page reads $top (1 to amsMaxTop, default amsMaxTop) and $skip (0 to
-// amsMaxSkip, default 0).
-func page(c *plane.Call) (top, skip int, err error) {
-	if err := queryOptions(c, true); err != nil {
-		return 0, 0, err
-	}
-	top = amsMaxTop
-	if v := c.Query("$top"); v != "" {
-		if top, err = strconv.Atoi(v); err != nil || top < 1 || top > amsMaxTop {
-			return 0, 0, plane.Invalid("invalid_top", "$top must be a number from 1 to %d", amsMaxTop)
-		}
-	}
-	if v := c.Query("$skip"); v != "" {
-		if skip, err = strconv.Atoi(v); err != nil || skip < 0 || skip > amsMaxSkip {
-			return 0, 0, plane.Invalid("invalid_skip", "$skip must be a number from 0 to %d (page larger stores with GET /api/keys?cursor=)", amsMaxSkip)
-		}
-	}
-	return top, skip, nil
-}
-
-// collect walks KIDs page by page (next returns up to storePage KIDs at or
-// after from, in order) and describes the live keys among them, after
-// skipping skip live keys, up to top. Deleted keys are left out, as AMS
-// had no soft delete.
-func (a *api) collect(c *plane.Call, top, skip int, next func(ctx context.Context, from keystore.KeyID) ([]keystore.KeyID, error)) ([]contentKey, error) {
-	ctx := c.Context()
-	out := []contentKey{}
-	var from keystore.KeyID
-	for {
-		ids, err := next(ctx, from)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if skip > 0 {
-				k, err := c.Keys().Metadata(ctx, id)
-				if err != nil && !errors.Is(err, keystore.ErrNotFound) {
-					return nil, err
-				}
-				if err == nil && !k.Deleted() {
-					skip--
-				}
-				continue
-			}
-			e, err := a.liveEntity(c, id)
-			if errors.Is(err, keystore.ErrNotFound) {
-				continue // deleted, or purged since the page was read
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, e)
-			if len(out) == top {
-				return out, nil
-			}
-		}
-		if len(ids) < storePage {
-			return out, nil
-		}
-		n, ok := ids[len(ids)-1].Next()
-		if !ok {
-			return out, nil
-		}
-		from = n
-	}
-}
-
-// list serves GET /api/ContentKeys?$top=&$skip=: the live keys in KID
-// order, at most 1000 per request.
-func (a *api) list(c *plane.Call) (plane.Answer, error) {
-	top, skip, err := page(c)
-	if err != nil {
-		return plane.Answer{}, err
-	}
-	items, err := a.collect(c, top, skip, func(ctx context.Context, from keystore.KeyID) ([]keystore.KeyID, error) {
-		keys, err := c.Keys().List(ctx, from, storePage)
-		ids := make([]keystore.KeyID, len(keys))
-		for i := range keys {
-			ids[i] = keys[i].ID
-		}
-		return ids, err
-	})
-	if err != nil {
-		return plane.Answer{}, err
-	}
-	return collection(c, items), nil
-}
-
-// assetList serves GET /api/Assets('ASSETID')/ContentKeys: the live keys
-// of the asset (see the assets field of the native API).
-func (a *api) assetList(c *plane.Call) (plane.Answer, error) {
-	asset, ok := odataKey(c, "assetId")
-	if !ok {
-		return plane.Answer{}, plane.Invalid("invalid_odata_key",
-			"the path segment must be Assets('<asset id>'), raw or percent-encoded, with a quote inside the ID written twice")
-	}
-	if err := keystore.ValidateAsset(asset); err != nil {
-		return plane.Answer{}, err
-	}
-	top, skip, err := page(c)
-	if err != nil {
-		return plane.Answer{}, err
-	}
-	items, err := a.collect(c, top, skip, func(ctx context.Context, from keystore.KeyID) ([]keystore.KeyID, error) {
-		return c.Keys().ListAsset(ctx, asset, from, storePage)
-	})
-	if err != nil {
-		return plane.Answer{}, err
-	}
-	return collection(c, items), nil
 }
 
 // getProtectionKeyID serves GET /api/GetProtectionKeyId?contentKeyType=N: the

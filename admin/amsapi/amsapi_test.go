@@ -147,11 +147,15 @@ func TestAMSEncryptedContentKey(t *testing.T) {
 	if ops := auditOperations(t, env); !strings.HasSuffix(ops, "ams.contentkeys.create:started,ams.contentkeys.create:ok") {
 		t.Errorf("audit %s", ops)
 	}
-	// AuthorizationPolicyId is not stored.
+	// AuthorizationPolicyId is stored and returned (issue 16; it was
+	// echoed by the create only).
 	r = env.do(t, "GET", "/api/ContentKeys('nb:kid:UUID:"+kid1+"')", secretReader, "")
 	r.json(t, &e)
-	if r.status != 200 || e["AuthorizationPolicyId"] != nil || e["Checksum"] != playready.Checksum(key, kid) {
+	if r.status != 200 || e["AuthorizationPolicyId"] != "nb:ckpid:UUID:1" || e["Checksum"] != playready.Checksum(key, kid) {
 		t.Errorf("get: %d %s", r.status, r.body)
+	}
+	if stored.AuthorizationPolicyID != "nb:ckpid:UUID:1" {
+		t.Errorf("stored policy %q", stored.AuthorizationPolicyID)
 	}
 
 	// The same KID with the same key again (a retried create) is 200 with
@@ -255,7 +259,7 @@ func TestAMSCreateRefusals(t *testing.T) {
 		{"ProtectionKeyType 2", amsBody(t, pub, thumb, kid, key, map[string]any{"ProtectionKeyType": 2}), 400, "invalid_ProtectionKeyType"},
 		{"unknown member", amsBody(t, pub, thumb, kid, key, map[string]any{"ContentKey": "x"}), 400, "unknown_field"},
 		{"member in the wrong case", amsBody(t, pub, thumb, kid, key, map[string]any{"Id": nil, "id": kid1}), 400, "unknown_field"},
-		{"long name", amsBody(t, pub, thumb, kid, key, map[string]any{"Name": strings.Repeat("n", 257)}), 400, "invalid_name"},
+		{"long name", amsBody(t, pub, thumb, kid, key, map[string]any{"Name": strings.Repeat("n", 4001)}), 400, "invalid_name"}, // the AMS maximum is 4000 (issue 16; it was 256 bytes)
 		{"AuthorizationPolicyId as number", amsBody(t, pub, thumb, kid, key, map[string]any{"AuthorizationPolicyId": 1}), 400, "invalid_AuthorizationPolicyId"},
 		{"not an object", `[]`, 400, "invalid_body"},
 		{"empty body", ``, 400, "missing_field"},
@@ -428,7 +432,7 @@ func TestAMSRoutes(t *testing.T) {
 		{"/api/ContentKeys(" + kid1 + ")", 400, "invalid_odata_key"},
 		{"/api/ContentKeys(%2527" + kid1 + "%2527)", 400, "invalid_odata_key"},
 		{"/api/ContentKeys('00000000-0000-4000-8000-000000000000')", 404, reasonUnknownKey},
-		{"/api/ContentKeys('" + kid1 + "')?$select=Id", 400, "unsupported_query_option"},
+		{"/api/ContentKeys('" + kid1 + "')?$expand=ContentKeyAuthorizationPolicy", 400, "unsupported_query_option"}, // $select is supported since issue 16
 		{"/api/Assets('x')", 404, reasonNoRoute},
 		{"/api/contentkeys('" + kid1 + "')", 404, reasonNoRoute},
 		{"/api/nothing", 404, reasonNoRoute},
@@ -486,7 +490,7 @@ func TestAMSRoutes(t *testing.T) {
 	if got := ids(list("/api/ContentKeys?$skip=3")); got != "" {
 		t.Errorf("list past the end %s", got)
 	}
-	for _, q := range []string{"$top=0", "$top=1001", "$skip=-1", "$filter=Name%20eq%20'a'", "$orderby=Id"} {
+	for _, q := range []string{"$top=0", "$top=1001", "$skip=-1", "$filter=Name%20gt%20'a'", "$orderby=Id"} { // $filter with eq is supported since issue 16
 		r := env.do(t, "GET", "/api/ContentKeys?"+q, secretReader, "")
 		if r.status != 400 {
 			t.Errorf("%s: %d %s", q, r.status, r.body)

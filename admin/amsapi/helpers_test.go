@@ -1,9 +1,7 @@
 package amsapi
 
 import (
-	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/keydelivery/keydelivery/admin"
@@ -127,25 +125,8 @@ func (e *testEnv) do(t testing.TB, method, target, secret, body string, hdr ...s
 // any of secrets.
 func noSecrets(t *testing.T, env *testEnv, body []byte, secrets ...string) {
 	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(string(body), s) {
-			t.Errorf("an answer holds secret %q: %s", s, body)
-		}
-		if strings.Contains(env.log.String(), s) {
-			t.Errorf("the log holds secret %q", s)
-		}
-		if strings.Contains(env.audit.String(), s) {
-			t.Errorf("the audit log holds secret %q", s)
-		}
-	}
+	env.NoSecrets(t, body, secrets...)
 }
 
 // auditOperations is the audit log as "operation:result,...".
-func auditOperations(t *testing.T, env *testEnv) string {
-	t.Helper()
-	var out []string
-	for _, rec := range admintest.AuditLines(t, env.audit.String()) {
-		out = append(out, fmt.Sprint(rec["operation"], ":", rec["result"]))
-	}
-	return strings.Join(out, ",")
-}
+func auditOperations(t *testing.T, env *testEnv) string { return env.AuditOperations(t) }

@@ -15,6 +15,12 @@ import (
 const (
 	contentKeyRoute = "/api/ContentKeys/:id"
 	assetRoute      = "/api/Assets/:assetId/ContentKeys"
+	// linksRoute is /api/Assets('A')/$links/ContentKeys; a link's own
+	// path, $links/ContentKeys('K'), is linksRoute/K.
+	linksRoute = "/api/Assets/:assetId/$links/ContentKeys"
+	// countRoute is /api/ContentKeys/$count: a path of its own, since
+	// /api/ContentKeys/X is where ContentKeys('X') goes.
+	countRoute = "/api/$count/ContentKeys"
 )
 
 // malformed is the route parameter of a key segment that is not well
@@ -32,14 +38,18 @@ const unrouted = "/api/-"
 //
 //	/API/...                               → /api/... (the AMS documentation's spelling)
 //	/api/ContentKeys('K')[/rest]           → /api/ContentKeys/K[/rest]
-//	/api/Assets('A')/ContentKeys           → /api/Assets/A/ContentKeys
+//	/api/ContentKeys/$count                → /api/$count/ContentKeys
+//	/api/Assets('A')/ContentKeys[/$count]  → /api/Assets/A/ContentKeys[/$count]
+//	/api/Assets('A')/$links/ContentKeys    → /api/Assets/A/$links/ContentKeys
+//	/api/Assets('A')/$links/ContentKeys('K') → /api/Assets/A/$links/ContentKeys/K
 //
 // The key segment may be raw or percent-encoded, in whole or in part; it is
 // parsed once here (ams.ParseODataKey) and its value escaped into one path
 // segment. A segment that starts like a key segment but is not well formed
 // becomes the parameter malformed, which the handler refuses with 400
-// invalid_odata_key after the credential and the role are checked. Only
-// the first segment after /api/ is looked at.
+// invalid_odata_key after the credential and the role are checked. The
+// first segment after /api/ is looked at, and the ContentKeys('K') of a
+// $links path; "$" may arrive percent-encoded.
 func preRoute(u *url.URL) {
 	raw := u.EscapedPath()
 	if rest, ok := strings.CutPrefix(raw, "/API/"); ok {
@@ -58,6 +68,9 @@ func preRoute(u *url.URL) {
 	if d, err := url.PathUnescape(seg); err == nil {
 		name = d
 	}
+	if strings.HasPrefix(name, "$") {
+		raw = unrouted + "/" + rest // the internal $count route
+	}
 	for _, set := range []string{odataContentKeys, odataAssets} {
 		switch {
 		case strings.HasPrefix(name, set+"("):
@@ -66,12 +79,45 @@ func preRoute(u *url.URL) {
 			if err != nil {
 				param = malformed
 			}
+			if set == odataAssets {
+				tail = linksTail(tail)
+			}
 			raw = "/api/" + set + "/" + param + tail
+		case name == odataContentKeys && unescape(tail) == "/$count":
+			raw = countRoute
 		case name == set && hasTail:
 			raw = unrouted + "/" + rest
 		}
 	}
 	setPath(u, raw)
+}
+
+// linksTail rewrites the rest of an Assets('A') path: $count and
+// $links/ContentKeys are spelled with a plain "$", and a link's
+// ContentKeys('K') becomes ContentKeys/K like the entity's.
+func linksTail(tail string) string {
+	switch t := unescape(tail); t {
+	case "/ContentKeys/$count", "/$links/ContentKeys":
+		return t
+	}
+	parts := strings.Split(tail, "/") // "", "$links", "ContentKeys('K')"
+	if len(parts) != 3 || unescape(parts[1]) != "$links" || !strings.HasPrefix(unescape(parts[2]), odataContentKeys+"(") {
+		return tail
+	}
+	key, err := ams.ParseODataKey(parts[2], odataContentKeys)
+	param := url.PathEscape(key)
+	if err != nil {
+		param = malformed
+	}
+	return "/$links/" + odataContentKeys + "/" + param
+}
+
+// unescape is s percent-decoded, or s when it is not a valid encoding.
+func unescape(s string) string {
+	if d, err := url.PathUnescape(s); err == nil {
+		return d
+	}
+	return s
 }
 
 // setPath sets u's path from its escaped form. Path is the unescaped form
@@ -111,8 +157,10 @@ func contentKeyID(c *plane.Call) (keystore.KeyID, error) {
 }
 
 // verbose reports whether the request asks for OData verbose JSON.
-func verbose(c *plane.Call) bool {
-	for _, v := range [...]string{c.Header("Accept"), c.Header("Content-Type")} {
+func verbose(c *plane.Call) bool { return isVerbose(c.Request()) }
+
+func isVerbose(r *http.Request) bool {
+	for _, v := range [...]string{r.Header.Get("Accept"), r.Header.Get("Content-Type")} {
 		if strings.Contains(strings.ToLower(strings.ReplaceAll(v, " ", "")), "odata=verbose") {
 			return true
 		}
@@ -126,7 +174,8 @@ func verbose(c *plane.Call) bool {
 // Accept or Content-Type asks for odata=verbose, answers use the OData
 // verbose wrapper instead: {"d":{...entity, "__metadata":{...}}},
 // {"d":{"results":[...]}} and {"d":{"FunctionName":...}}. Errors are the
-// admin plane's problem documents in either case.
+// admin plane's problem documents, or OData errors when the request asks
+// for OData JSON (see odataError).
 
 // verboseType is the media type of a verbose answer.
 const verboseType = "application/json;odata=verbose;charset=utf-8"
@@ -137,18 +186,6 @@ func answer(c *plane.Call, status int, v any) plane.Answer {
 		return plane.JSON(status, map[string]any{"d": v}).WithType(verboseType)
 	}
 	return plane.JSON(status, v)
-}
-
-// collection answers a collection: {"value":[...]}, or verbose
-// {"d":{"results":[...]}}.
-func collection(c *plane.Call, items []contentKey) plane.Answer {
-	if items == nil {
-		items = []contentKey{}
-	}
-	if verbose(c) {
-		return answer(c, http.StatusOK, map[string]any{"results": items})
-	}
-	return plane.JSON(http.StatusOK, map[string]any{"value": items})
 }
 
 // function answers a function returning a string: {"value":"..."}, or

@@ -1,7 +1,7 @@
 // Package audit writes the admin audit log of keydelivery: one JSON line per
 // record,
 //
-//	{"time","credential","source","operation","kids":[...],"result","request_id"}
+//	{"time","credential","source","operation","kids":[...],"result","request_id"[,"warning"][,"count"]}
 //
 // An admin write is recorded twice, Started before it is done and its
 // outcome after; a read once, with its outcome. Records never hold a
@@ -63,6 +63,13 @@ type Record struct {
 	KIDs       []string  `json:"kids"`
 	Result     Result    `json:"result"`
 	RequestID  string    `json:"request_id"`
+	// Warning, when set, is what deserves attention in what was done (an
+	// import of weak keys: "weak_key: ...").
+	Warning string `json:"warning,omitempty"`
+	// Count, when above 0, says the record stands for that many events of
+	// its kind from its source since the previous such record (failed
+	// authentications are recorded at a bounded rate, with counts).
+	Count int `json:"count,omitempty"`
 }
 
 // Log writes the audit log. Writes are serialised, so records never
@@ -72,6 +79,10 @@ type Log struct {
 	w    io.Writer
 	sync func() error // nil, or flushes w to stable storage
 	now  func() time.Time
+	// partial: the last record was cut off after some of its bytes (a
+	// full disk, a closed pipe), so the next one must start with a
+	// newline rather than be glued to it.
+	partial bool
 }
 
 // New returns a Log writing to w, stamping records with now (default
@@ -123,9 +134,26 @@ func (l *Log) Write(r Record) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	b = append(b, '\n')
-	if _, err := l.w.Write(b); err != nil {
+	prefix := 0
+	if l.partial {
+		// End the cut-off record first: every record starts on a fresh
+		// line, so a reader loses the cut-off record only.
+		b, prefix = append([]byte{'\n'}, b...), 1
+	}
+	n, err := l.w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		switch {
+		case n > prefix: // this record was cut off after some of its bytes
+			l.partial = true
+		case n == prefix: // the line is closed; nothing of this record
+			l.partial = false
+		}
 		return fmt.Errorf("audit: write: %w", err)
 	}
+	l.partial = false
 	if l.sync != nil {
 		if err := l.sync(); err != nil {
 			return fmt.Errorf("audit: sync: %w", err)

@@ -110,3 +110,74 @@ func TestOpen(t *testing.T) {
 		t.Error("open in a missing directory succeeded")
 	}
 }
+
+// diskWriter is a disk that fills: it takes bytes until its space runs out
+// (keeping what fits of a write, as write(2) does) and then fails, until
+// free gives it room again.
+type diskWriter struct {
+	buf  bytes.Buffer
+	room int
+}
+
+func (d *diskWriter) Write(p []byte) (int, error) {
+	if d.room <= 0 {
+		return 0, errors.New("no space left on device")
+	}
+	n := min(len(p), d.room)
+	d.buf.Write(p[:n])
+	d.room -= n
+	if n < len(p) {
+		return n, errors.New("no space left on device")
+	}
+	return n, nil
+}
+
+// TestFreshLineAfterShortWrite: when the audit disk fills, a record is cut
+// off part-way; the next record, once there is room, starts on a line of
+// its own instead of being glued to the cut one (which hid a started
+// record: 1 of 39 lines unparseable).
+func TestFreshLineAfterShortWrite(t *testing.T) {
+	d := &diskWriter{room: 1 << 20}
+	l := New(d, nil)
+	rec := func(i int) Record {
+		return Record{Credential: "ops", Operation: "keys.create", KIDs: []string{strings.Repeat("k", i)}, Result: Started, RequestID: "r"}
+	}
+	written, failed := 0, 0
+	for i := range 39 {
+		switch i {
+		case 10:
+			d.room = 30 // the disk fills in the middle of the next record
+		case 11:
+			d.room = 0 // and stays full
+		case 13:
+			d.room = 1 << 20 // space is freed
+		}
+		if err := l.Write(rec(i)); err != nil {
+			failed++
+		} else {
+			written++
+		}
+	}
+	var good, bad int
+	for line := range strings.Lines(d.buf.String()) {
+		var r Record
+		if json.Unmarshal([]byte(line), &r) == nil {
+			good++
+		} else {
+			bad++
+		}
+	}
+	if good != written || bad != 1 || failed != 3 {
+		t.Errorf("%d records acknowledged, %d failed; the log has %d parseable and %d unparseable lines, want %d and 1:\n%s", written, failed, good, bad, written, d.buf.String())
+	}
+}
+
+func TestCount(t *testing.T) {
+	var buf bytes.Buffer
+	if err := New(&buf, nil).Write(Record{Credential: "-", Operation: "authenticate", Result: Unauthorized, Count: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"count":7`) {
+		t.Errorf("record: %s", buf.String())
+	}
+}

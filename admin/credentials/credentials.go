@@ -1,6 +1,7 @@
 // Package credentials reads and checks the admin credentials of keydelivery:
-// the credentials file (lines NAME ROLE SHA256HEX), the roles and what each
-// may do, and the secrets kdctl generates. It is a leaf package: it imports
+// the credentials file (lines NAME ROLE SHA256HEX, and for packagers an
+// optional content=PATTERNS column), the roles and what each may do, and the
+// secrets kdctl generates. It is a leaf package: it imports
 // the standard library only, so the server's admin plane and kdctl share it
 // without kdctl linking any HTTP framework.
 //
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // Role is what an admin credential may do.
@@ -38,13 +40,20 @@ const (
 	RoleExporter Role = "exporter"
 	// RoleAdmin may do everything, including purge.
 	RoleAdmin Role = "admin"
+	// RolePackager may ask for content keys with SPEKE (POST /speke/v2),
+	// and nothing else of the admin API: it is the credential a packager
+	// or encoder holds. It may be limited to content IDs (see Set).
+	RolePackager Role = "packager"
 )
+
+// roleNames lists the roles for messages.
+const roleNames = "reader, writer, exporter, admin or packager"
 
 // ParseRole accepts a role name in any case.
 func ParseRole(s string) (Role, error) {
 	r := Role(strings.ToLower(s))
 	if r.Permissions() == 0 {
-		return "", fmt.Errorf("credentials: unknown role %q (want reader, writer, exporter or admin)", s)
+		return "", fmt.Errorf("credentials: unknown role %q (want %s)", s, roleNames)
 	}
 	return r, nil
 }
@@ -63,6 +72,9 @@ const (
 	Export
 	// Admin: destroy keys (purge) and store key seeds.
 	Admin
+	// SPEKE: ask for content keys as a packager (POST /speke/v2), which
+	// creates the keys a request names and answers them.
+	SPEKE
 )
 
 // Permissions returns what r may do; 0 for an unknown role.
@@ -75,7 +87,9 @@ func (r Role) Permissions() Permission {
 	case RoleExporter:
 		return Read | Export
 	case RoleAdmin:
-		return Read | Write | Export | Admin
+		return Read | Write | Export | Admin | SPEKE
+	case RolePackager:
+		return SPEKE
 	}
 	return 0
 }
@@ -88,7 +102,80 @@ func (r Role) Allows(p Permission) bool { return p != 0 && r.Permissions()&p == 
 type Credential struct {
 	Name string
 	Role Role
-	hash [sha256.Size]byte
+	// Contents are the content ID patterns a packager credential is
+	// limited to (the content= column); nil means any content.
+	Contents []string
+	hash     [sha256.Size]byte
+}
+
+// AllowsContent reports whether the credential may ask for the keys of the
+// content id: it names no content patterns, or one of them matches id
+// (see MatchContent).
+func (c *Credential) AllowsContent(id string) bool {
+	if c.Contents == nil {
+		return true
+	}
+	for _, p := range c.Contents {
+		if MatchContent(p, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchContent reports whether the content ID id matches pattern, in which
+// '*' stands for any run of characters (none included) and every other
+// character for itself: "live-*" matches "live-1" and "live-", and
+// "vod/*/hd" matches "vod/2026/film/hd".
+func MatchContent(pattern, id string) bool {
+	head, rest, wild := strings.Cut(pattern, "*")
+	if !wild {
+		return pattern == id
+	}
+	if !strings.HasPrefix(id, head) {
+		return false
+	}
+	id = id[len(head):]
+	// rest is the pattern after the first '*': each literal piece between
+	// stars must appear in order; the last must end id.
+	pieces := strings.Split(rest, "*")
+	last := pieces[len(pieces)-1]
+	for _, piece := range pieces[:len(pieces)-1] {
+		i := strings.Index(id, piece)
+		if i < 0 {
+			return false
+		}
+		id = id[i+len(piece):]
+	}
+	return len(id) >= len(last) && strings.HasSuffix(id, last)
+}
+
+// contentColumn starts the optional fourth column of a packager line.
+const contentColumn = "content="
+
+// maxContentPattern bounds one content ID pattern, in bytes (a content ID
+// is stored as a key's asset ID, at most 256 bytes).
+const maxContentPattern = 256
+
+// parseContents reads the value of the content= column: comma-separated
+// patterns of 1 to 256 printable characters without spaces.
+func parseContents(v string) ([]string, error) {
+	if v == "" {
+		return nil, errors.New("content= names no pattern")
+	}
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p == "" || len(p) > maxContentPattern {
+			return nil, fmt.Errorf("each content ID pattern must be 1 to %d characters (comma-separated, no spaces)", maxContentPattern)
+		}
+		for _, c := range p {
+			if c <= ' ' || c == 0x7f || c == utf8.RuneError {
+				return nil, errors.New("content ID patterns hold printable characters only, no spaces")
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // set is immutable once built.
@@ -98,12 +185,18 @@ type set struct {
 
 // Set is the set of admin credentials, read from a file of lines
 //
-//	NAME ROLE SHA256HEX
+//	NAME ROLE SHA256HEX [content=PATTERN[,PATTERN...]]
 //
 // where SHA256HEX is the SHA-256 of the secret in hex (any case; see
-// [HashSecret]), ROLE is reader, writer, exporter or admin, and NAME (1 to 64
-// letters, digits, '.', '_', '@' or '-') is what the audit log records.
-// Blank lines and lines starting with '#' are ignored.
+// [HashSecret]), ROLE is reader, writer, exporter, admin or packager, and
+// NAME (1 to 64 letters, digits, '.', '_', '@' or '-') is what the audit log
+// records. Blank lines and lines starting with '#' are ignored.
+//
+// The fourth column is for packager lines only: it limits the credential to
+// the content IDs that match one of the patterns ('*' matches any run of
+// characters, see [MatchContent]), e.g. content=live-*,vod/2026/*. A
+// packager line without it may ask for any content. Files without the
+// column read as before.
 //
 // The file holds only hashes, so reading it does not reveal a secret. The
 // entries are immutable and swapped whole on Reload (an atomic pointer), so
@@ -154,8 +247,38 @@ func (c *Set) Reload() error {
 	return nil
 }
 
-// Len returns the number of credentials in force.
-func (c *Set) Len() int { return len(c.cur.Load().entries) }
+// Len returns the number of credentials in force (0 for a nil Set).
+func (c *Set) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.cur.Load().entries)
+}
+
+// Roles counts the credentials in force by role (empty for a nil Set).
+func (c *Set) Roles() map[Role]int {
+	out := map[Role]int{}
+	if c == nil {
+		return out
+	}
+	for _, e := range c.cur.Load().entries {
+		out[e.Role]++
+	}
+	return out
+}
+
+// RolesAllowing lists the roles whose permissions include perm, from the
+// smallest (admin last): the roles an operation needing perm may be done
+// with.
+func RolesAllowing(perm Permission) []Role {
+	var out []Role
+	for _, r := range []Role{RoleReader, RoleWriter, RoleExporter, RolePackager, RoleAdmin} {
+		if r.Permissions()&perm == perm {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 func readFile(path string) (*set, error) {
 	b, err := os.ReadFile(path)
@@ -182,17 +305,29 @@ func parse(text []byte) (*set, error) {
 			continue
 		}
 		f := strings.Fields(s)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("credentials: line %d: want \"NAME ROLE SHA256HEX\"", line)
+		if len(f) != 3 && len(f) != 4 {
+			return nil, fmt.Errorf("credentials: line %d: want \"NAME ROLE SHA256HEX\" (packagers: \"NAME packager SHA256HEX [content=PATTERN,...]\")", line)
 		}
 		if !validName(f[0]) {
 			return nil, fmt.Errorf("credentials: line %d: name %q must be 1 to 64 letters, digits, '.', '_', '@' or '-'", line, f[0])
 		}
 		role, err := ParseRole(f[1])
 		if err != nil {
-			return nil, fmt.Errorf("credentials: line %d (%s): unknown role %q (want reader, writer, exporter or admin)", line, f[0], f[1])
+			return nil, fmt.Errorf("credentials: line %d (%s): unknown role %q (want %s)", line, f[0], f[1], roleNames)
 		}
 		var cr Credential
+		if len(f) == 4 {
+			v, ok := strings.CutPrefix(f[3], contentColumn)
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("credentials: line %d (%s): the fourth column must be content=PATTERN[,PATTERN...]", line, f[0])
+			case role != RolePackager:
+				return nil, fmt.Errorf("credentials: line %d (%s): content= limits packager credentials only", line, f[0])
+			}
+			if cr.Contents, err = parseContents(v); err != nil {
+				return nil, fmt.Errorf("credentials: line %d (%s): %w", line, f[0], err)
+			}
+		}
 		if len(f[2]) != 2*sha256.Size {
 			return nil, fmt.Errorf("credentials: line %d (%s): want the SHA-256 of the secret as %d hex digits, got %d characters", line, f[0], 2*sha256.Size, len(f[2]))
 		}
@@ -284,10 +419,24 @@ func Line(name string, role Role, secret string) (string, error) {
 		return "", fmt.Errorf("credentials: credential name %q must be 1 to 64 letters, digits, '.', '_', '@' or '-'", name)
 	}
 	if role.Permissions() == 0 {
-		return "", fmt.Errorf("credentials: unknown role %q (want reader, writer, exporter or admin)", string(role))
+		return "", fmt.Errorf("credentials: unknown role %q (want %s)", string(role), roleNames)
 	}
 	if secret == "" {
 		return "", errors.New("credentials: empty secret")
 	}
 	return name + " " + string(role) + " " + HashSecret(secret), nil
+}
+
+// PackagerLine is Line for a packager credential limited to the content ID
+// patterns (none: any content).
+func PackagerLine(name, secret string, patterns []string) (string, error) {
+	line, err := Line(name, RolePackager, secret)
+	if err != nil || len(patterns) == 0 {
+		return line, err
+	}
+	v := strings.Join(patterns, ",")
+	if _, err := parseContents(v); err != nil {
+		return "", fmt.Errorf("credentials: %w", err)
+	}
+	return line + " " + contentColumn + v, nil
 }

@@ -25,8 +25,9 @@ func testCredentialsText() string {
 }
 
 func TestRolePermissions(t *testing.T) {
-	for role, allowed := range map[Role]Permission{RoleReader: Read, RoleWriter: Read | Write, RoleExporter: Read | Export, RoleAdmin: Read | Write | Export | Admin} {
-		for _, p := range []Permission{Read, Write, Export, Admin} {
+	for role, allowed := range map[Role]Permission{RoleReader: Read, RoleWriter: Read | Write, RoleExporter: Read | Export,
+		RoleAdmin: Read | Write | Export | Admin | SPEKE, RolePackager: SPEKE} {
+		for _, p := range []Permission{Read, Write, Export, Admin, SPEKE} {
 			if role.Allows(p) != (allowed&p != 0) {
 				t.Errorf("%s allows %d: %v", role, p, role.Allows(p))
 			}
@@ -87,11 +88,62 @@ func TestParseCredentialsRefuses(t *testing.T) {
 		{"duplicate secret", "a reader " + h + "\n\nb writer " + h, "line 3"},
 		{"two fields", "a reader", "line 1"},
 		{"four fields", "a reader " + h + " # comment", "line 1"},
+		{"five fields", "a packager " + h + " content=x y", "line 1"},
+		{"content on a reader", "a reader " + h + " content=x", "line 1"},
+		{"content on an admin", "# c\na admin " + h + " content=*", "line 2"},
+		{"empty content", "a packager " + h + " content=", "line 1"},
+		{"empty pattern", "a packager " + h + " content=a,,b", "line 1"},
+		{"not content", "a packager " + h + " contents=a", "line 1"},
 		{"bad name", "a/b reader " + h, "line 1"},
 	} {
 		_, err := Parse([]byte(c.text))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.want)
+		}
+	}
+}
+
+// TestPackagerCredentials: a packager line may carry content ID patterns;
+// without them it allows any content.
+func TestPackagerCredentials(t *testing.T) {
+	c, err := Parse([]byte("enc-1 packager " + HashSecret("p1") + " content=live-*,vod/*/hd,exact\nenc-2 PACKAGER " + HashSecret("p2") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, ok := c.Match("p1")
+	if !ok || p1.Role != RolePackager || len(p1.Contents) != 3 {
+		t.Fatalf("%+v", p1)
+	}
+	for id, want := range map[string]bool{"live-1": true, "live-": true, "vod/2026/film/hd": true, "exact": true,
+		"exact2": false, "live": false, "vod/2026/film/sd": false, "": false, "xlive-1": false} {
+		if got := p1.AllowsContent(id); got != want {
+			t.Errorf("enc-1 allows %q: %v", id, got)
+		}
+	}
+	p2, _ := c.Match("p2")
+	if p2.Contents != nil || !p2.AllowsContent("anything") {
+		t.Errorf("a packager without patterns: %+v", p2)
+	}
+	line, err := PackagerLine("enc-3", "p3", []string{"a-*", "b"})
+	if err != nil || line != "enc-3 packager "+HashSecret("p3")+" content=a-*,b" {
+		t.Fatalf("%q %v", line, err)
+	}
+	if _, err := PackagerLine("enc-3", "p3", []string{"has space"}); err == nil {
+		t.Error("a pattern with a space accepted")
+	}
+}
+
+func TestMatchContent(t *testing.T) {
+	for _, c := range []struct {
+		pattern, id string
+		want        bool
+	}{
+		{"*", "", true}, {"*", "x", true}, {"a*", "a", true}, {"a*a", "a", false}, {"a*a", "aa", true},
+		{"a*b*c", "aXbYc", true}, {"a*b*c", "aXcYb", false}, {"a*b*b", "ab", false}, {"a*b*b", "abb", true},
+		{"*x*x", "xx", true}, {"**", "q", true}, {"a", "A", false},
+	} {
+		if got := MatchContent(c.pattern, c.id); got != c.want {
+			t.Errorf("MatchContent(%q, %q) = %v", c.pattern, c.id, got)
 		}
 	}
 }
@@ -232,14 +284,16 @@ func FuzzParseCredentials(f *testing.F) {
 	f.Add([]byte(testCredentialsText()))
 	f.Add([]byte("a reader " + HashSecret("s") + "\n#x\n\n"))
 	f.Add([]byte("a reader zz\n"))
+	f.Add([]byte("p packager " + HashSecret("s") + " content=live-*,x\n"))
 	f.Fuzz(func(t *testing.T, text []byte) {
 		c, err := Parse(text)
 		if err != nil {
 			return
 		}
-		// Whatever is accepted has valid names and roles.
+		// Whatever is accepted has valid names and roles, and only
+		// packagers carry content patterns.
 		for _, e := range c.cur.Load().entries {
-			if !validName(e.Name) || e.Role.Permissions() == 0 {
+			if !validName(e.Name) || e.Role.Permissions() == 0 || (e.Contents != nil && e.Role != RolePackager) {
 				t.Fatalf("accepted %+v", e)
 			}
 		}

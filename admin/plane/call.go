@@ -33,6 +33,9 @@ type Reader interface {
 	KeySeed(ctx context.Context, id keystore.KeyID) (keystore.KeySeed, error)
 	// KeySeeds lists the stored key seeds without the seeds.
 	KeySeeds(ctx context.Context) ([]keystore.KeySeed, error)
+	// KeyIDsByValue finds the KIDs that keys' values were imported under
+	// without a KID of their own (by a keyed hash, never the bytes).
+	KeyIDsByValue(ctx context.Context, keys []keystore.Key) ([]keystore.KeyID, []bool, error)
 }
 
 // Writer is what an operation may change in the key store, once its started
@@ -45,6 +48,14 @@ type Writer interface {
 	Restore(ctx context.Context, id keystore.KeyID) (keystore.Key, error)
 	Purge(ctx context.Context, id keystore.KeyID) error
 	Import(ctx context.Context, keys []keystore.Key) ([]keystore.ImportResult, error)
+	// Link adds a key to the keys of an asset; Unlink removes it (both
+	// idempotent).
+	Link(ctx context.Context, id keystore.KeyID, asset string) (keystore.Key, error)
+	Unlink(ctx context.Context, id keystore.KeyID, asset string) (keystore.Key, error)
+	// ImportByValue is Import for keys some of which came without a KID
+	// (byValue): those are indexed by value first, and may take the KID
+	// another import gave the same value (keys[i].ID changes).
+	ImportByValue(ctx context.Context, keys []keystore.Key, byValue []bool) ([]keystore.ImportResult, error)
 	// CreateKeySeed seals and stores a key seed; ErrExists if the ID is
 	// taken (and ErrSameKey too when the same seed is stored).
 	CreateKeySeed(ctx context.Context, seed keystore.KeySeed) (keystore.KeySeed, error)
@@ -86,6 +97,8 @@ type Call struct {
 	// beginFailed: Begin could not write the started record; the refusal
 	// is its outcome and no further record is written.
 	beginFailed bool
+	// warning goes on the audit records (see Warn).
+	warning string
 }
 
 // Context is the request's context.
@@ -138,6 +151,17 @@ func (c *Call) Keys() Reader { return c.p.keys }
 // Name sets the keys the outcome record names (a read names what it read).
 func (c *Call) Name(kids ...keystore.KeyID) { c.kids = kids }
 
+// Warn notes that the operation does something it was asked to but that
+// deserves attention (an import of weak keys): kind is a stable code (a
+// metric label: keydelivery_admin_warnings_total{operation,warning}, n
+// added), detail a sentence for the audit records that follow (the started
+// record, when Warn comes before Begin, and the outcome). It never holds
+// key material or a secret.
+func (c *Call) Warn(kind string, n int, detail string) {
+	c.warning = kind + ": " + detail
+	c.p.metrics.warnings.WithLabelValues(c.op.Name, kind).Add(float64(n))
+}
+
 // Begin writes the started record of a write operation, naming kids, and
 // returns the key store for writing. When the record cannot be written it
 // returns an error (503 audit_unavailable) and the operation must not go on:
@@ -174,6 +198,15 @@ func (c *Call) MediaType() string {
 // ReadBody reads the whole body, at most limit bytes: more is 413
 // body_too_large, a body cut off is 400 invalid_body.
 func (c *Call) ReadBody(limit int64, tooLarge string) ([]byte, error) {
+	// A body that declares its length is read into a buffer of that size:
+	// io.ReadAll's doubling would hold up to three times the body at once.
+	if n := c.ec.Request().ContentLength; n > 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(c.Body(limit), b); err != nil {
+			return nil, Invalid("invalid_body", "the request body could not be read")
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(c.Body(limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -217,9 +250,9 @@ func BodyError(err error, members string) error {
 	case errors.As(err, &re):
 		return re // the member's own decoder said it all
 	case errors.Is(err, httpedge.ErrUnknownMember):
-		return Invalid("unknown_field", "unknown field %q: %s", Truncate(be.Member, 64), members)
+		return Invalid("unknown_field", "unknown field %q: %s", Truncate(be.Member, 32), members)
 	case errors.Is(err, httpedge.ErrDuplicateMember):
-		return Invalid("invalid_body", "field %q appears twice", Truncate(be.Member, 64))
+		return Invalid("invalid_body", "field %q appears twice", Truncate(be.Member, 32))
 	case errors.Is(err, httpedge.ErrMemberType) && be.Want != "":
 		return Invalid("invalid_"+be.Member, "field %q must be %s", be.Member, be.Want)
 	case errors.Is(err, httpedge.ErrMemberType):
@@ -232,10 +265,7 @@ func BodyError(err error, members string) error {
 	return Invalid("invalid_body", "the body must be a JSON object")
 }
 
-// Truncate cuts s to n bytes, marking the cut, for quoting client input.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
+// Truncate is how an answer quotes client input: at most n bytes of it
+// (marking the cut), credentials redacted and unprintable characters
+// replaced (httpedge.Quote).
+func Truncate(s string, n int) string { return httpedge.Quote(s, n) }

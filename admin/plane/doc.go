@@ -1,6 +1,7 @@
 // Package plane is the admin listener of keydelivery: one echo instance on
 // which the admin APIs are mounted as siblings (the native API in package
-// admin, the Azure Media Services v2 API in admin/amsapi), with what they
+// admin, the Azure Media Services v2 API in admin/amsapi, SPEKE in
+// admin/speke), with what they
 // share: the probes (/healthz, /readyz, /metrics), the admin credential
 // check, the operation wrapper that authorises and audits every action, the
 // one table from errors to problems and audit results, the request IDs, the
@@ -32,7 +33,15 @@
 // "Authorization: Bearer <secret>", checked against the hashes of a
 // credentials file (package credentials); unknown paths under /api/ answer
 // 401 to a caller without one, so an anonymous caller learns nothing about
-// the API. A credential in the URL is refused before it is looked at.
+// the API. An API may put another prefix behind the same check (Protect:
+// SPEKE's /speke/), where HTTP Basic with the credential's name and secret
+// is accepted too and refusals may be plain text; an API answers its own
+// protocol's errors as they are with a TextError. A credential in the URL
+// is refused before it is looked at. No request body is read before the
+// credential has matched, and only then does a request get the admin
+// plane's long deadlines (Options.AuthenticatedTimeout): a client without a
+// credential is held to the server's short ones, so it cannot keep a
+// connection by sending its body slowly.
 // Answers never carry key material except where an operation exists to hand
 // keys out (the export, with its own permission); audit records and log
 // lines never hold a secret or key bytes.

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/keydelivery/keydelivery/admin/audit"
+	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
 	"github.com/keydelivery/keydelivery/keystore"
 )
@@ -28,6 +30,7 @@ const (
 	codeConflict       = "conflict"
 	codeUnavailable    = "unavailable"
 	codeNotConfigured  = "not_configured"
+	codeTooMany        = "too_many_requests"
 	codeInternal       = "internal"
 )
 
@@ -35,6 +38,9 @@ const (
 const (
 	ReasonMissingCredential = "missing_credential"
 	ReasonInvalidCredential = "invalid_credential"
+	// ReasonNoCredentials: the server has no admin credential at all (no
+	// --admin-credentials-file, or an empty one), so none can match.
+	ReasonNoCredentials     = "no_credentials_configured"
 	ReasonCredentialInQuery = "credential_in_query"
 	ReasonRole              = "role_insufficient"
 	ReasonInvalidKID        = "invalid_kid"
@@ -47,6 +53,7 @@ const (
 	ReasonBodyTooLarge      = "body_too_large"
 	ReasonNotDeleted        = "not_deleted"
 	ReasonInvalidAsset      = "invalid_asset"
+	ReasonRateLimited       = "rate_limited"
 	// ReasonNotReplicated: the write was done on the Redis master but its
 	// replicas did not confirm it in time (503; send it again).
 	ReasonNotReplicated = "not_replicated"
@@ -59,7 +66,12 @@ const (
 
 // realm is the WWW-Authenticate realm of the admin plane; it differs from the
 // delivery plane's, so a client can tell which credential is wanted.
-const realm = `Bearer realm="keydelivery-admin"`
+// basicRealm is offered too under the prefixes an API protected (Protect),
+// whose clients (encoders) often know only Basic.
+const (
+	realm      = `Bearer realm="keydelivery-admin"`
+	basicRealm = `Basic realm="keydelivery-admin", charset="UTF-8"`
+)
 
 var (
 	errAuditUnavailable = errors.New("plane: audit record could not be written")
@@ -67,12 +79,23 @@ var (
 )
 
 // authError refuses a request for its credential (401) or its role (403).
+// A 403 names the operation, the credential's role and the permission the
+// operation needs, so its answer can say which roles would do.
 type authError struct {
 	status int
 	reason string
+	op     string
+	role   credentials.Role
+	perm   credentials.Permission
 }
 
 func (e *authError) Error() string { return fmt.Sprintf("plane: %s (%d)", e.reason, e.status) }
+
+// rateLimitError refuses a request from an address that has spent its
+// budget of failed authentications: 429 rate_limited with Retry-After.
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string { return fmt.Sprintf("plane: rate limited for %v", e.wait) }
 
 // RequestError is a refusal with a status (0 means 400: 404, 409, 413, 415
 // and 501 are the others an API uses), a reason, and a detail written for a
@@ -84,6 +107,24 @@ type RequestError struct {
 }
 
 func (e *RequestError) Error() string { return "plane: " + e.Reason + ": " + e.Detail }
+
+// TextError is a refusal an API answers in its protocol's own words: the
+// plane writes Text as it is (text/plain; charset=utf-8) with Status and
+// Header, and audits it like any refusal of that status (4xx invalid, 401
+// unauthorized, 403 forbidden, 404 not found, 409 conflict, 503
+// unavailable, other 5xx error). SPEKE answers its errors this way, with
+// the messages of the AWS documentation. Reason is the stable code the log
+// and the outcome record; Text never quotes key material or a secret.
+type TextError struct {
+	Status int
+	Reason string
+	Text   string
+	Header [][2]string
+}
+
+func (e *TextError) Error() string {
+	return fmt.Sprintf("plane: %s (%d): %s", e.Reason, e.Status, e.Text)
+}
 
 // Invalid is a 400 RequestError.
 func Invalid(reason, format string, args ...any) error {
@@ -109,13 +150,23 @@ func OnKey(id keystore.KeyID, err error) error {
 }
 
 // EntriesError refuses a whole batch for its bad entries: nothing was
-// written (400 invalid_entries).
+// written (400 invalid_entries). Problems lists at most MaxProblems of
+// them (the first); Count is how many there are (0 means len(Problems)).
+// The answer carries both, as problems and problemCount.
 type EntriesError struct {
 	Problems []httpedge.EntryProblem
+	Count    int
 }
 
+// MaxProblems is the most bad entries an answer lists; the rest are
+// counted. A batch of millions of bad entries is answered in a few
+// kilobytes.
+const MaxProblems = 100
+
+func (e *EntriesError) total() int { return max(e.Count, len(e.Problems)) }
+
 func (e *EntriesError) Error() string {
-	return fmt.Sprintf("plane: batch refused: %d bad entries", len(e.Problems))
+	return fmt.Sprintf("plane: batch refused: %s", count(e.total(), "bad entry", "bad entries"))
 }
 
 // ConflictError reports KIDs stored with a different key: those were left
@@ -127,7 +178,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("plane: %d keys conflict with stored keys", len(e.KIDs))
+	return fmt.Sprintf("plane: %s conflict with stored keys", count(len(e.KIDs), "key", "keys"))
 }
 
 // NotConfigured is a 501: the server lacks the configuration an operation
@@ -150,22 +201,44 @@ func classify(err error) httpedge.Problem {
 	if errors.As(err, &ke) {
 		p.KID = ke.ID.String()
 	}
+	var rl *rateLimitError
 	switch {
+	case errors.As(err, &rl):
+		p.Status, p.Code, p.Reason = http.StatusTooManyRequests, codeTooMany, ReasonRateLimited
+		p.Detail = "too many failed admin authentications from this address; retry after the time in Retry-After with a valid credential"
 	case errors.As(err, &be):
 		p.Status, p.Code, p.Reason, p.Problems = http.StatusBadRequest, codeInvalidRequest, "invalid_entries", be.Problems
-		p.Detail = fmt.Sprintf("%d entries of the import are invalid (see problems); nothing was imported", len(be.Problems))
+		if len(p.Problems) > MaxProblems {
+			p.Problems = p.Problems[:MaxProblems]
+		}
+		n := be.total()
+		p.ProblemCount = n
+		p.Detail = fmt.Sprintf("%s of the import %s invalid (see problems); nothing was imported", count(n, "entry", "entries"), plural(n, "is", "are"))
+		if n > len(p.Problems) {
+			p.Detail = fmt.Sprintf("%s of the import are invalid (the first %d are in problems); nothing was imported", count(n, "entry", "entries"), len(p.Problems))
+		}
 	case errors.As(err, &ce):
 		p.Status, p.Code, p.Reason, p.Conflicts, p.Results = http.StatusConflict, codeConflict, "key_conflict", ce.KIDs, ce.Results
-		p.Detail = fmt.Sprintf("KIDs already stored with a different key, or with another content key type, were left untouched (%d, see conflicts); the other keys were imported (see results)", len(ce.KIDs))
+		p.Detail = fmt.Sprintf("%s already stored with a different key, or with another content key type (see Conflict in results), %s left untouched (see conflicts); the other keys were imported", count(len(ce.KIDs), "KID", "KIDs"), plural(len(ce.KIDs), "was", "were"))
 	case errors.As(err, &ae):
 		p.Status, p.Reason = ae.status, ae.reason
 		if ae.status == http.StatusForbidden {
 			p.Code, p.Detail = codeForbidden, "this credential's role does not allow this operation"
+			if roles := credentials.RolesAllowing(ae.perm); ae.perm != 0 && len(roles) > 0 {
+				names := make([]string, len(roles))
+				for i, r := range roles {
+					names[i] = string(r)
+				}
+				p.Detail = fmt.Sprintf("this credential's role (%s) does not allow %s: it needs the role %s", ae.role, ae.op, strings.Join(names, " or "))
+			}
 		} else {
 			p.Code = codeUnauthorized
 			p.Detail = "an admin credential is required: send Authorization: Bearer <secret>"
-			if ae.reason == ReasonInvalidCredential {
+			switch ae.reason {
+			case ReasonInvalidCredential:
 				p.Detail = "the admin credential is not valid"
+			case ReasonNoCredentials:
+				p.Detail = "no admin credentials are configured on this server: start it with --admin-credentials-file (make a credential with: kdctl adminkey generate)"
 			}
 		}
 	case errors.Is(err, errCredentialInURL):
@@ -189,6 +262,8 @@ func classify(err error) httpedge.Problem {
 			p.Code = codeNotFound
 		case http.StatusConflict:
 			p.Code = codeConflict
+		case http.StatusForbidden:
+			p.Code = codeForbidden
 		default:
 			p.Code = codeInvalidRequest
 		}
@@ -248,11 +323,14 @@ func resultOf(err error) audit.Result {
 	var (
 		ae *authError
 		re *RequestError
+		te *TextError
 		he *echo.HTTPError
 	)
 	switch {
 	case err == nil:
 		return audit.OK
+	case errors.As(err, &te):
+		return statusResult(te.Status)
 	case errors.As(err, &ae) && ae.status == http.StatusForbidden:
 		return audit.Forbidden
 	case errors.As(err, &ae):
@@ -270,6 +348,8 @@ func resultOf(err error) audit.Result {
 			return audit.NotFound
 		case http.StatusConflict:
 			return audit.Conflict
+		case http.StatusForbidden:
+			return audit.Forbidden
 		case http.StatusNotImplemented:
 			return audit.Error // the server is not configured for it
 		}
@@ -290,30 +370,101 @@ func resultOf(err error) audit.Result {
 	return audit.Error
 }
 
-// handleError renders every error as a problem. It is echo's only error
-// handler; echo's default (which can echo err.Error()) is never used.
+// statusResult is the audit result of a refusal with an HTTP status, for
+// errors an API answers in its own words (TextError).
+func statusResult(status int) audit.Result {
+	switch {
+	case status == http.StatusUnauthorized:
+		return audit.Unauthorized
+	case status == http.StatusForbidden:
+		return audit.Forbidden
+	case status == http.StatusNotFound:
+		return audit.NotFound
+	case status == http.StatusConflict:
+		return audit.Conflict
+	case status == http.StatusServiceUnavailable:
+		return audit.Unavailable
+	case status >= 500:
+		return audit.Error
+	}
+	return audit.Invalid
+}
+
+// handleError renders every error as a problem, or as plain text under a
+// prefix protected with text errors (Protect) and for a TextError. It is
+// echo's only error handler; echo's default (which can echo err.Error()) is
+// never used.
 func (p *Plane) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	pr := classify(err)
-	pr.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
-	setOutcome(c, pr.Reason, err)
 	h := c.Response().Header()
+	var te *TextError
+	if errors.As(err, &te) {
+		setOutcome(c, te.Reason, err)
+		for _, kv := range te.Header {
+			h.Set(kv[0], kv[1])
+		}
+		if te.Status >= 500 {
+			p.log.Error("admin request failed", "request_id", h.Get(echo.HeaderXRequestID), "reason", te.Reason, "err", err)
+		}
+		p.writeText(c, te.Status, te.Text)
+		return
+	}
+	pr := classify(err)
+	pr.RequestID = h.Get(echo.HeaderXRequestID)
+	setOutcome(c, pr.Reason, err)
+	guarded, text := p.guarded(c.Request().URL.Path)
 	switch pr.Status {
 	case http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, realm)
+		if guarded && !isAPI(c.Request().URL.Path) {
+			h.Add(echo.HeaderWWWAuthenticate, basicRealm)
+		}
 	case http.StatusMethodNotAllowed:
-		if isAPI(c.Request().URL.Path) {
+		if guarded {
 			h.Set(echo.HeaderAllow, allowed(c))
 		}
 	case http.StatusServiceUnavailable:
 		h.Set(echo.HeaderRetryAfter, p.retry)
+	case http.StatusTooManyRequests:
+		var rl *rateLimitError
+		if errors.As(err, &rl) {
+			h.Set(echo.HeaderRetryAfter, httpedge.RetryAfter(rl.wait))
+		}
 	case http.StatusInternalServerError:
 		p.log.Error("admin request failed", "request_id", pr.RequestID, "err", err)
 	}
+	if text {
+		p.writeText(c, pr.Status, pr.Detail)
+		return
+	}
+	for _, f := range p.errorBodies {
+		if ct, body, ok := f(c.Request(), clientURL(c.Request()), &pr); ok {
+			h.Set(echo.HeaderContentType, ct)
+			c.Response().WriteHeader(pr.Status)
+			if c.Request().Method != http.MethodHead {
+				if _, err := c.Response().Write(body); err != nil {
+					p.log.Warn("writing admin error response", "request_id", pr.RequestID, "err", err)
+				}
+			}
+			return
+		}
+	}
 	if err := httpedge.WriteProblem(c.Response(), c.Request(), &pr); err != nil {
 		p.log.Warn("writing admin error response", "request_id", pr.RequestID, "err", err)
+	}
+}
+
+// writeText writes a plain-text refusal (one line, newline-terminated).
+func (p *Plane) writeText(c echo.Context, status int, text string) {
+	if c.Request().Method == http.MethodHead {
+		text = ""
+	} else if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	if err := c.Blob(status, echo.MIMETextPlainCharsetUTF8, []byte(text)); err != nil {
+		p.log.Warn("writing admin error response", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 	}
 }
 
@@ -334,3 +485,14 @@ func allowed(c echo.Context) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count is n and the noun in the number n needs: "1 entry", "2 entries".
+func count(n int, one, many string) string { return fmt.Sprintf("%d %s", n, plural(n, one, many)) }

@@ -15,13 +15,13 @@ func (p *Plane) healthz(c echo.Context) error {
 
 // readiness is the body of GET /readyz.
 type readiness struct {
-	Status string            `json:"status"` // "ok" or "unavailable"
-	Checks map[string]string `json:"checks"` // name → "ok" or the check's error text
+	Status  string            `json:"status"`            // "ok" or "unavailable"
+	Checks  map[string]string `json:"checks"`            // name → "ok" or the check's error text
+	Details map[string]string `json:"details,omitempty"` // name → Check.Detail, when not empty
 }
 
 // readyz runs every check in parallel, each bounded by CheckTimeout, and
-// answers 200 when all pass (advisory checks aside: their errors are shown
-// but do not count), else 503 with each failing check's error.
+// answers 200 when all pass, else 503 with each failing check's error.
 func (p *Plane) readyz(c echo.Context) error {
 	ctx := c.Request().Context()
 	results := make([]string, len(p.checks))
@@ -34,8 +34,16 @@ func (p *Plane) readyz(c echo.Context) error {
 	status := http.StatusOK
 	for i, ch := range p.checks {
 		body.Checks[ch.Name] = results[i]
-		if results[i] != "ok" && !ch.Advisory {
+		if results[i] != "ok" {
 			body.Status, status = "unavailable", http.StatusServiceUnavailable
+		}
+		if ch.Detail != nil {
+			if d := ch.Detail(); d != "" {
+				if body.Details == nil {
+					body.Details = map[string]string{}
+				}
+				body.Details[ch.Name] = d
+			}
 		}
 	}
 	if status != http.StatusOK {

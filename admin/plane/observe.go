@@ -18,6 +18,8 @@ type planeMetrics struct {
 	http          *metrics.HTTP
 	operations    *prometheus.CounterVec
 	auditFailures prometheus.Counter
+	limited       prometheus.Counter
+	warnings      *prometheus.CounterVec
 	mu            sync.Mutex
 	seen          map[string]bool
 }
@@ -35,7 +37,18 @@ func newMetrics(reg prometheus.Registerer) *planeMetrics {
 		}),
 		seen: map[string]bool{},
 	}
-	reg.MustRegister(m.operations, m.auditFailures)
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "rate_limited_total",
+		Help: "Requests refused with 429 rate_limited, by plane and by the budget spent (auth_failures, requests, admin_auth_failures).",
+	}, []string{"limit"})
+	m.limited = limited.WithLabelValues("admin_auth_failures")
+	m.warnings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Subsystem: "admin", Name: "warnings_total",
+		Help: "Things admin operations did as asked but that deserve attention, by operation and warning (weak_key: keys of one repeated byte imported).",
+	}, []string{"operation", "warning"})
+	m.warnings.WithLabelValues("keys.import", "weak_key")
+	reg.MustRegister(m.operations, m.auditFailures, m.warnings)
+	prometheus.WrapRegistererWith(prometheus.Labels{"plane": "admin"}, reg).MustRegister(limited)
 	m.operations.WithLabelValues(opAuthenticate, string(audit.Unauthorized))
 	return m
 }
@@ -74,7 +87,7 @@ func (p *Plane) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		p.metrics.http.Observe(route, status, d)
-		if isAPI(c.Request().URL.Path) || status >= 500 {
+		if g, _ := p.guarded(c.Request().URL.Path); g || status >= 500 {
 			p.logRequest(c, route, status, d)
 		}
 		return nil

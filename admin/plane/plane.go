@@ -18,6 +18,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/internal/httpedge"
+	"github.com/keydelivery/keydelivery/internal/ratelimit"
 )
 
 // Check is one readiness check run by GET /readyz. Its error text is shown
@@ -25,9 +26,11 @@ import (
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
-	// Advisory: the check's error is shown in the answer's detail but does
-	// not make the server unready.
-	Advisory bool
+	// Detail, when set, is shown under "details" in /readyz even when the
+	// check passes ("" shows nothing): a degraded state that does not make
+	// the instance unready, such as a trust source serving its last good
+	// keys. It must hold no secret either.
+	Detail func() string
 }
 
 // CheckTimeout bounds each readiness check.
@@ -57,6 +60,33 @@ type Options struct {
 	Audit *audit.Log
 	// RetryAfter is the Retry-After sent with 503 (default 1s).
 	RetryAfter time.Duration
+	// AuthFailures is the budget of failed admin authentications (a
+	// missing or wrong credential under /api/) per client address: an
+	// address over it is answered 429 rate_limited, with Retry-After,
+	// before its credential is looked at. Zero: no limit. Failed
+	// authentications are audited (operation "authenticate", result
+	// unauthorized) at most once a second per address, each record
+	// counting the failures since the address's previous one, and at most
+	// 10 records a second in all; every one is counted in
+	// keydelivery_admin_operations_total{operation="authenticate"}.
+	AuthFailures ratelimit.Limit
+	// RateLimitClients is how many client addresses the budget remembers
+	// (default ratelimit.DefaultSize).
+	RateLimitClients int
+	// Now is the clock of the budget (default time.Now).
+	Now func() time.Time
+	// ClientAddr is the address of the client that sent a request (behind
+	// trusted proxies, the one they forwarded), for the access log and the
+	// audit log's source. Default: the TCP peer's address.
+	ClientAddr func(*http.Request) string
+	// AuthenticatedTimeout, when positive, is how long a request under
+	// /api/ may take to arrive and be answered once its credential is
+	// valid: the read and write deadlines move that far from the moment the
+	// credential matched. Before that, the server's own timeouts (short, the
+	// delivery plane's) bound it, so a client without a credential cannot
+	// hold a connection open by sending its body slowly. Default: the
+	// server's timeouts throughout.
+	AuthenticatedTimeout time.Duration
 }
 
 // Plane is the admin listener's http.Handler, on which the admin APIs
@@ -70,9 +100,22 @@ type Plane struct {
 	checks  []Check
 	retry   string
 	metrics *planeMetrics
+	// authTimeout is Options.AuthenticatedTimeout.
+	authTimeout time.Duration
+
+	// failures is the budget of failed authentications (nil: none);
+	// failureAudit paces their audit records.
+	failures     *ratelimit.Table
+	failureAudit *ratelimit.Tally
 
 	// rewrites run before routing, in order (see Rewrite).
 	rewrites []func(*url.URL)
+	// protected are the path prefixes that need a credential besides
+	// /api/ (see Protect).
+	protected []protectedPrefix
+	// errorBodies may answer a refusal in an API's own shape (see
+	// ErrorBody), in order; the first that takes it wins.
+	errorBodies []ErrorBodyFunc
 	// ops are the registered operations, by name.
 	ops map[string]Operation
 }
@@ -98,6 +141,9 @@ func New(o Options) (*Plane, error) {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	p := &Plane{
 		log:     o.Log,
 		keys:    o.Keys,
@@ -107,11 +153,25 @@ func New(o Options) (*Plane, error) {
 		retry:   httpedge.RetryAfter(o.RetryAfter),
 		metrics: newMetrics(o.Registerer),
 		ops:     map[string]Operation{},
+
+		authTimeout: o.AuthenticatedTimeout,
+	}
+	var err error
+	if !o.AuthFailures.Off() {
+		if p.failures, err = ratelimit.NewTable(o.AuthFailures, o.RateLimitClients, o.Now); err != nil {
+			return nil, fmt.Errorf("plane: auth failure budget: %w", err)
+		}
+	}
+	if p.failureAudit, err = ratelimit.NewTally(time.Second, failureAuditRate, o.RateLimitClients, o.Now); err != nil {
+		return nil, fmt.Errorf("plane: %w", err)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort, e.Debug = true, true, false
 	e.HTTPErrorHandler = p.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientAddr != nil {
+		e.IPExtractor = o.ClientAddr
+	}
 	// Order: recover, request ID, metrics and log, no-store, the /api/
 	// credential check, then the route (an operation wrapped by serve).
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: p.logPanic}))
@@ -159,6 +219,18 @@ func clientURL(r *http.Request) *url.URL {
 // RawPath whenever a path segment needs escaping. Call Rewrite before
 // serving.
 func (p *Plane) Rewrite(f func(u *url.URL)) { p.rewrites = append(p.rewrites, f) }
+
+// ErrorBodyFunc may render a refusal in an API's own error shape instead of
+// the problem document: given the request, its URL as the client sent it
+// and the problem (status, code, reason, detail), it returns the media
+// type and body to answer, or ok false to leave the problem document. The
+// status and headers stay the plane's.
+type ErrorBodyFunc func(r *http.Request, clientURL *url.URL, p *httpedge.Problem) (contentType string, body []byte, ok bool)
+
+// ErrorBody adds f for every refusal, of any route (the credential check
+// included): an API uses it for the requests that ask for its own error
+// shape. Call ErrorBody before serving.
+func (p *Plane) ErrorBody(f ErrorBodyFunc) { p.errorBodies = append(p.errorBodies, f) }
 
 // Handle routes method and path (an echo route template, under /api/) to
 // the operation op, served by h.
@@ -229,3 +301,37 @@ func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 // isAPI reports whether path is under /api/, where every request needs a
 // credential.
 func isAPI(path string) bool { return path == "/api" || strings.HasPrefix(path, "/api/") }
+
+// protectedPrefix is a path prefix behind the credential check (Protect).
+type protectedPrefix struct {
+	prefix string // ends with '/'
+	text   bool   // refusals answered in plain text
+}
+
+// Protect puts every path under prefix (which must start and end with '/',
+// such as "/speke/") behind the admin credential check, exactly as /api/
+// is: the same credentials, the same refusals, routed or not. With
+// textErrors, every refusal under prefix is answered in plain text (the
+// problem's detail as text/plain, status and headers unchanged), for a
+// protocol that defines its error bodies as text, such as SPEKE. Call it
+// before serving, from an API's Register.
+func (p *Plane) Protect(prefix string, textErrors bool) {
+	if len(prefix) < 2 || prefix[0] != '/' || prefix[len(prefix)-1] != '/' || prefix == "/api/" {
+		panic("plane: Protect needs a prefix such as /speke/")
+	}
+	p.protected = append(p.protected, protectedPrefix{prefix: prefix, text: textErrors})
+}
+
+// guarded reports whether path needs a credential: it is under /api/ or a
+// prefix an API protected; text says whether its refusals are plain text.
+func (p *Plane) guarded(path string) (guarded, text bool) {
+	if isAPI(path) {
+		return true, false
+	}
+	for _, pp := range p.protected {
+		if path+"/" == pp.prefix || strings.HasPrefix(path, pp.prefix) {
+			return true, pp.text
+		}
+	}
+	return false, false
+}

@@ -105,10 +105,15 @@ func (p entryProblem) String() string {
 
 // serverError is a non-2xx answer.
 type serverError struct {
-	status     int
-	p          problem
-	raw        string        // a short excerpt when the body is not a problem
-	retryAfter time.Duration // the answer's Retry-After
+	status int
+	p      problem
+	raw    string // a short excerpt when the body is not a problem
+	text   string // a plain-text refusal (SPEKE)
+	// retryAfter is the answer's Retry-After.
+	retryAfter time.Duration
+	// command and role, set on a 403, name the command and the role it
+	// needs (from the command table).
+	command, role string
 }
 
 func (e *serverError) Error() string {
@@ -117,6 +122,10 @@ func (e *serverError) Error() string {
 		fmt.Fprintf(&b, "server error: %d", e.status)
 	} else {
 		fmt.Fprintf(&b, "server refused: %d", e.status)
+	}
+	if e.text != "" {
+		fmt.Fprintf(&b, " %s: %s", http.StatusText(e.status), e.text)
+		return b.String()
 	}
 	if e.p.Code == "" {
 		fmt.Fprintf(&b, " %s", http.StatusText(e.status))
@@ -142,10 +151,23 @@ func (e *serverError) Error() string {
 // refused import, and each KID an import found in conflict.
 func (e *serverError) details() []string {
 	var lines []string
+	if e.status == http.StatusForbidden && e.role != "" {
+		lines = append(lines, fmt.Sprintf("%s needs a credential of role %s", e.command, roleText(e.role)))
+	}
 	for _, p := range e.p.Problems {
 		lines = append(lines, p.String())
 	}
+	var results []importResult
+	_ = json.Unmarshal(e.p.Results, &results)
+	kind := map[string]string{}
+	for _, r := range results {
+		kind[r.ID] = r.Conflict
+	}
 	for _, kid := range e.p.Conflicts {
+		if kind[kid] == "type" {
+			lines = append(lines, "conflict: "+kid+" is stored with the same key but another content key type, which never changes; import it with the stored type (kdctl keys get "+kid+")")
+			continue
+		}
 		lines = append(lines, "conflict: "+kid+" is stored with a different key; the stored key was left untouched")
 	}
 	return lines
@@ -163,6 +185,8 @@ type request struct {
 	ctype string
 	// accept is the media type wanted for a 2xx answer (default JSON).
 	accept string
+	// header holds extra request headers.
+	header map[string]string
 	// once: the request must not be sent twice (a create that the server
 	// cannot recognise when repeated, such as a random key seed): it is
 	// sent again only when it never reached the server.
@@ -202,7 +226,9 @@ func (c *client) do(ctx context.Context, method string, in any, segments ...stri
 }
 
 // send makes a request and returns a 2xx answer. Any other answer is an
-// *exitError wrapping a *serverError: exit 1 for 4xx, 3 for anything else.
+// *exitError wrapping a *serverError: exit 1 for 4xx and for 501 (the
+// server is not configured for the request: retrying will not help), 3 for
+// anything else.
 //
 // It sends the request again, up to c.retries times, with exponential
 // backoff and jitter (retryBase doubling up to retryCap, or the server's
@@ -213,9 +239,9 @@ func (c *client) do(ctx context.Context, method string, in any, segments ...stri
 // admin write is safe to repeat: creating a key that is stored as asked
 // answers "unchanged", and a POST with a body carries one Idempotency-Key
 // for all its attempts, so a random key created by an attempt whose answer
-// was lost is the one a retry answers. A request marked once is repeated only when it
-// never reached the server. A refusal in doneIfRepeated answered to a
-// repeated request means an earlier attempt did the work.
+// was lost is the one a retry answers. A request marked once is repeated
+// only when it never reached the server. A refusal in doneIfRepeated
+// answered to a repeated request means an earlier attempt did the work.
 func (c *client) send(ctx context.Context, r request) (*answer, error) {
 	// One key for every attempt of a POST with a body (a create, an
 	// import). net/http replays a request that carries one by itself when
@@ -223,7 +249,7 @@ func (c *client) send(ctx context.Context, r request) (*answer, error) {
 	// carries none, and neither does a request without a body, whose
 	// attempts are counted here alone (doneIfRepeated).
 	idem := ""
-	if r.method == http.MethodPost && r.body != nil && !r.once {
+	if r.method == http.MethodPost && r.body != nil && !r.once && r.header["Idempotency-Key"] == "" {
 		idem = newIdempotencyKey()
 	}
 	for attempt := 0; ; attempt++ {
@@ -324,6 +350,9 @@ func (c *client) sendOnce(ctx context.Context, r request, idem string) (_ *answe
 	if r.body != nil {
 		req.Header.Set("Content-Type", r.ctype)
 	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
 	if idem != "" {
 		req.Header.Set("Idempotency-Key", idem)
 	}
@@ -352,12 +381,16 @@ func (c *client) sendOnce(ctx context.Context, r request, idem string) (_ *answe
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
 		se.retryAfter = time.Duration(s) * time.Second
 	}
-	if mt != mediaProblem || json.Unmarshal(b, &se.p) != nil {
+	switch {
+	case mt == "text/plain" && len(r.path) > 0 && r.path[0] == "speke":
+		// SPEKE answers its errors in plain text.
+		se.text = excerpt(b, 400)
+	case mt != mediaProblem || json.Unmarshal(b, &se.p) != nil:
 		se.p = problem{}
 		se.raw = excerpt(b, 120)
 	}
 	code := exitUnavailable
-	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented {
 		code = exitRefused
 	}
 	return nil, true, &exitError{code: code, err: se}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -30,107 +31,108 @@ const keyURIWarnLength = 1024
 //	the path of the key file, which ffmpeg reads to encrypt
 //	the IV as 32 hex digits (optional; without it ffmpeg uses each
 //	segment's sequence number)
-func (e *env) hlsKeyinfo(args []string) error {
-	fs := e.subFlags("hls keyinfo", "KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX] [--token-file F | --token TOKEN] [--force]")
-	keyFile := fs.String("key-file", "", "write the 16 raw key bytes to this new file, mode 0600 (default KID.key; an existing file is never overwritten)")
-	infoFile := fs.String("keyinfo-file", "", "write the key-info file here, mode 0600 (default KID.keyinfo)")
-	ivHex := fs.String("iv", "", "IV as 32 hex digits (default: the key's stored IV; with none, no IV line and ffmpeg uses the segment sequence number)")
-	tokenFile := fs.String("token-file", "", "file holding a delivery token to append to the key URI as ?token= (for players that cannot send headers, such as Safari)")
-	token := fs.String("token", "", "a delivery token to append to the key URI (prefer --token-file: a flag value shows in process lists)")
+func hlsKeyinfo(fs *flag.FlagSet) runner {
+	keyFile := fs.String("key-file", "", "write the 16 raw key bytes to this new `file`, mode 0600 (default KID.key; an existing file is never overwritten)")
+	infoFile := fs.String("keyinfo-file", "", "write the key-info file to this `path`, mode 0600 (default KID.keyinfo)")
+	ivHex := fs.String("iv", "", "IV as 32 `hex` digits (default: the key's stored IV; with none, no IV line and ffmpeg uses the segment sequence number)")
+	tokenFile := fs.String("token-file", "", "`file` holding a delivery token to append to the key URI as ?token= (for players that cannot send headers, such as Safari)")
+	token := fs.String("token", "", "a delivery `token` to append to the key URI (prefer --token-file: a flag value shows in process lists)")
 	force := fs.Bool("force", false, "replace an existing key-info file, in one step (key rotation with -hls_flags periodic_rekey); the key file is never replaced")
-	kid, err := oneKID(fs, args)
-	if err != nil {
-		return err
-	}
-	tok, err := deliveryToken(*token, *tokenFile)
-	if err != nil {
-		return err
-	}
-	var iv []byte
-	if *ivHex != "" {
-		s := strings.TrimPrefix(strings.TrimPrefix(*ivHex, "0x"), "0X")
-		if iv, err = hex.DecodeString(s); err != nil || len(iv) != 16 {
-			return usageError("hls keyinfo: --iv must be 32 hex digits (16 bytes)")
+	return func(e *env, args []string) error {
+		kid, err := oneKID("hls keyinfo", args)
+		if err != nil {
+			return err
 		}
-	}
-	if *keyFile == "" {
-		*keyFile = kid.String() + ".key"
-	}
-	if *infoFile == "" {
-		*infoFile = kid.String() + ".keyinfo"
-	}
-	// ffmpeg opens the key file by the path on line 2, relative to its own
-	// working directory: write it absolute.
-	keyPath, err := filepath.Abs(*keyFile)
-	if err != nil {
-		return usageError("hls keyinfo: --key-file: %v", err)
-	}
-	if strings.ContainsAny(keyPath, "\r\n") {
-		return usageError("hls keyinfo: --key-file: a path with a line break cannot go into a key-info file")
-	}
-	if infoPath, err := filepath.Abs(*infoFile); err == nil && infoPath == keyPath {
-		return usageError("hls keyinfo: --key-file and --keyinfo-file name the same file")
-	}
-	if err := refuseExisting(*keyFile); err != nil {
-		return refused(err)
-	}
-	if !*force {
-		if err := refuseExisting(*infoFile); err != nil {
-			return refused(fmt.Errorf("%w; --force replaces a key-info file", err))
+		tok, err := deliveryToken(*token, *tokenFile)
+		if err != nil {
+			return err
 		}
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	uri, err := e.deliveryURL(c, kid, "envelope")
-	if err != nil {
-		return err
-	}
-	b, doc, err := e.exportCPIX(c, []string{kid.String()})
-	if err != nil {
-		return err
-	}
-	clear(b)
-	defer clearDocument(doc)
-	k := doc.Keys[0]
-	if iv == nil {
-		iv = k.IV
-	} else if len(k.IV) > 0 && !bytes.Equal(iv, k.IV) {
-		fmt.Fprintf(e.stderr, "kdctl: note: --iv differs from the IV stored with %s; the playlist will carry --iv\n", kid)
-	}
-	if tok != "" {
-		sep := "?"
-		if strings.Contains(uri, "?") {
-			sep = "&"
+		var iv []byte
+		if *ivHex != "" {
+			s := strings.TrimPrefix(strings.TrimPrefix(*ivHex, "0x"), "0X")
+			if iv, err = hex.DecodeString(s); err != nil || len(iv) != 16 {
+				return usageError("hls keyinfo: --iv must be 32 hex digits (16 bytes)")
+			}
 		}
-		uri += sep + "token=" + url.QueryEscape(tok)
+		if *keyFile == "" {
+			*keyFile = kid.String() + ".key"
+		}
+		if *infoFile == "" {
+			*infoFile = kid.String() + ".keyinfo"
+		}
+		// ffmpeg opens the key file by the path on line 2, relative to its own
+		// working directory: write it absolute.
+		keyPath, err := filepath.Abs(*keyFile)
+		if err != nil {
+			return usageError("hls keyinfo: --key-file: %v", err)
+		}
+		if strings.ContainsAny(keyPath, "\r\n") {
+			return usageError("hls keyinfo: --key-file: a path with a line break cannot go into a key-info file")
+		}
+		if infoPath, err := filepath.Abs(*infoFile); err == nil && infoPath == keyPath {
+			return usageError("hls keyinfo: --key-file and --keyinfo-file name the same file")
+		}
+		if err := refuseExisting(*keyFile); err != nil {
+			return refused(err)
+		}
+		if !*force {
+			if err := refuseExisting(*infoFile); err != nil {
+				return refused(fmt.Errorf("%w; --force replaces a key-info file", err))
+			}
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		uri, err := e.deliveryURL(c, kid, "envelope")
+		if err != nil {
+			return err
+		}
+		b, doc, err := e.exportCPIX(c, []string{kid.String()})
+		if err != nil {
+			return err
+		}
+		clear(b)
+		defer clearDocument(doc)
+		k := doc.Keys[0]
+		if iv == nil {
+			iv = k.IV
+		} else if len(k.IV) > 0 && !bytes.Equal(iv, k.IV) {
+			fmt.Fprintf(e.stderr, "kdctl: note: --iv differs from the IV stored with %s; the playlist will carry --iv\n", kid)
+		}
+		if tok != "" {
+			sep := "?"
+			if strings.Contains(uri, "?") {
+				sep = "&"
+			}
+			uri += sep + "token=" + url.QueryEscape(tok)
+		}
+		if len(uri) > keyURIWarnLength {
+			fmt.Fprintf(e.stderr, "kdctl: warning: the key URI is %d bytes; ffmpeg releases that read key-info lines into %d-byte buffers cut it short\n", len(uri), keyURIWarnLength)
+		}
+		var info strings.Builder
+		info.WriteString(uri + "\n" + keyPath + "\n")
+		if len(iv) > 0 {
+			info.WriteString(hex.EncodeToString(iv) + "\n")
+		}
+		if err := createExclusive(*keyFile, k.Value); err != nil {
+			return refused(err)
+		}
+		write := createExclusive
+		if *force {
+			write = replaceFile
+		}
+		if err := write(*infoFile, []byte(info.String())); err != nil {
+			os.Remove(*keyFile)
+			return refused(err)
+		}
+		fmt.Fprintf(e.stderr, "kdctl: wrote the key of %s to %s (in the clear: delete it once packaging is done) and the key-info file %s\n", kid, *keyFile, *infoFile)
+		if tok == "" {
+			fmt.Fprintln(e.stderr, "kdctl: note: the key URI carries no token; players must send one in the Authorization header")
+		}
+		_, err = fmt.Fprintln(e.stdout, *infoFile)
+		return err
 	}
-	if len(uri) > keyURIWarnLength {
-		fmt.Fprintf(e.stderr, "kdctl: warning: the key URI is %d bytes; ffmpeg releases that read key-info lines into %d-byte buffers cut it short\n", len(uri), keyURIWarnLength)
-	}
-	var info strings.Builder
-	info.WriteString(uri + "\n" + keyPath + "\n")
-	if len(iv) > 0 {
-		info.WriteString(hex.EncodeToString(iv) + "\n")
-	}
-	if err := createExclusive(*keyFile, k.Value); err != nil {
-		return refused(err)
-	}
-	write := createExclusive
-	if *force {
-		write = replaceFile
-	}
-	if err := write(*infoFile, []byte(info.String())); err != nil {
-		os.Remove(*keyFile)
-		return refused(err)
-	}
-	fmt.Fprintf(e.stderr, "kdctl: wrote the key of %s to %s (in the clear: delete it once packaging is done) and the key-info file %s\n", kid, *keyFile, *infoFile)
-	if tok == "" {
-		fmt.Fprintln(e.stderr, "kdctl: note: the key URI carries no token; players must send one in the Authorization header")
-	}
-	_, err = fmt.Fprintln(e.stdout, *infoFile)
-	return err
 }
 
 // deliveryToken returns the token given with --token or in --token-file

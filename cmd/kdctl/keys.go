@@ -8,86 +8,80 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
 // keysCreate: kdctl keys create [--id KID] [--name N] [--type T]
 // [--key-file F | --key-seed-id ID] [--iv B64] [--quiet]
-func (e *env) keysCreate(args []string) error {
-	fs := e.subFlags("keys create", "[--id KID] [--name N] [--type T] [--key-file F | --key-seed-id ID] [--iv B64] [--quiet]")
-	id := fs.String("id", "", "the key's KID (default: a random UUID chosen by the server)")
-	name := fs.String("name", "", "the key's name")
-	typ := fs.String("type", "", "content key type, number or name (default 4, EnvelopeEncryption)")
-	keyFile := fs.String("key-file", "", "file holding the 16-byte key: raw, 32 hex digits or base64 (default: random)")
-	keySeedID := fs.String("key-seed-id", "", "derive the key from this stored key seed and the KID (see keyseeds create)")
-	iv := fs.String("iv", "", "16-byte IV in standard base64")
+func keysCreate(fs *flag.FlagSet) runner {
+	id := fs.String("id", "", "the key's `KID` (default: a random UUID chosen by the server)")
+	name := fs.String("name", "", "the key's `name`")
+	typ := fs.String("type", "", "content key `type`, number or name (default 4, EnvelopeEncryption)")
+	keyFile := fs.String("key-file", "", "`file` holding the 16-byte key: raw, 32 hex digits or base64 (default: random)")
+	keySeedID := fs.String("key-seed-id", "", "derive the key from the stored key seed `ID` and the KID (see keyseeds create)")
+	iv := fs.String("iv", "", "16-byte IV in standard `base64`")
 	quiet := fs.Bool("quiet", false, "print only the KID")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	return func(e *env, _ []string) error {
+		if *keyFile != "" && *keySeedID != "" {
+			return usageError("keys create: give --key-file or --key-seed-id, not both")
+		}
+		body := map[string]string{}
+		if *keySeedID != "" {
+			sid, err := keystore.ParseKeyID(*keySeedID)
+			if err != nil {
+				return usageError("--key-seed-id: %v", err)
+			}
+			body["keySeedId"] = sid.String()
+		}
+		if *id != "" {
+			kid, err := keystore.ParseKeyID(*id)
+			if err != nil {
+				return usageError("--id: %v", err)
+			}
+			body["id"] = kid.String()
+		}
+		if *name != "" {
+			body["name"] = *name
+		}
+		if *typ != "" {
+			t, err := keystore.ParseContentKeyType(*typ)
+			if err != nil {
+				return usageError("--type: %v", err)
+			}
+			body["type"] = t.String()
+		}
+		if *iv != "" {
+			body["iv"] = *iv
+		}
+		if *keyFile != "" {
+			key, err := readKeyFile(*keyFile)
+			if err != nil {
+				return refused(err)
+			}
+			body["key"] = base64.StdEncoding.EncodeToString(key[:])
+			clear(key[:])
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		b, err := c.do(e.ctx, http.MethodPost, body, "api", "keys")
+		if err != nil {
+			return err
+		}
+		if !*quiet {
+			return printJSON(e.stdout, b)
+		}
+		var m struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil || m.ID == "" {
+			return &exitError{code: exitUnavailable, err: fmt.Errorf("the server's answer has no key id: %q", excerpt(b, 120))}
+		}
+		_, err = fmt.Fprintln(e.stdout, m.ID)
 		return err
 	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	if *keyFile != "" && *keySeedID != "" {
-		return usageError("keys create: give --key-file or --key-seed-id, not both")
-	}
-	body := map[string]string{}
-	if *keySeedID != "" {
-		sid, err := keystore.ParseKeyID(*keySeedID)
-		if err != nil {
-			return usageError("--key-seed-id: %v", err)
-		}
-		body["keySeedId"] = sid.String()
-	}
-	if *id != "" {
-		kid, err := keystore.ParseKeyID(*id)
-		if err != nil {
-			return usageError("--id: %v", err)
-		}
-		body["id"] = kid.String()
-	}
-	if *name != "" {
-		body["name"] = *name
-	}
-	if *typ != "" {
-		t, err := keystore.ParseContentKeyType(*typ)
-		if err != nil {
-			return usageError("--type: %v", err)
-		}
-		body["type"] = t.String()
-	}
-	if *iv != "" {
-		body["iv"] = *iv
-	}
-	if *keyFile != "" {
-		key, err := readKeyFile(*keyFile)
-		if err != nil {
-			return refused(err)
-		}
-		body["key"] = base64.StdEncoding.EncodeToString(key[:])
-		clear(key[:])
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	b, err := c.do(e.ctx, http.MethodPost, body, "api", "keys")
-	if err != nil {
-		return err
-	}
-	if !*quiet {
-		return printJSON(e.stdout, b)
-	}
-	var m struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil || m.ID == "" {
-		return &exitError{code: exitUnavailable, err: fmt.Errorf("the server's answer has no key id: %q", excerpt(b, 120))}
-	}
-	_, err = fmt.Fprintln(e.stdout, m.ID)
-	return err
 }
 
 // readKeyFile reads a 16-byte content key from a file holding exactly 16
@@ -123,63 +117,33 @@ func readKeyFile(path string) ([16]byte, error) {
 }
 
 // keysGet: kdctl keys get KID
-func (e *env) keysGet(args []string) error {
-	fs := e.subFlags("keys get", "KID")
-	kid, err := oneKID(fs, args)
-	if err != nil {
-		return err
+func keysGet(*flag.FlagSet) runner {
+	return func(e *env, args []string) error {
+		kid, err := oneKID("keys get", args)
+		if err != nil {
+			return err
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		b, err := c.do(e.ctx, http.MethodGet, nil, "api", "keys", kid.String())
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, b)
 	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	b, err := c.do(e.ctx, http.MethodGet, nil, "api", "keys", kid.String())
-	if err != nil {
-		return err
-	}
-	return printJSON(e.stdout, b)
 }
 
-// oneKID parses fs's flags and its single positional argument, a KID in any
-// form the server accepts.
-func oneKID(fs *flag.FlagSet, args []string) (keystore.KeyID, error) {
-	name := strings.TrimPrefix(fs.Name(), "kdctl ")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return keystore.KeyID{}, err
-	}
-	if len(pos) != 1 {
+// oneKID parses the single positional argument of the command name, a KID
+// in any form the server accepts.
+func oneKID(name string, args []string) (keystore.KeyID, error) {
+	if len(args) != 1 {
 		return keystore.KeyID{}, usageError("%s: want exactly one KID", name)
 	}
-	kid, err := keystore.ParseKeyID(pos[0])
+	kid, err := keystore.ParseKeyID(args[0])
 	if err != nil {
 		return keystore.KeyID{}, usageError("%s: %v", name, err)
 	}
 	return kid, nil
-}
-
-// parseInterleaved parses flags that may come before, between or after the
-// positional arguments, and returns the positional ones. "--" ends flags.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-	// Hand the positional arguments back through fs.Args for noArgs.
-	if len(pos) > 0 {
-		_ = fs.Parse(append([]string{"--"}, pos...))
-	}
-	return pos, nil
 }

@@ -283,7 +283,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	}
 	// To stdout, with the warning on stderr.
 	r = kdctl(t, src, "keys", "export", kidA)
-	if r.code != 0 || !strings.Contains(r.stdout, "<CPIX") || !strings.Contains(r.stdout, kidA) || !strings.Contains(r.stderr, "standard output holds 1 content keys in the clear") {
+	if r.code != 0 || !strings.Contains(r.stdout, "<CPIX") || !strings.Contains(r.stdout, kidA) || !strings.Contains(r.stderr, "standard output holds 1 content key in the clear") {
 		t.Errorf("export to stdout: %d %s", r.code, r.stderr)
 	}
 	// An unknown key, a reader, a bad KID.
@@ -425,5 +425,71 @@ func TestDeliveryURL(t *testing.T) {
 	}
 	if r := kdctl(t, envs["reader"], "keys", "delivery-url", kidA, "--type", "dash"); r.code != 2 {
 		t.Errorf("bad type: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestImportWithoutIds: entries without Id get KIDs from the server, and
+// importing the same file again answers the same KIDs, unchanged, instead
+// of storing the keys a second time; the summary says so, in the right
+// number.
+func TestImportWithoutIds(t *testing.T) {
+	_, envs := session(t, "writer")
+	env := envs["writer"]
+	file := writeFile(t, "noids.json", []byte(`[{"Data":"`+b64("0123456789abcdef")+`"},{"Data":"`+b64("fedcba9876543210")+`","Name":"b"}]`))
+	var kids [2][]string
+	for round := range 2 {
+		r := kdctl(t, env, "keys", "import", file)
+		if r.code != 0 {
+			t.Fatalf("import %d: %d %s", round, r.code, r.stderr)
+		}
+		var out []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out) != 2 {
+			t.Fatalf("import %d printed %q", round, r.stdout)
+		}
+		want := []string{"created", "unchanged"}[round]
+		for _, e := range out {
+			if e["Status"] != want || e["IdGenerated"] != true {
+				t.Errorf("import %d: entry %v, want %s and IdGenerated", round, e, want)
+			}
+			kids[round] = append(kids[round], fmt.Sprint(e["Id"]))
+		}
+		note := []string{"2 entries had no Id: the server chose their KIDs (IdGenerated); 0 were already stored",
+			"2 entries had no Id: the server chose their KIDs (IdGenerated); 2 were already stored"}[round]
+		if !strings.Contains(r.stderr, note) || !strings.Contains(r.stderr, "imported 2 keys: ") {
+			t.Errorf("import %d stderr %q", round, r.stderr)
+		}
+	}
+	if strings.Join(kids[0], " ") != strings.Join(kids[1], " ") {
+		t.Errorf("the second import answered %v, the first %v", kids[1], kids[0])
+	}
+	if lines := listLines(t, env); len(lines) != 2 {
+		t.Errorf("%d keys stored after importing 2 twice: %v", len(lines), ids(lines))
+	}
+	// One key: a singular summary, no IdGenerated for an entry with Id.
+	r := kdctl(t, env, "keys", "import", writeFile(t, "one.json", []byte(`[{"Id":"`+kidC+`","Data":"`+b64("AAAAAAAAAAAAAAAA")+`"}]`)))
+	if r.code != 0 || !strings.Contains(r.stderr, "imported 1 key: 1 created, 0 unchanged") || strings.Contains(r.stdout, "IdGenerated") || strings.Contains(r.stderr, "had no Id") {
+		t.Errorf("one key: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestImportTypeConflict: the same key under its KID but with another
+// content key type is told apart from another key under the KID.
+func TestImportTypeConflict(t *testing.T) {
+	_, envs := session(t, "writer")
+	env := envs["writer"]
+	file := writeFile(t, "k.json", []byte(`[{"Id":"`+kidA+`","Data":"`+b64("0123456789abcdef")+`"}]`))
+	if r := kdctl(t, env, "keys", "import", file); r.code != 0 {
+		t.Fatalf("import: %d %s", r.code, r.stderr)
+	}
+	r := kdctl(t, env, "keys", "import", file, "--type", "CommonEncryption")
+	if r.code != 1 || !strings.Contains(r.stderr, "conflict: "+kidA+" is stored with the same key but another content key type") ||
+		strings.Contains(r.stderr, "is stored with a different key") || !strings.Contains(r.stdout, `"Conflict": "type"`) {
+		t.Errorf("type conflict: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	other := writeFile(t, "o.json", []byte(`[{"Id":"`+kidA+`","Data":"`+b64("XXXXXXXXXXXXXXXX")+`"}]`))
+	r = kdctl(t, env, "keys", "import", other)
+	if r.code != 1 || !strings.Contains(r.stderr, "conflict: "+kidA+" is stored with a different key") || !strings.Contains(r.stdout, `"Conflict": "key"`) ||
+		!strings.Contains(r.stderr, "1 KID already stored with a different key, or with another content key type (see Conflict in results), was left untouched") {
+		t.Errorf("key conflict: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }

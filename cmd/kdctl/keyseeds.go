@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 
@@ -16,56 +17,51 @@ import (
 const keySeedSize = playready.SeedSize
 
 // keyseedsCreate: kdctl keyseeds create [--id ID] [--name N] [--seed-file F]
-func (e *env) keyseedsCreate(args []string) error {
-	fs := e.subFlags("keyseeds create", "[--id ID] [--name N] [--seed-file F]")
-	id := fs.String("id", "", "the key seed's ID, a UUID (default: a random one chosen by the server)")
-	name := fs.String("name", "", "the key seed's name")
-	seedFile := fs.String("seed-file", "", "file holding the 30-byte seed: raw, 60 hex digits or base64 (default: a random seed made by the server)")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	body := map[string]string{}
-	if *id != "" {
-		sid, err := keystore.ParseKeyID(*id)
-		if err != nil {
-			return usageError("--id: %v", err)
+func keyseedsCreate(fs *flag.FlagSet) runner {
+	id := fs.String("id", "", "the key seed's `ID`, a UUID (default: a random one chosen by the server)")
+	name := fs.String("name", "", "the key seed's `name`")
+	seedFile := fs.String("seed-file", "", "`file` holding the 30-byte seed: raw, 60 hex digits or base64 (default: a random seed made by the server)")
+	return func(e *env, _ []string) error {
+		body := map[string]string{}
+		if *id != "" {
+			sid, err := keystore.ParseKeyID(*id)
+			if err != nil {
+				return usageError("--id: %v", err)
+			}
+			body["id"] = sid.String()
 		}
-		body["id"] = sid.String()
-	}
-	if *name != "" {
-		body["name"] = *name
-	}
-	if *seedFile != "" {
-		seed, err := readSeedFile(*seedFile)
-		if err != nil {
-			return refused(err)
+		if *name != "" {
+			body["name"] = *name
 		}
-		body["seed"] = base64.StdEncoding.EncodeToString(seed)
-		clear(seed)
+		if *seedFile != "" {
+			seed, err := readSeedFile(*seedFile)
+			if err != nil {
+				return refused(err)
+			}
+			body["seed"] = base64.StdEncoding.EncodeToString(seed)
+			clear(seed)
+		}
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		// A random seed, or one under a random ID, cannot be told apart
+		// from another when repeated: that create is sent once (again only
+		// if it never reached the server). The same seed under the same
+		// ID again answers "unchanged".
+		enc, err := json.Marshal(body)
+		clear(body)
+		if err != nil {
+			return err
+		}
+		a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keyseeds"}, body: enc, ctype: mediaJSON,
+			once: *seedFile == "" || *id == ""})
+		clear(enc)
+		if err != nil {
+			return err
+		}
+		return printJSON(e.stdout, a.body)
 	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	// A random seed under a random ID cannot be told apart from another
-	// when repeated: that create is sent once (again only if it never
-	// reached the server). With --seed-file the same seed again answers
-	// "unchanged".
-	enc, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	clear(body)
-	a, err := c.send(e.ctx, request{method: http.MethodPost, path: []string{"api", "keyseeds"}, body: enc, ctype: mediaJSON,
-		once: *seedFile == "" || *id == ""})
-	clear(enc)
-	if err != nil {
-		return err
-	}
-	return printJSON(e.stdout, a.body)
 }
 
 // readSeedFile reads a 30-byte key seed from a file holding exactly 30 raw
@@ -98,35 +94,30 @@ func readSeedFile(path string) ([]byte, error) {
 }
 
 // keyseedsList: kdctl keyseeds list, one compact JSON object per line.
-func (e *env) keyseedsList(args []string) error {
-	fs := e.subFlags("keyseeds list", "")
-	if _, err := parseInterleaved(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	b, err := c.do(e.ctx, http.MethodGet, nil, "api", "keyseeds")
-	if err != nil {
-		return err
-	}
-	var list struct {
-		KeySeeds []json.RawMessage `json:"keySeeds"`
-	}
-	if json.Unmarshal(b, &list) != nil || list.KeySeeds == nil {
-		return notAPI("a list of key seeds", b)
-	}
-	var out bytes.Buffer
-	for _, s := range list.KeySeeds {
-		if err := json.Compact(&out, s); err != nil {
+func keyseedsList(*flag.FlagSet) runner {
+	return func(e *env, _ []string) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		b, err := c.do(e.ctx, http.MethodGet, nil, "api", "keyseeds")
+		if err != nil {
+			return err
+		}
+		var list struct {
+			KeySeeds []json.RawMessage `json:"keySeeds"`
+		}
+		if json.Unmarshal(b, &list) != nil || list.KeySeeds == nil {
 			return notAPI("a list of key seeds", b)
 		}
-		out.WriteByte('\n')
+		var out bytes.Buffer
+		for _, s := range list.KeySeeds {
+			if err := json.Compact(&out, s); err != nil {
+				return notAPI("a list of key seeds", b)
+			}
+			out.WriteByte('\n')
+		}
+		_, err = e.stdout.Write(out.Bytes())
+		return err
 	}
-	_, err = e.stdout.Write(out.Bytes())
-	return err
 }

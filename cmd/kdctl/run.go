@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keydelivery/keydelivery/internal/cli"
+	buildversion "github.com/keydelivery/keydelivery/internal/version"
 )
 
 // Exit codes (see the package documentation).
@@ -22,10 +28,13 @@ const (
 )
 
 // exitError carries an exit code. A nil err means the message was already
-// written (as the flag package does for a bad flag).
+// written.
 type exitError struct {
 	code int
 	err  error
+	// help is the command whose --help explains a usage error ("" for
+	// kdctl help).
+	help string
 }
 
 func (e *exitError) Error() string {
@@ -45,100 +54,77 @@ func refused(err error) error { return &exitError{code: exitRefused, err: err} }
 
 const defaultServer = "http://127.0.0.1:8081"
 
-const usageText = `kdctl: the keydelivery admin client
-
-Usage:
-  kdctl [global flags] COMMAND [flags] [args]
-
-Commands:
-  keys create [--id KID] [--name N] [--type T] [--key-file F | --key-seed-id ID]
-              [--iv B64] [--quiet]
-        create a key (random value), import the 16-byte key in F (raw, hex
-        or base64), or derive it from a stored key seed and the KID; prints
-        the key's metadata, or only its KID with --quiet
-  keys get KID
-        print a key's metadata (never its material)
-  keys import FILE|- [--format json|cpix] [--type T]
-        import a JSON array [{"Id","Data","Iv"}] or a CPIX document (format
-        from --format, else the extension .json/.xml/.cpix, else the first
-        byte); prints each key's outcome (created or unchanged). A refused
-        batch prints each bad entry; a conflict prints each conflicting KID
-  keys list [--limit N] [--cursor C] [--all] [--asset ID]
-        print key metadata, one JSON object per line; --all follows every
-        page; --asset lists the keys of one asset
-  keys export KID... [--out FILE]
-        print (or write to a new 0600 FILE) a CPIX document holding the keys
-        in the clear (role exporter)
-  keys delete KID | keys restore KID | keys purge KID
-        soft-delete a key (no longer delivered, kept for the retention
-        period), bring it back, or destroy a deleted key (role admin)
-  keys delivery-url KID [--type envelope|clearkey|playready|widevine|fairplay]
-        print the URL a player uses for the key
-  keyseeds create [--id ID] [--name N] [--seed-file F]
-        store a PlayReady key seed (role admin): the 30 bytes in F (raw, hex
-        or base64), or a random one; prints its metadata, never the seed
-  keyseeds list
-        print the key seeds' metadata, one JSON object per line
-  store adopt
-        take the key store as it is (role admin): after it lost its data
-        (store_lost), or once for a new store; writes its marker and the
-        KEK check values, and the server becomes ready again
-  hls keyinfo KID [--key-file PATH] [--keyinfo-file PATH] [--iv HEX]
-              [--token-file F | --token TOKEN] [--force]
-        export the key (role exporter) into a new 0600 key file (default
-        KID.key) and write the key-info file ffmpeg's -hls_key_info_file
-        reads (default KID.keyinfo): key URI, key file path, optional IV;
-        prints the key-info file's path
-  token mint --signing-key FILE [--cert FILE] --issuer I --audience A
-             [--kid KID]... [--ttl 1h] [--subject S]
-        print an ES256 delivery token granting the given KIDs
-  kek generate [--id ID]
-        print a new key-encryption-key line for the KEK file (id kek-YYYYMMDD)
-  adminkey generate --name N --role reader|writer|exporter|admin
-        print a new admin secret (first line) and its credentials-file line
-  help  print this text
-
-Global flags (also accepted after the subcommand):
-  --server URL             admin API (default $KD_SERVER, else ` + defaultServer + `)
-  --admin-token-file FILE  file holding the admin secret (default: $KD_ADMIN_TOKEN,
-                           else the file named by $KD_ADMIN_TOKEN_FILE)
-  --timeout D              per-request timeout (default 30s)
-
-The admin secret is never accepted as a flag value.
-
-A request whose answer may change (server unreachable, connection dropped,
-503 such as not_replicated, 502, 504, 429) is sent again, up to $KD_RETRIES
-times (default 5), with backoff; every write is safe to repeat (a create
-that finds its key stored answers "unchanged"; a POST carries one
-Idempotency-Key for all its attempts).
-
-Exit codes:
+// exitCodesText documents the exit codes in kdctl help.
+const exitCodesText = `Exit codes:
   0  success
   1  refused: the server answered 4xx (its code, reason and detail go to
-     stderr), or a local input was unusable (a file that cannot be read, or
-     that kdctl will not overwrite)
+     stderr; a 403 names the role the command needs), or it lacks the
+     configuration the command needs (501: the detail names the setting),
+     or a local input was unusable (a file that cannot be read, or that
+     kdctl will not overwrite); retrying the same command will not help
   2  usage error (unknown command, bad flag or argument, no credential)
   3  server unreachable, 5xx, or not the admin API; retrying later may help
 `
 
-// globals are the flags every command accepts.
+// version and commit may be stamped at build time with -ldflags
+// "-X main.version=... -X main.commit=..." (make build and the container
+// image do, for kdctl as for the server).
+var version, commit = "", ""
+
+// globals are the connection flags of every command that calls the
+// server, accepted before the command or after it.
 type globals struct {
 	server    string
 	tokenFile string
 	timeout   time.Duration
 	getenv    func(string) string
+	// TLS: the CAs to trust, the client certificate and key.
+	caCert, cert, key string
 }
 
+func newGlobals(getenv func(string) string) *globals {
+	g := &globals{server: defaultServer, timeout: 30 * time.Second, getenv: getenv}
+	if s := getenv("KD_SERVER"); s != "" {
+		g.server = s
+	}
+	g.caCert, g.cert, g.key = getenv("KD_CACERT"), getenv("KD_CERT"), getenv("KD_KEY")
+	return g
+}
+
+// register defines the connection flags on fs, with the values so far as
+// defaults (so flags before the command carry over).
 func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.server, "server", g.server, "admin API base URL")
-	fs.StringVar(&g.tokenFile, "admin-token-file", g.tokenFile, "file holding the admin secret")
+	fs.StringVar(&g.server, "server", g.server, "admin API base `URL`")
+	fs.StringVar(&g.tokenFile, "admin-token-file", g.tokenFile, "`FILE` holding the admin secret (else KD_ADMIN_TOKEN, else the file named by KD_ADMIN_TOKEN_FILE)")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "per-request timeout")
+	fs.StringVar(&g.caCert, "cacert", g.caCert, "`FILE` of CA certificates (PEM) to trust for an https:// server (else KD_CACERT, else the system's)")
+	fs.StringVar(&g.cert, "cert", g.cert, "client certificate `FILE` (PEM) for an admin plane with mutual TLS (else KD_CERT)")
+	fs.StringVar(&g.key, "key", g.key, "the client certificate's private key `FILE` (PEM; else KD_KEY)")
+}
+
+// helpDefaults are the connection flags' defaults as help shows them:
+// where a value came from when the environment set it.
+func (g *globals) helpDefaults() map[string]string {
+	d := map[string]string{"server": defaultServer}
+	if s := g.getenv("KD_SERVER"); s != "" {
+		d["server"] = s + " from KD_SERVER"
+	}
+	if f := g.getenv("KD_ADMIN_TOKEN_FILE"); f != "" && g.getenv("KD_ADMIN_TOKEN") == "" {
+		d["admin-token-file"] = f + " from KD_ADMIN_TOKEN_FILE"
+	}
+	for flag, env := range map[string]string{"cacert": "KD_CACERT", "cert": "KD_CERT", "key": "KD_KEY"} {
+		if v := g.getenv(env); v != "" {
+			d[flag] = v + " from " + env
+		}
+	}
+	return d
 }
 
 // env bundles what a command may use from its surroundings.
 type env struct {
 	ctx    context.Context
 	g      *globals
+	cmd    *command
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
@@ -147,7 +133,7 @@ type env struct {
 // run is kdctl without the process: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, getenv, stdin, stdout, stderr)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil {
 		return exitOK
 	}
 	code := exitRefused
@@ -166,107 +152,254 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 	}
 	if code == exitUsage {
-		fmt.Fprintln(stderr, "run 'kdctl help' for usage")
+		help := "kdctl help"
+		if ee != nil && ee.help != "" {
+			help = ee.help
+		}
+		fmt.Fprintf(stderr, "run '%s' for usage\n", help)
 	}
 	return code
 }
 
 func dispatch(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	g := &globals{server: defaultServer, timeout: 30 * time.Second, getenv: getenv}
-	if s := getenv("KD_SERVER"); s != "" {
-		g.server = s
-	}
-	fs := newFlagSet("kdctl", stderr, func(w io.Writer) { io.WriteString(w, usageText) })
+	g := newGlobals(getenv)
+	fs := flag.NewFlagSet("kdctl", flag.ContinueOnError)
 	g.register(fs)
+	showVersion := fs.Bool("version", false, "print kdctl's version and exit")
 	if len(args) > 0 {
 		args = args[1:]
 	}
-	if err := parse(fs, args); err != nil {
-		return err
+	err := cli.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return writeHelp(stdout, g)
+	}
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if *showVersion {
+		return printVersion(stdout)
 	}
 	e := &env{ctx: ctx, g: g, stdin: stdin, stdout: stdout, stderr: stderr}
 	rest := fs.Args()
-	if len(rest) == 0 {
-		io.WriteString(stderr, usageText)
-		return &exitError{code: exitUsage}
-	}
-	cmd, sub := rest[0], ""
-	if len(rest) > 1 {
-		sub = rest[1]
-	}
 	switch {
-	case cmd == "help" || cmd == "-h" || cmd == "--help":
-		_, err := io.WriteString(stdout, usageText)
-		return err
-	case cmd == "keys" && sub == "create":
-		return e.keysCreate(rest[2:])
-	case cmd == "keys" && sub == "get":
-		return e.keysGet(rest[2:])
-	case cmd == "keys" && sub == "import":
-		return e.keysImport(rest[2:])
-	case cmd == "keys" && sub == "list":
-		return e.keysList(rest[2:])
-	case cmd == "keys" && sub == "export":
-		return e.keysExport(rest[2:])
-	case cmd == "keys" && sub == "delete":
-		return e.keysDelete(rest[2:])
-	case cmd == "keys" && sub == "restore":
-		return e.keysRestore(rest[2:])
-	case cmd == "keys" && sub == "purge":
-		return e.keysPurge(rest[2:])
-	case cmd == "keys" && sub == "delivery-url":
-		return e.keysDeliveryURL(rest[2:])
-	case cmd == "keyseeds" && sub == "create":
-		return e.keyseedsCreate(rest[2:])
-	case cmd == "keyseeds" && sub == "list":
-		return e.keyseedsList(rest[2:])
-	case cmd == "store" && sub == "adopt":
-		return e.storeAdopt(rest[2:])
-	case cmd == "hls" && sub == "keyinfo":
-		return e.hlsKeyinfo(rest[2:])
-	case cmd == "token" && sub == "mint":
-		return e.tokenMint(rest[2:])
-	case cmd == "kek" && sub == "generate":
-		return e.kekGenerate(rest[2:])
-	case cmd == "adminkey" && sub == "generate":
-		return e.adminkeyGenerate(rest[2:])
-	case cmd == "keys" || cmd == "keyseeds" || cmd == "store" || cmd == "hls" || cmd == "token" || cmd == "kek" || cmd == "adminkey":
-		if sub == "" {
-			return usageError("%s: missing subcommand", cmd)
-		}
-		return usageError("%s: unknown subcommand %q", cmd, sub)
-	}
-	return usageError("unknown command %q", cmd)
-}
-
-func newFlagSet(name string, stderr io.Writer, usage func(io.Writer)) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { usage(stderr) }
-	return fs
-}
-
-// parse parses flags; a bad flag has already been reported by the flag
-// package, so it becomes a silent usage exit.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
+	case len(rest) == 0:
+		writeHelp(stderr, g)
 		return &exitError{code: exitUsage}
+	case rest[0] == "help":
+		return e.help(rest[1:])
+	case rest[0] == completeCommand:
+		return e.complete(rest[1:])
 	}
-	return nil
+	cmd, n := lookup(rest)
+	if cmd == nil {
+		return unknownCommand(e, rest)
+	}
+	return e.runCommand(cmd, rest[n:])
 }
 
-// subFlags is a FlagSet for one subcommand that also takes the globals.
-func (e *env) subFlags(name, synopsis string) *flag.FlagSet {
-	fs := newFlagSet("kdctl "+name, e.stderr, nil)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: kdctl %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
+// unknownCommand is the answer to words that name no command: a group's
+// help when asked for, else a usage error with the nearest names.
+func unknownCommand(e *env, words []string) error {
+	name := words[0]
+	if !isGroup(name) {
+		return usageError("unknown command %q%s", name, didYouMean(cli.Nearest(name, topNames())))
 	}
-	e.g.register(fs)
-	return fs
+	if len(words) == 1 {
+		writeGroupHelp(e.stderr, name)
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: missing subcommand", name), help: "kdctl " + name + " --help"}
+	}
+	switch words[1] {
+	case "-h", "-help", "--help", "help":
+		writeGroupHelp(e.stdout, name)
+		return nil
+	}
+	return &exitError{code: exitUsage, help: "kdctl " + name + " --help",
+		err: fmt.Errorf("%s: unknown subcommand %q%s", name, words[1], didYouMean(cli.Nearest(words[1], subNames(name))))}
+}
+
+func didYouMean(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (did you mean " + cli.OrList(names) + "?)"
+}
+
+// runCommand parses cmd's flags (its own, and the connection flags when it
+// calls the server) and runs it.
+func (e *env) runCommand(cmd *command, args []string) error {
+	e.cmd = cmd
+	fs := flag.NewFlagSet("kdctl "+cmd.name, flag.ContinueOnError)
+	run := cmd.setup(fs)
+	if cmd.server() {
+		e.g.register(fs)
+	}
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return writeCommandHelp(e.stdout, cmd, e.g)
+	}
+	if err == nil && cmd.args == "" && len(pos) > 0 {
+		err = usageError("%s: unexpected argument %q", cmd.name, pos[0])
+	}
+	if err == nil {
+		err = run(e, pos)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) && ee.code == exitUsage && ee.help == "" {
+		ee.help = "kdctl " + cmd.name + " --help"
+	}
+	var se *serverError
+	if errors.As(err, &se) && se.status == http.StatusForbidden {
+		se.command, se.role = cmd.name, cmd.role
+	}
+	return err
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones. "--" ends flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := cli.Parse(fs, args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError("%s: %v", strings.TrimPrefix(fs.Name(), "kdctl "), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	return pos, nil
+}
+
+// help answers kdctl help [GROUP | COMMAND].
+func (e *env) help(words []string) error {
+	if len(words) == 0 {
+		return writeHelp(e.stdout, e.g)
+	}
+	if cmd, n := lookup(words); cmd != nil && n == len(words) {
+		return writeCommandHelp(e.stdout, cmd, e.g)
+	}
+	if len(words) == 1 && isGroup(words[0]) {
+		writeGroupHelp(e.stdout, words[0])
+		return nil
+	}
+	return usageError("help: no command %q%s", strings.Join(words, " "), didYouMean(cli.Nearest(words[len(words)-1], topNames())))
+}
+
+// writeHelp writes kdctl's help: every command, the connection flags, the
+// exit codes.
+func writeHelp(w io.Writer, g *globals) error {
+	var b strings.Builder
+	b.WriteString("kdctl: the keydelivery admin client\n\nUsage:\n" +
+		"  kdctl [connection flags] COMMAND [flags] [args]\n" +
+		"  kdctl COMMAND --help      a command's flags and what it does\n" +
+		"  kdctl --version\n\nCommands:\n")
+	for _, c := range commands {
+		writeEntry(&b, c)
+	}
+	b.WriteString("  help [COMMAND]\n        print this text, or a command's help\n\n")
+	b.WriteString("Connection flags (of the commands that call the server; also accepted after the command):\n")
+	writeConnectionFlags(&b, g)
+	b.WriteString("\nThe admin secret is never accepted as a flag value.\n\n" + exitCodesText)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeGroupHelp writes the commands of one group.
+func writeGroupHelp(w io.Writer, group string) {
+	var b strings.Builder
+	for _, g := range groups {
+		if g.name == group {
+			fmt.Fprintf(&b, "kdctl %s: %s\n\nCommands:\n", g.name, g.summary)
+		}
+	}
+	for _, c := range commands {
+		if c.group() == group {
+			writeEntry(&b, c)
+		}
+	}
+	fmt.Fprintf(&b, "\nRun 'kdctl %s COMMAND --help' for a command's flags.\n", group)
+	io.WriteString(w, b.String())
+}
+
+// writeCommandHelp writes one command's help: its synopsis, what it does,
+// the role it needs, and only the flags it takes.
+func writeCommandHelp(w io.Writer, cmd *command, g *globals) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n\n", cmd.synopsis())
+	wrap(&b, cmd.summary, "", 76)
+	if cmd.server() {
+		fmt.Fprintf(&b, "\nRole: %s\n", roleText(cmd.role))
+	}
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	cmd.setup(fs)
+	if cli.FlagNames(fs) != nil {
+		b.WriteString("\nFlags:\n")
+		cli.WriteFlags(&b, fs, nil)
+	}
+	if cmd.server() {
+		b.WriteString("\nConnection flags:\n")
+		writeConnectionFlags(&b, g)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeConnectionFlags(b *strings.Builder, g *globals) {
+	fs := flag.NewFlagSet("connection", flag.ContinueOnError)
+	(&globals{server: defaultServer, timeout: g.timeout, getenv: g.getenv}).register(fs)
+	cli.WriteFlags(b, fs, g.helpDefaults())
+}
+
+// roleText names the roles that may run a command needing role.
+func roleText(role string) string {
+	switch role {
+	case "admin":
+		return "admin"
+	case "reader":
+		return "reader (any role)"
+	}
+	return role + " or admin"
+}
+
+// writeEntry writes a command's synopsis and summary for a list.
+func writeEntry(b *strings.Builder, c *command) {
+	b.WriteString("  " + strings.TrimPrefix(c.synopsis(), "kdctl ") + "\n")
+	wrap(b, c.summary, "        ", 76)
+}
+
+// wrap writes text in lines of at most width columns, each after indent.
+func wrap(b *strings.Builder, text, indent string, width int) {
+	line := indent
+	for _, word := range strings.Fields(text) {
+		if len(line) > len(indent) && len(line)+1+len(word) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line + "\n")
+}
+
+func printVersion(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "kdctl %s\n", buildversion.Read(version, commit))
+	return err
+}
+
+// versionCommand: kdctl version
+func versionCommand(*flag.FlagSet) runner {
+	return func(e *env, _ []string) error { return printVersion(e.stdout) }
 }
 
 // client returns an admin API client for the global flags, reading the
@@ -292,7 +425,44 @@ func (e *env) client() (*client, error) {
 		}
 		c.retries = n
 	}
+	tc, err := e.g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		c.http.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, Proxy: http.ProxyFromEnvironment}
+	}
 	return c, nil
+}
+
+// tlsConfig is the TLS client configuration of --cacert, --cert and --key
+// (nil: Go's defaults).
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.caCert == "" && g.cert == "" && g.key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caCert != "" {
+		b, err := readSmallFile(g.caCert, 1<<20)
+		if err != nil {
+			return nil, usageError("--cacert: %v", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, usageError("--cacert %s: no PEM certificate in it", g.caCert)
+		}
+	}
+	if (g.cert == "") != (g.key == "") {
+		return nil, usageError("--cert and --key go together (or KD_CERT and KD_KEY)")
+	}
+	if g.cert != "" {
+		pair, err := tls.LoadX509KeyPair(g.cert, g.key)
+		if err != nil {
+			return nil, usageError("--cert %s, --key %s: %v", g.cert, g.key, err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
 }
 
 // maxTokenFile bounds the credential file.
@@ -336,12 +506,4 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return b, nil
-}
-
-// noArgs refuses positional arguments a command does not take.
-func noArgs(fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		return usageError("%s: unexpected argument %q", strings.TrimPrefix(fs.Name(), "kdctl "), fs.Arg(0))
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,8 +235,7 @@ func TestUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	// KD_RETRIES=0: this is about the answer, not the retries (TestRetries).
-	r := kdctl(t, map[string]string{"KD_ADMIN_TOKEN": "kda_x", "KD_RETRIES": "0"}, "--server", "http://"+addr, "keys", "create", "--quiet")
+	r := kdctl(t, map[string]string{"KD_ADMIN_TOKEN": "kda_x"}, "--server", "http://"+addr, "keys", "create", "--quiet")
 	if r.code != 3 || !strings.Contains(r.stderr, "unreachable") {
 		t.Errorf("unreachable: %d %s", r.code, r.stderr)
 	}
@@ -268,7 +269,7 @@ func TestServerErrors(t *testing.T) {
 				io.WriteString(w, c.body)
 			}))
 			defer srv.Close()
-			r := kdctl(t, map[string]string{"KD_SERVER": srv.URL, "KD_ADMIN_TOKEN": "kda_x", "KD_RETRIES": "0"}, "keys", "create", "--quiet")
+			r := kdctl(t, map[string]string{"KD_SERVER": srv.URL, "KD_ADMIN_TOKEN": "kda_x"}, "keys", "create", "--quiet")
 			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 				t.Errorf("%d %q, want %d and %q", r.code, r.stderr, c.code, c.want)
 			}
@@ -348,6 +349,64 @@ func TestTokenMint(t *testing.T) {
 	}
 	if r := kdctl(t, nil, "token", "mint", "--signing-key", certFile, "--issuer", "i", "--audience", "a"); r.code != 1 {
 		t.Errorf("unusable signing key: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestTokenMintContent: --content (repeatable) mints the content_ids
+// claim; a content ID the store could not record is a usage error.
+func TestTokenMintContent(t *testing.T) {
+	certPEM, keyPEM, err := auth.GenerateDevCertificate(rand.Reader, "kdctl-test", time.Now(), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := writeFile(t, "cert.pem", certPEM)
+	keyFile := writeFile(t, "key.pem", keyPEM)
+	const kid1 = "0a4f6e08-b4e5-4a25-9c4b-6e3e4a2c1d7f"
+	trust, err := auth.NewTrust([]string{certFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(trust, auth.Options{Issuers: []string{"i"}, Audience: "a", AllowUnbound: true,
+		ParseKeyID: func(s string) ([16]byte, error) { id, err := keystore.ParseKeyID(s); return id, err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(args ...string) (auth.Claims, result) {
+		t.Helper()
+		r := kdctl(t, nil, append([]string{"token", "mint", "--signing-key", keyFile, "--cert", certFile, "--issuer", "i", "--audience", "a"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("mint %v: %d %s", args, r.code, r.stderr)
+		}
+		c, err := v.Verify(strings.TrimSpace(r.stdout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, r
+	}
+	c, r := mint("--content", "live-channel-1", "--content", "vod/film-2026")
+	if !slices.Equal(c.ContentIDs, []string{"live-channel-1", "vod/film-2026"}) || len(c.KeyIDs) != 0 || c.Unbound || strings.Contains(r.stderr, "warning") {
+		t.Errorf("claims %+v, stderr %q", c, r.stderr)
+	}
+	id1, _ := keystore.ParseKeyID(kid1)
+	if c, _ := mint("--kid", kid1, "--content", "live-channel-1"); !c.Grants(id1) || !slices.Equal(c.ContentIDs, []string{"live-channel-1"}) {
+		t.Errorf("kid and content: %+v", c)
+	}
+	if _, r := mint(); !strings.Contains(r.stderr, "no key (--kid) and no content (--content)") {
+		t.Errorf("no warning without --kid and --content: %q", r.stderr)
+	}
+	many := []string{}
+	for i := range auth.MaxContentIDs + 1 {
+		many = append(many, "--content", fmt.Sprintf("c-%d", i))
+	}
+	for name, args := range map[string][]string{
+		"empty content":      {"--content", ""},
+		"content with space": {"--content", "live 1"},
+		"too many":           many,
+	} {
+		args = append([]string{"token", "mint", "--signing-key", keyFile, "--issuer", "i", "--audience", "a"}, args...)
+		if r := kdctl(t, nil, args...); r.code != 2 || r.stdout != "" {
+			t.Errorf("%s: %d %s", name, r.code, r.stderr)
+		}
 	}
 }
 
@@ -434,7 +493,9 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%s: %d %q", name, r.code, r.stderr)
 		}
 	}
-	if r := kdctl(t, nil, "keys", "create", "-h"); r.code != 0 || !strings.Contains(r.stderr, "--key-file") && !strings.Contains(r.stderr, "-key-file") {
-		t.Errorf("-h: %d %q", r.code, r.stderr)
+	// Help is an answer, so it goes to stdout (it went to stderr before
+	// kdctl had help at every level).
+	if r := kdctl(t, nil, "keys", "create", "-h"); r.code != 0 || !strings.Contains(r.stdout, "--key-file") && !strings.Contains(r.stdout, "-key-file") {
+		t.Errorf("-h: %d %q", r.code, r.stdout)
 	}
 }

@@ -44,7 +44,8 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	base := func() *config {
-		c, err := parseConfig([]string{"kd", "--token-certs", "/x", "--token-issuer", "i", "--token-audience", "a", "--kek-file", "/k"}, func(string) string { return "" }, io.Discard)
+		// The default store is under --data-dir, which must exist.
+		c, err := parseConfig([]string{"kd", "--data-dir", t.TempDir(), "--token-certs", "/x", "--token-issuer", "i", "--token-audience", "a", "--kek-file", "/k"}, func(string) string { return "" }, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,15 +58,17 @@ func TestConfigValidate(t *testing.T) {
 		mut  func(c *config)
 		want string
 	}{
-		"no certs":         {func(c *config) { c.TokenCerts = nil }, "--token-certs"},
-		"no issuer":        {func(c *config) { c.TokenIssuers = nil }, "--token-issuer"},
-		"no audience":      {func(c *config) { c.TokenAudience = "" }, "--token-audience"},
-		"no kek":           {func(c *config) { c.KEKFile = "" }, "key-encryption key"},
-		"leeway too big":   {func(c *config) { c.TokenLeeway = 6 * time.Minute }, "--token-leeway"},
-		"bad listen":       {func(c *config) { c.Listen = "8080" }, "--listen"},
-		"bad log level":    {func(c *config) { c.LogLevel = "loud" }, "--log-level"},
-		"empty bolt path":  {func(c *config) { c.Store = "bolt:" }, "bolt:PATH"},
-		"password in flag": {func(c *config) { c.Store = "redis://u:secret@h:1/0"; c.storeFromFlag = true }, "password"},
+		"no certs":                   {func(c *config) { c.TokenCerts = nil }, "--token-certs"},
+		"no issuer":                  {func(c *config) { c.TokenIssuers = nil }, "--token-issuer"},
+		"no audience":                {func(c *config) { c.TokenAudience = "" }, "--token-audience"},
+		"no kek":                     {func(c *config) { c.KEKFile = "" }, "key-encryption key"},
+		"leeway too big":             {func(c *config) { c.TokenLeeway = 6 * time.Minute }, "--token-leeway"},
+		"bad listen":                 {func(c *config) { c.Listen = "8080" }, "--listen"},
+		"bad log level":              {func(c *config) { c.LogLevel = "loud" }, "--log-level"},
+		"empty bolt path":            {func(c *config) { c.Store = "bolt:" }, "bolt:PATH"},
+		"password in flag":           {func(c *config) { c.Store = "redis://u:secret@h:1/0"; c.storeFromFlag = true }, "password"},
+		"recipient cert without key": {func(c *config) { c.CPIXRecipientCert = "/c.pem" }, "--cpix-recipient-key"},
+		"recipient key without cert": {func(c *config) { c.CPIXRecipientKey = "/k.pem" }, "--cpix-recipient-cert"},
 	}
 	for name, tc := range cases {
 		c := base()

@@ -13,6 +13,7 @@ import (
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/tlsserve"
 	"github.com/keydelivery/keydelivery/keystore"
 )
 
@@ -32,7 +33,10 @@ type devMaterial struct {
 	// The RSA protection pair of the AMS ContentKey API.
 	ProtectionCertFile string
 	ProtectionKeyFile  string
-	Created            bool
+	// The local CA and server certificate of --dev-tls.
+	TLSCAFile, TLSCAKeyFile string
+	TLSCertFile, TLSKeyFile string
+	Created                 bool
 }
 
 func devPaths(dir string) devMaterial {
@@ -45,6 +49,10 @@ func devPaths(dir string) devMaterial {
 		AdminTokenFile:     filepath.Join(dir, "dev-admin-token"),
 		ProtectionCertFile: filepath.Join(dir, "dev-protection.crt"),
 		ProtectionKeyFile:  filepath.Join(dir, "dev-protection.key"),
+		TLSCAFile:          filepath.Join(dir, "dev-tls-ca.crt"),
+		TLSCAKeyFile:       filepath.Join(dir, "dev-tls-ca.key"),
+		TLSCertFile:        filepath.Join(dir, "dev-tls.crt"),
+		TLSKeyFile:         filepath.Join(dir, "dev-tls.key"),
 	}
 }
 
@@ -108,6 +116,77 @@ func ensureDevMaterial(dir string, now time.Time) (devMaterial, error) {
 		m.Created = true
 	}
 	return m, nil
+}
+
+// ensureDevTLS generates, once, a local CA (valid five years) and a
+// certificate it signs for localhost, 127.0.0.1 and ::1 (valid a year,
+// made again when it is missing, expires within 30 days, or does not chain
+// to the CA), for --dev-tls.
+func ensureDevTLS(m *devMaterial, now time.Time) error {
+	var ca *tlsserve.CA
+	if exists(m.TLSCAFile) && exists(m.TLSCAKeyFile) {
+		certPEM, err := os.ReadFile(m.TLSCAFile)
+		if err != nil {
+			return err
+		}
+		keyPEM, err := os.ReadFile(m.TLSCAKeyFile)
+		if err != nil {
+			return err
+		}
+		if ca, err = tlsserve.ParseCA(certPEM, keyPEM); err != nil {
+			return fmt.Errorf("%s: %w (remove the dev-tls-* files to make new ones)", m.TLSCAFile, err)
+		}
+	} else {
+		var err error
+		if ca, err = tlsserve.NewCA(rand.Reader, "keydelivery dev CA", now, 5*365*24*time.Hour); err != nil {
+			return err
+		}
+		for _, p := range []string{m.TLSCertFile, m.TLSKeyFile} {
+			_ = os.Remove(p) // issued by a CA that is gone
+		}
+		if err := writeNew(m.TLSCAKeyFile, ca.KeyPEM); err != nil {
+			return err
+		}
+		if err := writeNew(m.TLSCAFile, ca.CertPEM); err != nil {
+			return err
+		}
+		m.Created = true
+	}
+	if c, err := tlsserve.ReadKeyPair(m.TLSCertFile, m.TLSKeyFile, now.Add(30*24*time.Hour)); err == nil && c.Leaf.CheckSignatureFrom(ca.Cert) == nil {
+		return nil
+	}
+	leaf, err := ca.Issue(rand.Reader, []string{"localhost", "127.0.0.1", "::1"}, now, 365*24*time.Hour, false)
+	if err != nil {
+		return err
+	}
+	for _, p := range []string{m.TLSCertFile, m.TLSKeyFile} {
+		_ = os.Remove(p)
+	}
+	if err := writeNew(m.TLSKeyFile, leaf.KeyPEM); err != nil {
+		return err
+	}
+	if err := writeNew(m.TLSCertFile, leaf.CertPEM); err != nil {
+		return err
+	}
+	m.Created = true
+	return nil
+}
+
+// printDevTLS tells a developer how to trust the local CA of --dev-tls.
+func printDevTLS(w io.Writer, m devMaterial) {
+	fmt.Fprintf(w, `
+  HTTPS (--dev-tls): the delivery plane's certificate is issued by a local
+  CA made for this data dir, %s
+  Trust it (for development only; remove it when done):
+    curl:     curl --cacert %s https://localhost:...
+    Chromium/Chrome on Linux (NSS):
+              certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n keydelivery-dev -i %s
+    Firefox:  Settings > Privacy & Security > Certificates > Import
+    macOS:    sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain %s
+    Debian:   sudo cp %s /usr/local/share/ca-certificates/keydelivery-dev.crt && sudo update-ca-certificates
+==========================================================================
+
+`, m.TLSCAFile, m.TLSCAFile, m.TLSCAFile, m.TLSCAFile, m.TLSCAFile)
 }
 
 func exists(path string) bool {

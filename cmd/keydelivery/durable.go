@@ -236,9 +236,9 @@ func (s *app) checkStoreOnce(ctx context.Context) {
 }
 
 // durabilityChecks are the readiness checks of the durability work:
-// store_data fails while the store is found lost; redis_durable reports the
-// Redis settings that can lose a key, and fails only with
-// --redis-require-durable.
+// store_data fails while the store is found lost; redis_durable shows the
+// Redis settings that can lose a key in the answer's details, and fails
+// only with --redis-require-durable.
 func (s *app) durabilityChecks() []plane.Check {
 	checks := []plane.Check{{Name: "store_data", Check: func(context.Context) error {
 		if err := s.keys.Lost(); err != nil {
@@ -251,22 +251,34 @@ func (s *app) durabilityChecks() []plane.Check {
 		return nil
 	}}}
 	if _, ok := s.store.(*redisstore.Store); ok {
-		checks = append(checks, plane.Check{Name: "redis_durable", Advisory: !s.cfg.RedisRequireDurable, Check: func(context.Context) error {
-			d := s.durable
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			switch {
-			case d.checkErr != nil:
-				return fmt.Errorf("the settings could not be checked: %w", d.checkErr)
-			case d.report == nil:
-				return errors.New("not checked yet")
-			case len(d.report.Findings) > 0:
-				return fmt.Errorf("%s: %s", reasonNotDurable, findingsText(d.report.Findings))
-			case len(d.report.Denied) > 0:
-				return fmt.Errorf("not checked: the ACL user may not run %s", strings.Join(slices.Clone(d.report.Denied), ", "))
-			}
-			return nil
-		}})
+		checks = append(checks, plane.Check{Name: "redis_durable",
+			Check: func(context.Context) error {
+				if d := s.durabilityDetail(); d != "" && s.cfg.RedisRequireDurable {
+					return errors.New(d)
+				}
+				return nil
+			},
+			Detail: s.durabilityDetail,
+		})
 	}
 	return checks
+}
+
+// durabilityDetail is what the last settings check found that can lose a
+// key ("" when nothing).
+func (s *app) durabilityDetail() string {
+	d := s.durable
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.checkErr != nil:
+		return "the settings could not be checked: " + d.checkErr.Error()
+	case d.report == nil:
+		return "not checked yet"
+	case len(d.report.Findings) > 0:
+		return reasonNotDurable + ": " + findingsText(d.report.Findings)
+	case len(d.report.Denied) > 0:
+		return "not checked: the ACL user may not run " + strings.Join(slices.Clone(d.report.Denied), ", ")
+	}
+	return ""
 }

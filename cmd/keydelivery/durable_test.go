@@ -19,7 +19,7 @@ import (
 func startListening(t *testing.T, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: http.DefaultClient}
 	go func() { s.done <- run(ctx, args, func(string) string { return "" }, s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 	waittest.For(t, "the server to listen", func() bool {
@@ -31,9 +31,9 @@ func startListening(t *testing.T, args []string) *server {
 		}
 		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
 			if m[1] == "delivery" {
-				s.deliveryURL = "http://" + m[2]
+				s.deliveryURL = m[3] + "://" + m[2]
 			} else {
-				s.adminURL = "http://" + m[2]
+				s.adminURL = m[3] + "://" + m[2]
 			}
 		}
 		return s.adminURL != "" && s.deliveryURL != ""
@@ -161,7 +161,7 @@ func TestRedisSettingsCheck(t *testing.T) {
 		t.Fatalf("no redis_not_durable warning for appendonly:\n%s", logs)
 	}
 	r := do(t, "GET", s.adminURL+"/readyz", nil)
-	if r.status != 200 || !strings.Contains(string(r.body), `"redis_durable":"redis_not_durable: appendonly no`) {
+	if r.status != 200 || !strings.Contains(string(r.body), `"checks":{`) || !strings.Contains(string(r.body), `"details":{"redis_durable":"redis_not_durable: appendonly no`) {
 		t.Fatalf("readyz: %d %s", r.status, r.body)
 	}
 	if mt := do(t, "GET", s.adminURL+"/metrics", nil); !strings.Contains(string(mt.body), `keydelivery_store_not_durable{setting="appendonly"} 1`) {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -42,7 +43,7 @@ type material struct {
 	signer    *auth.Signer
 }
 
-func newMaterial(t *testing.T) material {
+func newMaterial(t testing.TB) material {
 	t.Helper()
 	dir := t.TempDir()
 	m := material{
@@ -90,7 +91,7 @@ func (m material) args(store string, extra ...string) []string {
 }
 
 // token mints a delivery token for kids, valid for an hour.
-func (m material) token(t *testing.T, kids ...string) string {
+func (m material) token(t testing.TB, kids ...string) string {
 	t.Helper()
 	now := time.Now()
 	tok, err := m.signer.Sign(auth.TokenClaims{Issuer: testIssuer, Audience: testAudience, Subject: "viewer-1",
@@ -109,20 +110,30 @@ type server struct {
 	stderr      *syncBuffer
 	cancel      context.CancelFunc
 	done        chan error
+	// client reaches both planes (it trusts their certificates).
+	client *http.Client
 }
 
-var listenRE = regexp.MustCompile(`"msg":"listening","plane":"(delivery|admin)","addr":"([^"]+)"`)
+var listenRE = regexp.MustCompile(`"msg":"listening","plane":"(delivery|admin)","addr":"([^"]+)","scheme":"(https?)"`)
 
 // start runs the server with args and waits until /readyz answers 200.
 func start(t *testing.T, args []string, env map[string]string) *server {
 	t.Helper()
+	return startWith(t, args, env, http.DefaultClient)
+}
+
+// startWith is start, asking /readyz with client (which trusts the
+// server's TLS certificate, and has the admin plane's client certificate).
+func startWith(t *testing.T, args []string, env map[string]string, client *http.Client) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: client}
 	getenv := func(k string) string { return env[k] }
 	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 
 	deadline := waittest.Deadline(t)
+	var lastReady string // the last /readyz answer, for the failure message
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-s.done:
@@ -132,22 +143,24 @@ func start(t *testing.T, args []string, env map[string]string) *server {
 		}
 		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
 			if m[1] == "delivery" {
-				s.deliveryURL = "http://" + m[2]
+				s.deliveryURL = m[3] + "://" + m[2]
 			} else {
-				s.adminURL = "http://" + m[2]
+				s.adminURL = m[3] + "://" + m[2]
 			}
 		}
 		if s.adminURL != "" && s.deliveryURL != "" {
-			if resp, err := http.Get(s.adminURL + "/readyz"); err == nil {
+			if resp, err := client.Get(s.adminURL + "/readyz"); err == nil {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					return s
 				}
+				lastReady = fmt.Sprintf("%d %s", resp.StatusCode, b)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("server not ready in time; stderr:\n%s", s.stderr.String())
+	t.Fatalf("server not ready in time; /readyz: %s\nstderr:\n%s", lastReady, s.stderr.String())
 	return nil
 }
 
@@ -177,7 +190,7 @@ func (s *server) createKey(t *testing.T, value [16]byte, extra map[string]any) s
 	req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/api/keys", bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +226,7 @@ func (s *server) importJSON(t *testing.T, body string) (int, string) {
 	req, _ := http.NewRequest(http.MethodPost, s.adminURL+"/api/keys/import", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminSecret)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

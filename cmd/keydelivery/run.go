@@ -27,9 +27,13 @@ import (
 	"github.com/keydelivery/keydelivery/admin/audit"
 	"github.com/keydelivery/keydelivery/admin/credentials"
 	"github.com/keydelivery/keydelivery/admin/plane"
+	"github.com/keydelivery/keydelivery/admin/speke"
 	"github.com/keydelivery/keydelivery/ams"
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/cpix"
 	"github.com/keydelivery/keydelivery/delivery"
+	"github.com/keydelivery/keydelivery/internal/httpedge"
+	buildversion "github.com/keydelivery/keydelivery/internal/version"
 	"github.com/keydelivery/keydelivery/keystore"
 	"github.com/keydelivery/keydelivery/keystore/boltstore"
 	"github.com/keydelivery/keydelivery/keystore/redisstore"
@@ -40,21 +44,8 @@ import (
 var version, commit = "", ""
 
 func buildInfo() metrics.BuildInfo {
-	b := metrics.BuildInfo{Version: version, Commit: commit}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if b.Version == "" {
-			b.Version = info.Main.Version
-		}
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && b.Commit == "" {
-				b.Commit = s.Value
-			}
-		}
-	}
-	if b.Version == "" {
-		b.Version = "(devel)"
-	}
-	return b
+	i := buildversion.Read(version, commit)
+	return metrics.BuildInfo{Version: i.Version, Commit: i.Revision}
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -67,12 +58,19 @@ func parseLogLevel(s string) (slog.Level, error) {
 
 // run is the whole server: main only calls it. It reads the configuration,
 // builds the dependencies (build) and serves them (serve) until ctx ends or
-// SIGINT/SIGTERM arrives (after draining), or a fatal error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// SIGINT/SIGTERM arrives (after draining), or a fatal error. environ, the
+// environment's "NAME=value" entries (main passes os.Environ()), is only
+// looked at for KD_ variables that set nothing; values come from getenv.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, environ ...string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A closed stdout or stderr (the reader of a pipe gone) must not kill
+	// the server: by default Go exits on SIGPIPE from a write to fd 1 or 2.
+	// Ignored, the write fails with EPIPE instead: an audit record then
+	// answers 503 audit_unavailable, a log line is counted and dropped.
+	signal.Ignore(syscall.SIGPIPE)
 
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flagHelp) {
 		return nil
 	}
@@ -80,20 +78,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cfg.Version {
-		b := buildInfo()
-		fmt.Fprintf(stdout, "keydelivery %s %s\n", b.Version, b.Commit)
+		fmt.Fprintf(stdout, "keydelivery %s\n", buildversion.Read(version, commit))
 		return nil
 	}
 	level, err := parseLogLevel(cfg.LogLevel)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Every log line is redacted by value (no credential reaches it
+	// whatever code wrote it), and a failed write is counted, never fatal.
+	logOut := newLogWriter(stderr)
+	log := slog.New(httpedge.RedactingHandler(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})))
+	for _, w := range cfg.unknownEnv(environ) {
+		log.Warn("unknown environment variable: " + w)
+	}
 
 	var dev devMaterial
 	if cfg.Dev {
 		if dev, err = ensureDevMaterial(cfg.DataDir, time.Now()); err != nil {
 			return fmt.Errorf("dev mode: %w", err)
+		}
+		if cfg.DevTLS {
+			if err := ensureDevTLS(&dev, time.Now()); err != nil {
+				return fmt.Errorf("dev mode TLS: %w", err)
+			}
 		}
 		cfg.devDefaults(dev)
 		log.Warn("DEV MODE: generated material is for development only", "data_dir", cfg.DataDir, "generated_now", dev.Created)
@@ -103,25 +111,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	gcPercent := tuneGC(getenv)
 
-	m, err := loadChecked(cfg, log)
+	m, err := loadChecked(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
+	m.reg.MustRegister(logOut.failures)
+	m.warnNoCredentials(log)
 	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: store %s, %d trusted token certificate(s), %d KEK(s) (primary %s)\n",
-			redactStore(cfg.storeSpec()), len(m.trust.Certificates()), len(m.ring.IDs()), m.ring.PrimaryID())
-		return nil
+		return checkConfig(ctx, cfg, log, m, stdout)
 	}
 	s, err := build(ctx, cfg, log, m)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String())
-	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String())
+	log.Info("listening", "plane", "delivery", "addr", s.dl.Addr().String(), "scheme", scheme(m.edge.delivery))
+	log.Info("listening", "plane", "admin", "addr", s.al.Addr().String(), "scheme", scheme(m.edge.admin))
 	log.Info("keydelivery ready", "version", buildInfo().Version, "store", redactStore(cfg.storeSpec()), "gogc", gcPercent)
 	if cfg.Dev {
-		printDevBanner(stdout, dev, "http://"+displayAddr(s.dl.Addr()), "http://"+displayAddr(s.al.Addr()))
+		printDevBanner(stdout, dev, scheme(m.edge.delivery)+"://"+displayAddr(s.dl.Addr()), scheme(m.edge.admin)+"://"+displayAddr(s.al.Addr()))
+		if cfg.DevTLS {
+			printDevTLS(stdout, dev)
+		}
 	}
 	err = s.serve(ctx)
 	log.Info("stopped")
@@ -139,21 +150,26 @@ type checked struct {
 	protCert *x509.Certificate
 	protKey  *rsa.PrivateKey
 	creds    *credentials.Set
+	edge     *edge
+	// cpixRecipient decrypts CPIX imports encrypted to this server
+	// (--cpix-recipient-cert/--cpix-recipient-key, else the protection
+	// pair); nil when neither is configured.
+	cpixRecipient *rsa.PrivateKey
 }
 
 // loadChecked reads and checks what --check-config checks.
-func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
+func loadChecked(ctx context.Context, cfg *config, log *slog.Logger) (*checked, error) {
 	m := &checked{reg: metrics.NewRegistry(buildInfo())}
 	var err error
 	if m.ring, err = loadKeyring(cfg); err != nil {
 		return nil, err
 	}
-	if m.trust, err = auth.NewTrust(cfg.TokenCerts, log); err != nil {
+	if m.trust, err = loadTrust(ctx, cfg, log, m.reg); err != nil {
 		return nil, err
 	}
 	m.verifier, err = auth.NewVerifier(m.trust, auth.Options{
 		Issuers: cfg.TokenIssuers, Audience: cfg.TokenAudience, Leeway: cfg.TokenLeeway,
-		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens,
+		MaxLifetime: cfg.TokenMaxLifetime, AllowUnbound: cfg.AllowUnboundTokens, RequireKeyID: cfg.RequireTokenKeyID,
 		ParseKeyID: func(s string) ([16]byte, error) { return keystore.ParseKeyID(s) },
 		Registerer: m.reg,
 	})
@@ -170,7 +186,30 @@ func loadChecked(cfg *config, log *slog.Logger) (*checked, error) {
 			return nil, err
 		}
 	}
+	if m.edge, err = loadEdge(cfg, log, m.reg); err != nil {
+		return nil, err
+	}
+	if m.cpixRecipient, err = loadCPIXRecipient(cfg, m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// loadCPIXRecipient loads the key CPIX imports may be encrypted to: the
+// --cpix-recipient-cert/--cpix-recipient-key pair (an RSA certificate of at
+// least 2048 bits, as SPEKE requires), else the AMS protection pair.
+func loadCPIXRecipient(cfg *config, m *checked) (*rsa.PrivateKey, error) {
+	if cfg.CPIXRecipientCert == "" {
+		return m.protKey, nil
+	}
+	cert, key, err := ams.LoadProtectionKeyPair(cfg.CPIXRecipientCert, cfg.CPIXRecipientKey)
+	if err != nil {
+		return nil, fmt.Errorf("CPIX recipient certificate: %w", err)
+	}
+	if _, _, err := cpix.RecipientKey(cert.Raw); err != nil {
+		return nil, fmt.Errorf("--cpix-recipient-cert: %w", err)
+	}
+	return key, nil
 }
 
 // app is the built server: every dependency, wired, with its listeners
@@ -186,8 +225,13 @@ type app struct {
 	dl, al  net.Listener
 	// delivery and admin are the two planes' servers.
 	delivery, admin *http.Server
-	closers         []io.Closer
-	durable         *durability
+	// acmeHTTP answers ACME HTTP-01 challenges on acmeL (--acme-http-listen).
+	acmeHTTP *http.Server
+	acmeL    net.Listener
+	closers  []io.Closer
+	// durable and newBolt are the durability checks' (issue 11).
+	durable *durability
+	newBolt bool
 }
 
 // build opens the store and builds everything on it, from the leaves up:
@@ -225,10 +269,8 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	}))
 	s.keys = keystore.NewKeys(s.store, m.ring, keystore.Options{Timeout: cfg.StoreTimeout, WriteTimeout: cfg.StoreTimeout + cfg.RedisWaitTimeout,
 		Rand: rand.Reader, Registerer: m.reg, Backend: backend})
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = s.openKeys(startCtx, newBolt)
-	cancel()
-	if err != nil {
+	s.newBolt = newBolt
+	if err = s.checkKEKs(ctx); err != nil {
 		return nil, err
 	}
 	var auditCloser io.Closer
@@ -250,16 +292,21 @@ func build(ctx context.Context, cfg *config, log *slog.Logger, m *checked) (_ *a
 	}
 	s.closers = append(s.closers, s.al)
 	if cfg.PublicURL == "" && cfg.Dev {
-		cfg.PublicURL = "http://" + displayAddr(s.dl.Addr())
+		cfg.PublicURL = scheme(m.edge.delivery) + "://" + displayAddr(s.dl.Addr())
 	}
 	adminHandler, err := s.buildAdmin()
 	if err != nil {
 		return nil, err
 	}
 	// Players' requests are small and quick; the admin plane's bulk
-	// imports and exports (tens of megabytes of CPIX) get minutes.
-	s.delivery = newHTTPServer(deliveryHandler, log, 15*time.Second)
-	s.admin = newHTTPServer(adminHandler, log, 5*time.Minute)
+	// imports and exports (tens of megabytes of CPIX) get minutes, but only
+	// once their credential is checked (plane.Options.AuthenticatedTimeout):
+	// until then, the delivery plane's timeouts.
+	s.delivery = newHTTPServer(deliveryHandler, log, cfg)
+	s.admin = newHTTPServer(adminHandler, log, cfg)
+	if err := s.buildEdge(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -292,12 +339,14 @@ func (s *app) buildDelivery() (http.Handler, error) {
 		Log: s.log, Verifier: tokens, Keys: keys, Registerer: m.reg,
 		CORSOrigins: cfg.CORSOrigins, Serving: s.serving.Load, AccessLog: cfg.AccessLog,
 		MaxLicenseKIDs: cfg.LicenseMaxKIDs, LicenseTimeout: cfg.LicenseTimeout,
-		PersistentLicenses: cfg.ClearKeyPersistent,
+		PersistentLicenses: cfg.ClearKeyPersistent, ClientAddr: m.edge.clientAddr,
+		// Hostile clients (issue 12): replay limits, per-address budgets.
+		Uses: s.keys, AuthFailures: cfg.LimitAuthFailures, Requests: cfg.LimitRequests,
 	})
 }
 
 // buildAdmin builds the admin plane with its readiness checks and mounts the
-// admin APIs on it: the native API and the AMS v2 API.
+// admin APIs on it: the native API, the AMS v2 API and SPEKE v2.
 func (s *app) buildAdmin() (http.Handler, error) {
 	cfg, m := s.cfg, s.m
 	p, err := plane.New(plane.Options{
@@ -310,23 +359,23 @@ func (s *app) buildAdmin() (http.Handler, error) {
 				return nil
 			}},
 			{Name: "store", Check: s.keys.Ping},
-			{Name: "trust", Check: func(context.Context) error {
-				if len(m.trust.Certificates()) == 0 {
-					return errors.New("no trusted token certificate")
-				}
-				return nil
-			}},
-		}, s.durabilityChecks()...),
+			{Name: "trust", Check: func(context.Context) error { return m.trust.Ready() }, Detail: m.trust.Detail},
+		}, append(s.edgeChecks(), s.durabilityChecks()...)...),
 		Keys: s.keys, Credentials: m.creds, Audit: s.audit,
+		ClientAddr: m.edge.clientAddr, AuthenticatedTimeout: cfg.AdminRequestTimeout,
+		AuthFailures: cfg.LimitAdminAuthFailures,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, TokenLeeway: cfg.TokenLeeway,
-		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes}); err != nil {
+	if err := admin.Register(p, admin.Options{Certificates: m.trust.Certificates, Trust: m.trust, TokenLeeway: cfg.TokenLeeway,
+		PublicURL: cfg.PublicURL, MaxImportBytes: cfg.MaxImportBytes, CPIXRecipient: m.cpixRecipient}); err != nil {
 		return nil, err
 	}
 	if err := amsapi.Register(p, amsapi.Options{PublicURL: cfg.PublicURL, ProtectionCert: m.protCert, ProtectionKey: m.protKey}); err != nil {
+		return nil, err
+	}
+	if err := speke.Register(p, speke.Options{PublicURL: cfg.PublicURL, WidevineProvider: cfg.WidevineProvider, UserAgent: "keydelivery/" + buildInfo().Version}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -344,7 +393,9 @@ func (s *app) serve(ctx context.Context) error {
 	if cfg.TokenCertsReload > 0 {
 		g.Go(func() error { s.m.trust.Watch(gctx, cfg.TokenCertsReload); return nil })
 	}
+	g.Go(func() error { s.m.trust.Refresh(gctx); return nil }) // remote trust sources (issue 16)
 	g.Go(func() error { return s.keys.Watch(gctx) })
+	s.watchEdge(g, gctx)
 	g.Go(func() error { s.watchStore(gctx); return nil })
 	if cfg.DeletedRetention > 0 {
 		g.Go(func() error {
@@ -361,8 +412,9 @@ func (s *app) serve(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-hup:
-				log.Info("SIGHUP: reloading token certificates and admin credentials")
+				log.Info("SIGHUP: reloading token certificates, TLS certificates and admin credentials")
 				_ = s.m.trust.Reload() // logs the new set, or why it kept the old one
+				s.reloadTLS()
 				if s.m.creds != nil {
 					if err := s.m.creds.Reload(); err != nil {
 						log.Warn("admin credentials reload failed; keeping the previous set", "err", err)
@@ -420,6 +472,13 @@ func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log,
 		if err != nil && ctx.Err() == nil {
 			log.Warn("purging deleted keys failed; will retry", "err", err)
 		}
+		// Purged values leave the store's files too (Redis: an AOF
+		// rewrite), whoever purged them since the last sweep.
+		if did, err := keys.CompactAfterPurges(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("compacting the store after purges failed; purged values stay in its files until the next rewrite", "err", err)
+		} else if did {
+			log.Info("store compaction started after purges (Redis: BGREWRITEAOF)")
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -428,23 +487,33 @@ func sweepDeleted(ctx context.Context, keys *keystore.Keys, auditLog *audit.Log,
 	}
 }
 
+// serve serves l with srv, over TLS when srv has a TLS configuration.
 func serve(srv *http.Server, l net.Listener) error {
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(l, "", "") // the certificate comes from TLSConfig.GetCertificate
+	} else {
+		err = srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
-// newHTTPServer bounds every phase of a connection; body is the time a
-// request may take to read and to answer (ReadTimeout and WriteTimeout).
-// MaxHeaderBytes leaves room for an 8 KiB token.
-func newHTTPServer(h http.Handler, log *slog.Logger, body time.Duration) *http.Server {
+// newHTTPServer bounds every phase of a connection: the headers
+// (--header-timeout), the whole request, read and answered
+// (--request-timeout; the admin plane extends it once a credential
+// matched), the idle time between requests (--idle-timeout). The TLS
+// handshake counts against the header timeout. MaxHeaderBytes leaves room
+// for an 8 KiB token.
+func newHTTPServer(h http.Handler, log *slog.Logger, cfg *config) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       body,
-		WriteTimeout:      body,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -479,7 +548,7 @@ func loadKeyring(cfg *config) (*keystore.Keyring, error) {
 func openStore(cfg *config, log *slog.Logger) (keystore.Store, error) {
 	spec := cfg.storeSpec()
 	if path, ok := strings.CutPrefix(spec, "bolt:"); ok {
-		return boltstore.Open(path, 2*time.Second)
+		return boltstore.Open(path, lockTimeout)
 	}
 	password := cfg.redisPassword
 	if cfg.RedisPasswordFile != "" {

@@ -64,6 +64,8 @@ function judgeWire(cfg, check, wire) {
   }
   if (check.expect === 'play') {
     if (calls.some((x) => x.status !== 200)) problems.push(`key server answered ${statusSummary(calls)}, want only 200`);
+    const paths = new Set(calls.filter((x) => x.status === 200).map((x) => x.path));
+    if (check.minKeyPaths && paths.size < check.minKeyPaths) problems.push(`the page fetched ${paths.size} different keys, want ${check.minKeyPaths} (a key rotation)`);
   } else {
     if (calls.some((x) => x.status === 200)) problems.push(`key server answered 200 to a bad token (${statusSummary(calls)})`);
     if (!calls.some((x) => x.status === check.keyStatus)) problems.push(`key server answered ${statusSummary(calls)}, want ${check.keyStatus}`);
@@ -159,7 +161,7 @@ async function runCheck(ctx, cfg, check) {
 async function main() {
   const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
   const ctx = await chromium.launchPersistentContext(cfg.userDataDir, {
-    executablePath: cfg.chromium, headless: true, args: CHROMIUM_ARGS, timeout: 30000,
+    executablePath: cfg.chromium, headless: true, args: [...CHROMIUM_ARGS, ...(cfg.chromiumArgs ?? [])], timeout: 30000,
   });
   let failed = false;
   try {

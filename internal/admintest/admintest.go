@@ -1,5 +1,6 @@
 // Package admintest builds a real admin plane for the tests of the admin
-// APIs (admin, admin/amsapi): four credentials, one per role, an audit log
+// APIs (admin, admin/amsapi, admin/speke): a credential per role (two
+// packagers, one limited to content IDs), an audit log
 // and a server log the test reads, a fresh metrics registry, and requests
 // sent through the plane's http.Handler.
 package admintest
@@ -27,20 +28,30 @@ import (
 	"github.com/keydelivery/keydelivery/internal/syncbuf"
 )
 
-// Test secrets, one per role.
+// Test secrets, one per role, and a packager limited to content IDs that
+// start with "live-".
 const (
-	SecretReader   = "kda_reader-secret"
-	SecretWriter   = "kda_writer-secret"
-	SecretExporter = "kda_exporter-secret"
-	SecretAdmin    = "kda_admin-secret"
+	SecretReader          = "kda_reader-secret"
+	SecretWriter          = "kda_writer-secret"
+	SecretExporter        = "kda_exporter-secret"
+	SecretAdmin           = "kda_admin-secret"
+	SecretPackager        = "kda_packager-secret"
+	SecretLimitedPackager = "kda_limited-packager-secret"
 )
 
-// CredentialsText is the credentials file naming the four test secrets (the
+// Credential names of the packagers (HTTP Basic sends the name).
+const (
+	PackagerName        = "packager-1"
+	LimitedPackagerName = "packager-live"
+)
+
+// CredentialsText is the credentials file naming the test secrets (the
 // admin's hash in upper case, which the file allows).
 func CredentialsText() string {
-	return fmt.Sprintf("# test credentials\nreader-1 reader %s\nwriter-1 writer %s\n\nexporter-1 exporter %s\nadmin-1 admin %s\n",
+	return fmt.Sprintf("# test credentials\nreader-1 reader %s\nwriter-1 writer %s\n\nexporter-1 exporter %s\nadmin-1 admin %s\n%s packager %s\n%s packager %s content=live-*\n",
 		credentials.HashSecret(SecretReader), credentials.HashSecret(SecretWriter),
-		credentials.HashSecret(SecretExporter), strings.ToUpper(credentials.HashSecret(SecretAdmin)))
+		credentials.HashSecret(SecretExporter), strings.ToUpper(credentials.HashSecret(SecretAdmin)),
+		PackagerName, credentials.HashSecret(SecretPackager), LimitedPackagerName, credentials.HashSecret(SecretLimitedPackager))
 }
 
 // Now is the clock of the test audit log.
@@ -151,6 +162,33 @@ func AuditLines(t testing.TB, s string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// NoSecrets fails the test if body, the log or the audit log holds any of
+// secrets.
+func (e *Env) NoSecrets(t testing.TB, body []byte, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(string(body), s) {
+			t.Errorf("an answer holds secret %q: %s", s, body)
+		}
+		if strings.Contains(e.Log.String(), s) {
+			t.Errorf("the log holds secret %q", s)
+		}
+		if strings.Contains(e.Audit.String(), s) {
+			t.Errorf("the audit log holds secret %q", s)
+		}
+	}
+}
+
+// AuditOperations is the audit log so far as "operation:result,...".
+func (e *Env) AuditOperations(t testing.TB) string {
+	t.Helper()
+	var out []string
+	for _, rec := range AuditLines(t, e.Audit.String()) {
+		out = append(out, fmt.Sprint(rec["operation"], ":", rec["result"]))
+	}
+	return strings.Join(out, ",")
 }
 
 // FailWriter fails every write after the first OK ones.

@@ -75,19 +75,18 @@ func DecodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	val, err := dec.ReadValue()
-	val = val.Clone() // valid only until the next read
-	if err != nil {
-		return syntaxError(err)
-	}
-	if val.Kind() != '{' {
+	return decodeOne(body, '{', v)
+}
+
+// DecodeJSONElement decodes elem, one element of an array EachJSON read
+// (so already one well-formed JSON value), which must be an object, into v,
+// a pointer to a struct, with the rules of DecodeJSON. It skips the
+// re-reading of the value DecodeJSON does on a whole body.
+func DecodeJSONElement(elem []byte, v any) error {
+	if jsontext.Value(elem).Kind() != '{' {
 		return &BodyError{Kind: ErrBodyNotObject}
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return &BodyError{Kind: ErrBodyTrailing}
-	}
-	if err := json.Unmarshal(val, v, json.RejectUnknownMembers(true)); err != nil {
+	if err := json.Unmarshal(elem, v, json.RejectUnknownMembers(true)); err != nil {
 		return memberError(err, v)
 	}
 	return nil
@@ -97,14 +96,53 @@ func DecodeJSON(body []byte, v any) error {
 // pointer to a slice), with the same rules as DecodeJSON. Decode the
 // elements into RawJSON to check each on its own.
 func DecodeJSONArray(body []byte, v any) error {
-	body = bytes.TrimSpace(body)
+	return decodeOne(bytes.TrimSpace(body), '[', v)
+}
+
+// EachJSON reads body, which must be one JSON array, and calls fn with
+// each element's JSON text in turn, without copying the body or holding
+// more than one element: a large array costs the body and one element, not
+// a parsed copy of every element. elem is valid only during the call. The
+// array is checked as DecodeJSONArray checks it (syntax, a name twice in an
+// element, trailing data) as far as it is read; an error from fn stops the
+// reading and is returned as it is. Every other refusal is a *BodyError.
+func EachJSON(body []byte, fn func(i int, elem []byte) error) error {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(bytes.TrimSpace(body)))
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return syntaxError(err)
+	}
+	if tok.Kind() != '[' {
+		return &BodyError{Kind: ErrBodyNotObject}
+	}
+	for i := 0; dec.PeekKind() != ']'; i++ {
+		val, err := dec.ReadValue()
+		if err != nil {
+			return syntaxError(err)
+		}
+		if err := fn(i, val); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return syntaxError(err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return &BodyError{Kind: ErrBodyTrailing}
+	}
+	return nil
+}
+
+// decodeOne decodes body, which must be one JSON value of the given kind
+// ('{' or '['), into v.
+func decodeOne(body []byte, kind jsontext.Kind, v any) error {
 	dec := jsontext.NewDecoder(bytes.NewReader(body))
 	val, err := dec.ReadValue()
 	if err != nil {
 		return syntaxError(err)
 	}
 	val = val.Clone() // valid only until the next read
-	if val.Kind() != '[' {
+	if val.Kind() != kind {
 		return &BodyError{Kind: ErrBodyNotObject}
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {

@@ -24,8 +24,10 @@ type Problem struct {
 	// KIDs names the keys at fault when a request for several keys is
 	// refused (the requester named them itself).
 	KIDs []string `json:"kids,omitempty"`
-	// Problems names each bad entry of a refused batch.
-	Problems []EntryProblem `json:"problems,omitempty"`
+	// Problems names the bad entries of a refused batch (the first ones, at
+	// most a hundred); ProblemCount is how many there are in all.
+	Problems     []EntryProblem `json:"problems,omitempty"`
+	ProblemCount int            `json:"problemCount,omitempty"`
 	// Conflicts names the KIDs a batch found stored with another key;
 	// Results is the outcome of every entry of that batch.
 	Conflicts []string `json:"conflicts,omitempty"`
@@ -51,8 +53,17 @@ const ProblemType = "application/problem+json"
 
 // WriteProblem writes p as the answer to r: its status, Content-Type
 // application/problem+json, and the JSON body (none for HEAD). The body is
-// encoded as echo's JSON answers are (one line, newline-terminated).
+// encoded as echo's JSON answers are (one line, newline-terminated). Every
+// text member that may quote the request (detail, kid, kids, problems) is
+// redacted first (Redact): an error body never echoes a credential.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p *Problem) error {
+	p.Detail, p.KID = Redact(p.Detail), Redact(p.KID)
+	for i := range p.KIDs {
+		p.KIDs[i] = Redact(p.KIDs[i])
+	}
+	for i := range p.Problems {
+		p.Problems[i].KID, p.Problems[i].Detail = Redact(p.Problems[i].KID), Redact(p.Problems[i].Detail)
+	}
 	w.Header().Set("Content-Type", ProblemType)
 	w.WriteHeader(p.Status)
 	if r.Method == http.MethodHead {

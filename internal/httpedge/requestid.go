@@ -16,10 +16,11 @@ func NewRequestID() string {
 }
 
 // RequestID returns incoming when it is a short plain token a client may
-// use to correlate (at most 64 letters, digits, '-', '_' or '.'), and a new
-// random ID otherwise, so a caller cannot inject text into the logs.
+// use to correlate (at most 64 letters, digits, '-', '_' or '.', and not
+// shaped like a credential), and a new random ID otherwise, so a caller
+// cannot inject text, or a secret, into the logs and audit records.
 func RequestID(incoming string) string {
-	if len(incoming) == 0 || len(incoming) > 64 {
+	if len(incoming) == 0 || len(incoming) > 64 || HasCredential(incoming) {
 		return NewRequestID()
 	}
 	for _, c := range incoming {

@@ -352,9 +352,14 @@ func (s *Server) diagnostics(p *process) string {
 	return b.String()
 }
 
+// LogTail returns the last n lines of the server's log file, for a test
+// to show when something went wrong.
+func (s *Server) LogTail(n int) string { return s.logTailN(n) }
+
 // logTail returns the last lines of the server's log file.
-func (s *Server) logTail() string {
-	const n = 20
+func (s *Server) logTail() string { return s.logTailN(20) }
+
+func (s *Server) logTailN(n int) string {
 	path := filepath.Join(s.Dir, logFile)
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -59,14 +59,27 @@ func Open(path string, lockTimeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// A store that has its buckets is not written to on open, so a server
+	// that opens it and then refuses to start (a wrong KEK) leaves the
+	// file as it was.
+	ready := db.View(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket, expiringBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+			if tx.Bucket(b) == nil {
+				return bolterrors.ErrBucketNotFound
 			}
 		}
 		return nil
-	})
+	}) == nil
+	if !ready {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{keysBucket, metaBucket, assetsBucket, expiringBucket} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
@@ -376,17 +389,29 @@ func (s *Store) ListMeta(ctx context.Context, prefix string) ([]string, error) {
 	return names, nil
 }
 
+// createMeta writes through bbolt's Batch, so that concurrent meta
+// creates (the value index of a large import without KIDs makes one per
+// key) share transactions and fsyncs instead of taking one each. Batch may
+// run the function more than once, in a transaction that is then rolled
+// back: it sets exists afresh each time, and returns no error for a taken
+// name (an error would make Batch retry the others one by one).
 func (s *Store) createMeta(ctx context.Context, k, v []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	var exists bool
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)
-		if b.Get(k) != nil {
-			return keystore.ErrExists
+		exists = b.Get(k) != nil
+		if exists {
+			return nil
 		}
 		return b.Put(k, v)
 	})
+	if err == nil && exists {
+		return keystore.ErrExists
+	}
+	return full(err)
 }
 
 // update runs a write transaction. A write refused for lack of room (a
@@ -489,3 +514,69 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements keystore.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// Link implements keystore.Store: the record and the asset's index entry
+// change in one transaction.
+func (s *Store) Link(ctx context.Context, id keystore.KeyID, asset string) (keystore.Record, error) {
+	return s.setAsset(ctx, id, asset, true)
+}
+
+// Unlink implements keystore.Store like Link.
+func (s *Store) Unlink(ctx context.Context, id keystore.KeyID, asset string) (keystore.Record, error) {
+	return s.setAsset(ctx, id, asset, false)
+}
+
+func (s *Store) setAsset(ctx context.Context, id keystore.KeyID, asset string, link bool) (keystore.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return keystore.Record{}, err
+	}
+	if asset == "" || strings.IndexByte(asset, 0) >= 0 {
+		return keystore.Record{}, fmt.Errorf("boltstore: link %s: invalid asset id %q", id, asset)
+	}
+	var out keystore.Record
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(keysBucket)
+		v := b.Get(id[:])
+		if v == nil {
+			return keystore.ErrNotFound
+		}
+		r, err := keystore.DecodeRecord(v)
+		if err != nil {
+			return err
+		}
+		has := slices.Contains(r.Assets, asset)
+		assets := tx.Bucket(assetsBucket)
+		if link {
+			if !has {
+				r.Assets = append(r.Assets, asset)
+			}
+			err = assets.Put(assetKey(asset, id), nil)
+		} else {
+			r.Assets = slices.DeleteFunc(r.Assets, func(a string) bool { return a == asset })
+			if len(r.Assets) == 0 {
+				r.Assets = nil
+			}
+			err = assets.Delete(assetKey(asset, id))
+		}
+		if err != nil {
+			return err
+		}
+		out = r
+		if has == link {
+			return nil // no change to the record
+		}
+		enc, err := keystore.EncodeRecord(r)
+		if err != nil {
+			return err
+		}
+		return b.Put(id[:], enc)
+	})
+	if err != nil {
+		verb := "link"
+		if !link {
+			verb = "unlink"
+		}
+		return keystore.Record{}, fmt.Errorf("boltstore: %s %s: %w", verb, id, err)
+	}
+	return out, nil
+}

@@ -19,7 +19,8 @@
 // Every command touches one key, or keys of one slot (a record and its
 // index entry), and the only transactions (WATCH, MULTI, EXEC) are on the
 // keys of one slot, so the layout works unchanged on Redis Cluster: no
-// cross-slot commands, no scripts.
+// cross-slot commands, and one script of one key (the replay counter's
+// INCR and PEXPIREAT, counter.go).
 //
 //	<prefix>key:<kid>        keystore.EncodeRecord bytes; kid in canonical
 //	                         form (lower-case, hyphenated)
@@ -49,19 +50,23 @@
 // Create and CreateBatch write the record with SET NX (of two concurrent
 // creates exactly one wins, and a stored record is never overwritten) and
 // its index entry with ZADD, in one pipeline, then the asset entries.
-// Update and Delete are optimistic transactions on the record's key:
-// WATCH, GET, MULTI, SET or DEL (and the ZREM of its index entry), EXEC,
-// tried again when another writer got in between. No record is given a TTL.
+// Update, Delete, Link and Unlink are optimistic transactions on the
+// record's key: WATCH, GET, MULTI, SET or DEL (and the ZREM of its index
+// entry), EXEC, tried again when another writer got in between; Link then
+// adds the asset's index entry (ZADD), Unlink removes it (ZREM, best
+// effort, as Delete). No record is given a TTL.
 //
 // # Replicated acknowledgements
 //
-// With Options.WaitReplicas (or WaitAuto) every write is followed, on its
-// own connection, by an INCR of the sync counter of its slot and WAIT: the
-// write counts only when that many replicas confirmed it (WAIT counts the
-// replicas that hold everything the connection wrote; the INCR makes that
-// cover a record a retry finds already stored). Fewer in time is
+// With Options.WaitReplicas (or WaitAuto) every write of a key, a meta or
+// an expiring value (a create, an update, a delete, a link) is followed, on
+// its own connection, by an INCR of the sync counter of its slot and WAIT:
+// the write counts only when that many replicas confirmed it (WAIT counts
+// the replicas that hold everything the connection wrote; the INCR makes
+// that cover a record a retry finds already stored). Fewer in time is
 // keystore.ErrNotReplicated. WaitAOF uses WAITAOF (Redis 7.2 or later): the
-// master's own append-only file, fsynced, as well.
+// master's own append-only file, fsynced, as well. The token use counters
+// and the blobs do not wait.
 //
 // # Index consistency
 //
@@ -87,7 +92,7 @@
 //
 //   - Durability: a Create that returned nil must survive a Redis crash.
 //     Run with "appendonly yes" and "appendfsync always" (or WaitAOF), and
-//     with replicas let writes wait for one (WaitAuto, the server's
+//     with replicas let writes wait for them (WaitAuto, the server's
 //     default). "appendfsync everysec" can lose the last second of created
 //     keys, even with replicas (they resync from a master that restarted);
 //     RDB snapshots alone can lose much more.
@@ -100,11 +105,15 @@
 //     networks, TLS (rediss://). An ACL user needs these commands on the
 //     keys under its prefix: "~kd:* &kd:* +get +set +del +zadd +zrem
 //     +zrange +zcard +incr +wait +info +watch +unwatch +multi +exec +ping
-//     +publish +subscribe" (publish and subscribe carry the key cache
-//     invalidations on the channel <prefix>changes; +info lets WaitAuto
-//     see the replicas: without it every write waits for one); +waitaof
-//     with WaitAOF; "+config|get" lets CheckDurability read the settings
-//     (without it they are reported unchecked); on Redis Cluster also
+//     +publish +subscribe +evalsha +eval +pexpireat +bgrewriteaof"
+//     (publish and subscribe carry the key cache invalidations on the
+//     channel <prefix>changes; the script and its commands count token
+//     uses, <prefix>uses:<sha-256 hex>, expiring with the token;
+//     bgrewriteaof runs after purges, compact.go, and may be refused: it is
+//     then only a warning; +info lets WaitAuto see the replicas: without it
+//     every write waits for one); +waitaof with WaitAOF; "+config|get" lets
+//     CheckDurability read the settings (without it they are reported
+//     unchecked); on Redis Cluster also
 //     "+cluster|slots", and "+command" to spare the log a go-redis
 //     warning. A user without +zadd can still store records, but every
 //     create then answers keystore.ErrUnavailable (index not written).

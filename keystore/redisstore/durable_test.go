@@ -82,6 +82,20 @@ func startReplicated(t *testing.T) (master, replica *redistest.Server) {
 	return master, replica
 }
 
+// createConfirmed creates k, sending it again while the answer is
+// ErrNotReplicated (a replica that is up confirms within WaitTimeout on a
+// quiet machine, not necessarily on a busy one), and returns the first
+// other answer.
+func createConfirmed(t *testing.T, keys *keystore.Keys, k keystore.Key) error {
+	t.Helper()
+	var err error
+	waittest.For(t, "a replica to confirm the create", func() bool {
+		_, err = keys.Create(waittest.Context(t), k)
+		return !errors.Is(err, keystore.ErrNotReplicated)
+	})
+	return err
+}
+
 // TestWaitReplicas: a write counts only once a replica confirmed it. With
 // the replica paused a create answers ErrNotReplicated although the master
 // stored it; the same create sent again, once the replica is back, finds
@@ -96,7 +110,10 @@ func TestWaitReplicas(t *testing.T) {
 			keys := keystore.NewKeys(s, storetest.NewKeyring(t, "k1"), keystore.Options{Rand: rand.Reader, Timeout: waittest.Timeout(t)})
 			ctx := waittest.Context(t)
 			k := keystore.Key{ID: storetest.RandomID(t), Value: [16]byte{1, 2, 3}, Method: keystore.CreatedImport}
-			if _, err := keys.Create(ctx, k); err != nil {
+			// With the replica up a write is confirmed, but how soon
+			// depends on the machine: sent again after not_replicated (as a
+			// client does), it ends confirmed.
+			if err := createConfirmed(t, keys, k); err != nil && !errors.Is(err, keystore.ErrSameKey) {
 				t.Fatalf("create with the replica up: %v", err)
 			}
 			replica.Signal(t, syscall.SIGSTOP)
@@ -124,7 +141,7 @@ func TestWaitReplicas(t *testing.T) {
 			replica.Signal(t, syscall.SIGCONT)
 			// The retry finds its own earlier write and is confirmed: the
 			// same key, so ErrSameKey ("unchanged"), not a conflict.
-			if _, err := keys.Create(ctx, paused); !errors.Is(err, keystore.ErrSameKey) {
+			if err := createConfirmed(t, keys, paused); !errors.Is(err, keystore.ErrSameKey) {
 				t.Fatalf("retried create = %v, want ErrExists+ErrSameKey", err)
 			}
 			rc := rawClient(t, replica, 0)

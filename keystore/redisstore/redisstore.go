@@ -78,13 +78,13 @@ type Options struct {
 	AutoPipeline bool
 
 	// Replicated acknowledgements. After every write (a create, an update,
-	// a delete, a meta or expiring value) the store sends WAIT on the
-	// write's connection and counts the write done only when WaitReplicas
-	// replicas confirm it within WaitTimeout; fewer is
-	// keystore.ErrNotReplicated. With WaitAuto, a write waits for one
-	// replica when the master that takes it has one connected (INFO
-	// replication), and for none when it has none. The zero value waits
-	// for none, as a store without replicas needs.
+	// a delete, a link, a meta or expiring value) the store sends WAIT on
+	// the write's connection and counts the write done only when
+	// WaitReplicas replicas confirm it within WaitTimeout; fewer is
+	// keystore.ErrNotReplicated. With WaitAuto, a write waits for every
+	// replica the master that takes it has connected (INFO replication):
+	// one where it has one, none where it has none (see replicasFor). The
+	// zero value waits for none, as a store without replicas needs.
 	WaitReplicas int
 	WaitAuto     bool
 	// WaitTimeout bounds each WAIT (default 1s); the caller's deadline

@@ -174,7 +174,7 @@ func (s *Store) checkNode(ctx context.Context, n node) (fs []Finding, denied []s
 	if replicas >= 0 {
 		want = s.waitReplicas
 		if s.waitAuto {
-			want = min(replicas, 1)
+			want = replicas
 		}
 	}
 	switch {

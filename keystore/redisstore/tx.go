@@ -185,3 +185,84 @@ func (s *Store) watch(ctx context.Context, key string, fn func(*redis.Tx) error)
 	}
 	return fmt.Errorf("%w: contended: the record changed under %d attempts in a row", keystore.ErrUnavailable, txAttempts)
 }
+
+// Link implements keystore.Store: an optimistic transaction on the record
+// (WATCH, GET, MULTI SET EXEC, as Update), then the asset's index entry
+// (ZADD, another slot). If that ZADD fails, Link returns
+// keystore.ErrUnavailable with the record already linked; linking again
+// writes the entry (ListAsset only lists the members of the asset's set).
+func (s *Store) Link(ctx context.Context, id keystore.KeyID, asset string) (keystore.Record, error) {
+	if asset == "" {
+		return keystore.Record{}, fmt.Errorf("redisstore: link %s: %w: empty", id, keystore.ErrInvalidAsset)
+	}
+	r, err := s.setAsset(ctx, id, asset, true)
+	if err != nil {
+		return keystore.Record{}, fmt.Errorf("redisstore: link %s: %w", id, err)
+	}
+	var ierr error
+	s.addIndex(ctx, []indexEntry{{id: id, asset: asset}}, func(_ int, err error) { ierr = err })
+	if ierr != nil {
+		return keystore.Record{}, fmt.Errorf("redisstore: link %s: %w", id, indexError(ierr))
+	}
+	return r, nil
+}
+
+// Unlink implements keystore.Store: the record first (as Link), then the
+// asset's index entry, best effort: an entry whose record no longer has
+// the asset is skipped, and removed, by ListAsset.
+func (s *Store) Unlink(ctx context.Context, id keystore.KeyID, asset string) (keystore.Record, error) {
+	r, err := s.setAsset(ctx, id, asset, false)
+	if err != nil {
+		return keystore.Record{}, fmt.Errorf("redisstore: unlink %s: %w", id, err)
+	}
+	_ = s.unindex(ctx, []indexEntry{{id: id, asset: asset}})
+	return r, nil
+}
+
+// setAsset adds asset to, or removes it from, the stored record's Assets
+// in an optimistic transaction; a record that already says so is not
+// written.
+func (s *Store) setAsset(ctx context.Context, id keystore.KeyID, asset string, link bool) (keystore.Record, error) {
+	key := s.keyName(id)
+	var out keystore.Record
+	err := s.watch(ctx, key, func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, key).Bytes()
+		if err != nil {
+			return final(translate(err))
+		}
+		r, err := decodeAt(id, b)
+		if err != nil {
+			return final(err)
+		}
+		has := slices.Contains(r.Assets, asset)
+		if has == link {
+			out = r
+			return nil
+		}
+		if link {
+			r.Assets = append(r.Assets, asset)
+		} else {
+			r.Assets = slices.DeleteFunc(r.Assets, func(a string) bool { return a == asset })
+			if len(r.Assets) == 0 {
+				r.Assets = nil
+			}
+		}
+		enc, err := keystore.EncodeRecord(r)
+		if err != nil {
+			return final(err)
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, enc, 0)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = r
+		if err := s.confirmOn(ctx, tx, key); err != nil {
+			return final(err)
+		}
+		return nil
+	})
+	return out, err
+}

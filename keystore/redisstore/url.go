@@ -9,10 +9,33 @@ import (
 	"strings"
 )
 
-// The URL forms New accepts, for error messages.
-const urlForms = "redis://[user:pass@]host:port/db, rediss://..., " +
-	"redis+sentinel://[user:pass@]h1:p1,h2:p2/MASTERNAME[?db=N] or " +
-	"redis+cluster://[user:pass@]h1:p1,h2:p2"
+// The URL forms New accepts, for error messages. They show no password
+// placeholder: Options.Password is the place for a password (a URL may
+// still carry one, percent-encoded, as user:password@).
+const urlForms = "redis://[user@]host:port/db, rediss://..., " +
+	"redis+sentinel://[user@]h1:p1,h2:p2/MASTERNAME[?db=N] or " +
+	"redis+cluster://[user@]h1:p1,h2:p2"
+
+// CheckURL reports whether raw is a URL New accepts, without connecting,
+// for a caller that lists the accepted forms itself: its errors say what
+// is wrong without listing them. They never quote a password.
+func CheckURL(raw string) error {
+	_, err := parseURL(raw)
+	var fe *formsError
+	if errors.As(err, &fe) {
+		return errors.New("redisstore: " + fe.msg)
+	}
+	return err
+}
+
+// formsError is a URL error that New follows with the accepted forms.
+type formsError struct{ msg string }
+
+func (e *formsError) Error() string { return "redisstore: " + e.msg + ": want " + urlForms }
+
+func formsErrorf(format string, args ...any) error {
+	return &formsError{msg: fmt.Sprintf(format, args...)}
+}
 
 // mode is the kind of deployment a URL names.
 type mode int
@@ -64,10 +87,10 @@ func parseURL(raw string) (endpoint, error) {
 	var e endpoint
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if raw == "" {
-		return e, fmt.Errorf("redisstore: no URL: want %s", urlForms)
+		return e, formsErrorf("no URL")
 	}
 	if !ok {
-		return e, fmt.Errorf("redisstore: URL has no scheme: want %s", urlForms)
+		return e, formsErrorf("URL has no scheme")
 	}
 	e.scheme = scheme
 	switch strings.ToLower(scheme) {
@@ -84,9 +107,9 @@ func parseURL(raw string) (endpoint, error) {
 		e.mode, e.tls = cluster, true
 	default:
 		if !isSchemeName(scheme) {
-			return e, fmt.Errorf("redisstore: URL scheme is not supported: want %s", urlForms)
+			return e, formsErrorf("URL scheme is not supported")
 		}
-		return e, fmt.Errorf("redisstore: URL scheme %q is not supported: want %s", scheme, urlForms)
+		return e, formsErrorf("URL scheme %q is not supported", scheme)
 	}
 
 	// The authority ends at the first '/', '?' or '#'; the user info is
@@ -120,7 +143,7 @@ func parseURL(raw string) (endpoint, error) {
 		defPort = defaultSentinelPort
 	}
 	if authority == "" {
-		return e, fmt.Errorf("redisstore: URL %s has an empty host: want %s", e.redacted(), urlForms)
+		return e, formsErrorf("URL %s has an empty host", e.redacted())
 	}
 	for _, h := range strings.Split(authority, ",") {
 		addr, err := parseHostPort(h, defPort)

@@ -92,13 +92,19 @@ func testUpdate(t *testing.T, h Harness) {
 		t.Fatalf("after Update: returned %+v, stored %+v", got, stored)
 	}
 	immutable := map[string]func(x *keystore.Record){
-		"sealed":  func(x *keystore.Record) { x.Sealed = []byte("new") },
-		"iv":      func(x *keystore.Record) { x.IV = nil },
-		"type":    func(x *keystore.Record) { x.Type = keystore.CommonEncryption },
-		"method":  func(x *keystore.Record) { x.Method = keystore.CreatedRandom },
-		"created": func(x *keystore.Record) { x.Created = x.Created.Add(time.Second) },
-		"assets":  func(x *keystore.Record) { x.Assets = append(x.Assets, "a2") },
-		"id":      func(x *keystore.Record) { x.ID[0] ^= 1 },
+		"sealed":    func(x *keystore.Record) { x.Sealed = []byte("new") },
+		"iv":        func(x *keystore.Record) { x.IV = nil },
+		"type":      func(x *keystore.Record) { x.Type = keystore.CommonEncryption },
+		"method":    func(x *keystore.Record) { x.Method = keystore.CreatedRandom },
+		"created":   func(x *keystore.Record) { x.Created = x.Created.Add(time.Second) },
+		"assets":    func(x *keystore.Record) { x.Assets = append(x.Assets, "a2") },
+		"period":    func(x *keystore.Record) { x.Period = &keystore.KeyPeriod{Index: x.Period.Index + 1} },
+		"no period": func(x *keystore.Record) { x.Period = nil },
+		"period start": func(x *keystore.Record) {
+			x.Period = &keystore.KeyPeriod{Index: x.Period.Index, Start: x.Period.Start.Add(time.Second), End: x.Period.End}
+		},
+		"track type": func(x *keystore.Record) { x.TrackType = "SD" },
+		"id":         func(x *keystore.Record) { x.ID[0] ^= 1 },
 	}
 	for name, mut := range immutable {
 		_, err := s.Update(ctx(t), r.ID, func(x *keystore.Record) error { mut(x); return nil })
@@ -273,9 +279,18 @@ func testListAsset(t *testing.T, h Harness) {
 func testSoftDelete(t *testing.T, h Harness) {
 	s := newStore(t, h)
 	keys := newKeys(t, s, NewKeyring(t, "k1"))
-	k, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t), Name: "n", Assets: []string{"film"}})
+	period := &keystore.KeyPeriod{Index: 3, Start: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	k, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t), Name: "n", Assets: []string{"film"}, Period: period, TrackType: "VIDEO"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The key period and track type a packager asked for are kept, and
+	// survive a delete and a restore (checked below).
+	if m, err := keys.Metadata(ctx(t), k.ID); err != nil || !m.Period.Equal(period) || m.TrackType != "VIDEO" {
+		t.Fatalf("Metadata = %+v, %v; want the period and track type", m, err)
+	}
+	if _, err := keys.Create(ctx(t), keystore.Key{ID: RandomID(t), TrackType: "has space"}); !errors.Is(err, keystore.ErrInvalidTrackType) {
+		t.Fatalf("Create with an invalid track type = %v", err)
 	}
 	if err := keys.Purge(ctx(t), k.ID); !errors.Is(err, keystore.ErrNotDeleted) {
 		t.Fatalf("Purge of a live key = %v, want ErrNotDeleted", err)
@@ -301,6 +316,9 @@ func testSoftDelete(t *testing.T, h Harness) {
 	got, err := keys.Get(ctx(t), k.ID)
 	if err != nil || got.Value != k.Value {
 		t.Fatalf("Get after Restore = %v", err)
+	}
+	if !got.Period.Equal(period) || got.TrackType != "VIDEO" {
+		t.Fatalf("after a delete and a restore: period %+v, track type %q", got.Period, got.TrackType)
 	}
 	if _, err := keys.Delete(ctx(t), k.ID); err != nil {
 		t.Fatal(err)

@@ -45,11 +45,15 @@ func Run(t *testing.T, h Harness) {
 	t.Run("MovedValueFails", func(t *testing.T) { testMovedValue(t, h) })
 	t.Run("KEKCheck", func(t *testing.T) { testKEKCheck(t, h) })
 	t.Run("KEKRotation", func(t *testing.T) { testKEKRotation(t, h) })
+	t.Run("VerifyKEKs", func(t *testing.T) { testVerifyKEKs(t, h) })
+	t.Run("ImportByValue", func(t *testing.T) { testImportByValue(t, h) })
 	t.Run("SealedKindsNeverCross", func(t *testing.T) { testSealKinds(t, h) })
 	t.Run("FormatV1Opens", func(t *testing.T) { testFormatV1(t, h) })
 	t.Run("FormatUpgradeOnUpdate", func(t *testing.T) { testFormatUpgrade(t, h) })
 	t.Run("SurvivesRestart", func(t *testing.T) { testRestart(t, h) })
 	runLifecycle(t, h)
+	runLinks(t, h)
+	runCounter(t, h)
 	runDurable(t, h)
 }
 
@@ -121,13 +125,16 @@ func sampleRecord(t *testing.T) keystore.Record {
 		ID: RandomID(t), Sealed: []byte("opaque sealed bytes"), IV: bytes.Repeat([]byte{7}, 16),
 		Name: "rendition 1080p", Type: keystore.EnvelopeEncryption, Method: keystore.CreatedImport,
 		Created: now, Updated: now.Add(time.Second),
+		Period:    &keystore.KeyPeriod{Index: 7, Start: now, End: now.Add(time.Hour)},
+		TrackType: "HD",
 	}
 }
 
 func equalRecords(a, b keystore.Record) bool {
 	return a.ID == b.ID && bytes.Equal(a.Sealed, b.Sealed) && bytes.Equal(a.IV, b.IV) &&
 		a.Name == b.Name && a.Type == b.Type && a.Method == b.Method &&
-		a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) && a.DeletedAt.Equal(b.DeletedAt)
+		a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) && a.DeletedAt.Equal(b.DeletedAt) &&
+		a.Period.Equal(b.Period) && a.TrackType == b.TrackType
 }
 
 func testCreateGet(t *testing.T, h Harness) {

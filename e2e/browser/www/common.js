@@ -29,15 +29,16 @@ window.E2E = {
     }
   },
 
-  // playing waits until playback has advanced (currentTime > 1 s with
-  // decoded frames); fatal() returns a reason to stop early.
-  async playing(video, deadline, fatal) {
-    return E2E.waitFor(deadline, 'playback to pass 1 s', () => {
+  // playing waits until playback has advanced (currentTime > minTime s,
+  // 1 by default, with decoded frames); fatal() returns a reason to stop
+  // early.
+  async playing(video, deadline, fatal, minTime = 1) {
+    return E2E.waitFor(deadline, `playback to pass ${minTime} s`, () => {
       if (video.error) throw new Error(`media error ${video.error.code}: ${video.error.message}`);
       const why = fatal();
       if (why) throw new Error(why);
       const s = E2E.state(video);
-      return s.currentTime > 1 && s.frames > 0 ? s : null;
+      return s.currentTime > minTime && s.frames > 0 ? s : null;
     });
   },
 
