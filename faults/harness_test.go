@@ -280,7 +280,7 @@ type row struct {
 	Lost       int           // acknowledged keys not read back with their bytes
 	Reads      int           // reads of acknowledged keys
 	Read503    int           // of which 503
-	ReadWindow time.Duration // first to last 503 answer to a read
+	ReadWindow time.Duration // first to last 503 answer to a read, the longest of a round
 	Write503   int           // write attempts answered 503 (any reason)
 	NotRepl    int           // of which not_replicated
 	MaxRead    time.Duration // the slowest read, server-side

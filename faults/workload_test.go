@@ -96,17 +96,19 @@ func (l *ledger) all() map[keystore.KeyID][16]byte {
 // stats are what the writer and the reader saw, with the times of the
 // 503s, so the windows can be told.
 type stats struct {
-	mu           sync.Mutex
-	reads, r503  int
-	firstR503    time.Time
-	lastR503     time.Time
-	lastGoodRead time.Time
-	write503     int
-	notRepl      int
-	lastGoodW    time.Time
-	writes       int
-	violations   []string
-	reasons      map[string]int
+	mu          sync.Mutex
+	reads, r503 int
+	firstR503   time.Time
+	lastR503    time.Time
+	write503    int
+	notRepl     int
+	// goodReads and goodWrites are the times of the good answers since
+	// the last recovered (which empties them): the first ones after a
+	// fault's end tell its recovery.
+	goodReads, goodWrites []time.Time
+	writes                int
+	violations            []string
+	reasons               map[string]int
 	// mark, when set, labels a KID; marked counts the first answers to
 	// the creates of labelled KIDs, by label and status (the Cluster
 	// scenarios: in the failed master's slots or not).
@@ -194,7 +196,7 @@ func (w *writer) create(ctx context.Context, id keystore.KeyID, v [16]byte) {
 		case status == http.StatusCreated || status == http.StatusOK:
 			w.ledger.add(id, v)
 			w.st.mu.Lock()
-			w.st.lastGoodW = time.Now()
+			w.st.goodWrites = append(w.st.goodWrites, time.Now())
 			w.st.mu.Unlock()
 			return
 		case status == http.StatusConflict:
@@ -269,7 +271,7 @@ func (r *reader) read(id keystore.KeyID, v [16]byte) {
 		if !bytes.Equal(b, v[:]) {
 			r.st.violations = append(r.st.violations, fmt.Sprintf("read %s: 200 with other bytes", id))
 		}
-		r.st.lastGoodRead = now
+		r.st.goodReads = append(r.st.goodReads, now)
 	case http.StatusServiceUnavailable:
 		r.st.r503++
 		r.st.reasons["read "+reasonOf(b)]++
@@ -330,16 +332,29 @@ func (wl *workload) recovered(since time.Time) time.Time {
 	waittest.For(wl.t, "reads and writes to succeed again", func() bool {
 		wl.st.mu.Lock()
 		defer wl.st.mu.Unlock()
-		if wl.st.lastGoodRead.After(since) && wl.st.lastGoodW.After(since) {
-			at = wl.st.lastGoodRead
-			if wl.st.lastGoodW.After(at) {
-				at = wl.st.lastGoodW
-			}
-			return true
+		r, w := firstAfter(wl.st.goodReads, since), firstAfter(wl.st.goodWrites, since)
+		if r.IsZero() || w.IsZero() {
+			return false
 		}
-		return false
+		at = r
+		if w.After(at) {
+			at = w
+		}
+		wl.st.goodReads, wl.st.goodWrites = nil, nil
+		return true
 	})
 	return at
+}
+
+// firstAfter is the earliest of ts after since (zero if none).
+func firstAfter(ts []time.Time, since time.Time) time.Time {
+	var first time.Time
+	for _, t := range ts {
+		if t.After(since) && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	return first
 }
 
 // verify reads every acknowledged key back through the delivery plane
