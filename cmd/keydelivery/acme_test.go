@@ -53,27 +53,6 @@ func acmeArgs(m material, p *acmetest.Pebble, store string, port int, extra ...s
 	return args
 }
 
-// startACME runs the server and waits only for its listeners: its /readyz
-// fails until it has its certificate.
-func startACME(t *testing.T, args []string) *server {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: http.DefaultClient}
-	go func() { s.done <- run(ctx, args, func(string) string { return "" }, s.stdout, s.stderr) }()
-	t.Cleanup(func() { s.stop(t) })
-	waitFor(t, "the listeners", func() bool {
-		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
-			if m[1] == "delivery" {
-				s.deliveryURL = m[3] + "://" + m[2]
-			} else {
-				s.adminURL = m[3] + "://" + m[2]
-			}
-		}
-		return s.adminURL != "" && s.deliveryURL != ""
-	})
-	return s
-}
-
 func readyz(t *testing.T, s *server) int {
 	t.Helper()
 	resp, err := http.Get(s.adminURL + "/readyz")
@@ -96,7 +75,7 @@ func TestACMEEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
 	args := acmeArgs(m, p, "bolt:"+filepath.Join(dataDir, "keys.db"), port, "--data-dir", dataDir)
 
-	s := startACME(t, args)
+	s := startListening(t, args)
 	cert := waitCertificate(t, s, roots)
 	waitFor(t, "readiness", func() bool { return readyz(t, s) == 200 })
 	kid := s.createKey(t, randomKey(t), nil)
@@ -119,7 +98,7 @@ func TestACMEEndToEnd(t *testing.T) {
 	}
 	s.stop(t)
 
-	s2 := startACME(t, args)
+	s2 := startListening(t, args)
 	again := waitCertificate(t, s2, roots)
 	if again.SerialNumber.Cmp(cert.SerialNumber) != 0 || strings.Count(p.Output(), "Issued certificate serial") != 1 {
 		t.Fatalf("after a restart: serial %v (was %v); pebble output:\n%s", again.SerialNumber, cert.SerialNumber, p.Output())
@@ -136,8 +115,8 @@ func TestACMESharedThroughRedis(t *testing.T) {
 	portA, portB := acmetest.FreePort(t), acmetest.FreePort(t)
 	p := acmetest.Start(t, acmetest.Options{TLSPort: portA})
 	roots := p.Roots(t)
-	a := startACME(t, acmeArgs(m, p, rd.URL(), portA, "--data-dir", t.TempDir()))
-	b := startACME(t, acmeArgs(m, p, rd.URL(), portB, "--data-dir", t.TempDir()))
+	a := startListening(t, acmeArgs(m, p, rd.URL(), portA, "--data-dir", t.TempDir()))
+	b := startListening(t, acmeArgs(m, p, rd.URL(), portB, "--data-dir", t.TempDir()))
 	ca, cb := waitCertificate(t, a, roots), waitCertificate(t, b, roots)
 	if ca.SerialNumber.Cmp(cb.SerialNumber) != 0 {
 		t.Fatalf("the instances serve different certificates: %v and %v", ca.SerialNumber, cb.SerialNumber)

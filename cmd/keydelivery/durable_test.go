@@ -14,33 +14,6 @@ import (
 	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
-// startListening runs the server with args and waits until both planes
-// listen, ready or not.
-func startListening(t *testing.T, args []string) *server {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: http.DefaultClient}
-	go func() { s.done <- run(ctx, args, func(string) string { return "" }, s.stdout, s.stderr) }()
-	t.Cleanup(func() { s.stop(t) })
-	waittest.For(t, "the server to listen", func() bool {
-		select {
-		case err := <-s.done:
-			s.done <- err
-			t.Fatalf("server exited during start: %v\nstderr:\n%s", err, s.stderr.String())
-		default:
-		}
-		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
-			if m[1] == "delivery" {
-				s.deliveryURL = m[3] + "://" + m[2]
-			} else {
-				s.adminURL = m[3] + "://" + m[2]
-			}
-		}
-		return s.adminURL != "" && s.deliveryURL != ""
-	})
-	return s
-}
-
 // redisCommand sends one command to a Redis server and returns its first
 // reply line.
 func redisCommand(t *testing.T, addr string, args ...string) string {

@@ -126,30 +126,13 @@ func start(t *testing.T, args []string, env map[string]string) *server {
 // server's TLS certificate, and has the admin plane's client certificate).
 func startWith(t *testing.T, args []string, env map[string]string, client *http.Client) *server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: client}
-	getenv := func(k string) string { return env[k] }
-	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
-	t.Cleanup(func() { s.stop(t) })
-
-	deadline := waittest.Deadline(t)
+	s := launch(t, args, env, client)
 	var lastReady string // the last /readyz answer, for the failure message
+	deadline := waittest.Deadline(t)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			s.done <- err
-			t.Fatalf("server exited during start: %v\nstderr:\n%s", err, s.stderr.String())
-		default:
-		}
-		for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
-			if m[1] == "delivery" {
-				s.deliveryURL = m[3] + "://" + m[2]
-			} else {
-				s.adminURL = m[3] + "://" + m[2]
-			}
-		}
-		if s.adminURL != "" && s.deliveryURL != "" {
-			if resp, err := client.Get(s.adminURL + "/readyz"); err == nil {
+		if s.listening(t) {
+			resp, err := client.Get(s.adminURL + "/readyz")
+			if err == nil {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
@@ -162,6 +145,47 @@ func startWith(t *testing.T, args []string, env map[string]string, client *http.
 	}
 	t.Fatalf("server not ready in time; /readyz: %s\nstderr:\n%s", lastReady, s.stderr.String())
 	return nil
+}
+
+// startListening runs the server with args and waits until both planes
+// listen, ready or not.
+func startListening(t *testing.T, args []string) *server {
+	t.Helper()
+	s := launch(t, args, nil, http.DefaultClient)
+	waittest.For(t, "the server to listen", func() bool { return s.listening(t) })
+	return s
+}
+
+// launch runs the server with args and env in the background, stopped when
+// the test ends.
+func launch(t *testing.T, args []string, env map[string]string, client *http.Client) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), client: client}
+	getenv := func(k string) string { return env[k] }
+	go func() { s.done <- run(ctx, args, getenv, s.stdout, s.stderr) }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// listening reports whether both planes listen (their addresses from the
+// log), failing t if the server exited.
+func (s *server) listening(t *testing.T) bool {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		t.Fatalf("server exited during start: %v\nstderr:\n%s", err, s.stderr.String())
+	default:
+	}
+	for _, m := range listenRE.FindAllStringSubmatch(s.stderr.String(), -1) {
+		if m[1] == "delivery" {
+			s.deliveryURL = m[3] + "://" + m[2]
+		} else {
+			s.adminURL = m[3] + "://" + m[2]
+		}
+	}
+	return s.adminURL != "" && s.deliveryURL != ""
 }
 
 // stop cancels the server and waits for run to return.
