@@ -335,7 +335,7 @@ const sealParallelMin = 2048
 // in its slot, in the same layout. The nonces are read from the
 // keyring's random source in one read, in order, by the calling goroutine
 // (the source need not be safe for concurrent use); a large batch is then
-// sealed on every CPU. The results share one allocation. out[j] is the
+// sealed on every CPU but one. The results share one allocation. out[j] is the
 // sealed value of keys[pos[j]]; a nil pos means every key in order.
 func (kr *Keyring) sealKeys(keys []Key, pos []int) ([][]byte, error) {
 	k := kr.primary
@@ -364,7 +364,9 @@ func (kr *Keyring) sealKeys(keys []Key, pos []int) ([][]byte, error) {
 			out[j] = sealTo(buf[j*size:j*size:(j+1)*size], k, nonces[j*ns:(j+1)*ns], keySlot(&key.ID), key.Value[:], ad)
 		}
 	}
-	workers := min(runtime.GOMAXPROCS(0), n/(sealParallelMin/2))
+	// Every processor but one: the delivery plane keeps one (see
+	// importWorkers).
+	workers := min(runtime.GOMAXPROCS(0)-1, n/(sealParallelMin/2))
 	if workers <= 1 {
 		sealRange(0, n)
 		return out, nil
