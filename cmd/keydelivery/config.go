@@ -528,6 +528,12 @@ func (c *config) validateTrustSources() []error {
 		if err := jwks.CheckURL(u); err != nil {
 			errs = append(errs, fmt.Errorf("--token-oidc-issuer: %w", err))
 		}
+		// An issuer's keys verify only tokens whose iss is that issuer,
+		// and iss must be one of --token-issuer: without it there, not
+		// one of its tokens could be accepted.
+		if !slices.Contains(c.TokenIssuers, u) {
+			errs = append(errs, fmt.Errorf("--token-oidc-issuer %s is not among --token-issuer (%s): its keys verify only tokens whose iss is %s, which would all be refused as wrong_issuer; add --token-issuer %s", u, strings.Join(c.TokenIssuers, ", "), u, u))
+		}
 	}
 	for _, u := range c.TokenJWKSURLs {
 		if err := jwks.CheckURL(u); err != nil {

@@ -238,7 +238,9 @@ func TestConfigTrustSources(t *testing.T) {
 		"key vault over http":   {[]string{"--token-issuer", "i", "--token-keyvault-cert", "http://v.vault.azure.net/certificates/c"}, "--token-keyvault-cert"},
 		"jwks over plain http":  {[]string{"--token-issuer", "i", "--token-jwks-url", "http://idp.example/keys"}, "--token-jwks-url"},
 		"oidc without a scheme": {[]string{"--token-oidc-issuer", "idp.example"}, "--token-oidc-issuer"},
-		"refresh too short":     {[]string{"--token-issuer", "i", "--token-certs", "/x", "--token-keyvault-refresh", "1ms"}, "--token-keyvault-refresh"},
+		"oidc issuer not among the issuers": {[]string{"--token-issuer", "https://tokens.example/", "--token-oidc-issuer", "https://login.example.com/tenant/v2.0"},
+			"--token-oidc-issuer https://login.example.com/tenant/v2.0 is not among --token-issuer (https://tokens.example/)"},
+		"refresh too short": {[]string{"--token-issuer", "i", "--token-certs", "/x", "--token-keyvault-refresh", "1ms"}, "--token-keyvault-refresh"},
 	} {
 		c, err := parse(tc.args...)
 		if err == nil {
