@@ -212,6 +212,57 @@ func TestIssuerBinding(t *testing.T) {
 	}
 }
 
+// TestSharedKeyIDAcrossIssuers: two identity providers that number their
+// keys alike ("1") each get their own tokens verified: the kid is resolved
+// with the token's iss. Before, the first key with the kid won, and every
+// token of the second provider was refused as bad_signature. A token that
+// claims the other provider's iss still fails (bad_signature: the key of
+// that issuer did not sign it).
+func TestSharedKeyIDAcrossIssuers(t *testing.T) {
+	const (
+		issuerA = "https://login.example/tenant-a/v2.0"
+		issuerB = "https://login.example/tenant-b/v2.0"
+	)
+	keyA, signerA := newBareKey(t)
+	keyB, signerB := newBareKey(t)
+	oidcA := &fakeSource{kind: KindOIDC, name: issuerA}
+	oidcA.set([]Key{{PublicKey: &keyA.PublicKey, KeyID: "1", Location: issuerA + "/keys", Issuer: issuerA}}, nil)
+	oidcB := &fakeSource{kind: KindOIDC, name: issuerB}
+	oidcB.set([]Key{{PublicKey: &keyB.PublicKey, KeyID: "1", Location: issuerB + "/keys", Issuer: issuerB}}, nil)
+	tr := newRemoteTrust(t, TrustOptions{Remotes: []Remote{{Source: oidcA}, {Source: oidcB}}})
+	v, err := NewVerifier(tr, Options{Issuers: []string{issuerA, issuerB}, Audience: testAudience,
+		ParseKeyID: parseUUID, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		signer *Signer
+		iss    string
+		want   Reason
+	}{
+		{"A's token", signerA, issuerA, ""},
+		{"B's token", signerB, issuerB, ""},
+		{"A's key claiming B", signerA, issuerB, ReasonBadSignature},
+		{"B's key claiming A", signerB, issuerA, ReasonBadSignature},
+	} {
+		c := validClaims()
+		c.Issuer = tt.iss
+		tok, err := tt.signer.SignWithHeader(c, map[string]any{"kid": "1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Verify(tok)
+		var ae *Error
+		switch {
+		case tt.want == "" && (err != nil || got.Issuer != tt.iss):
+			t.Errorf("%s: Verify = %+v, %v", tt.name, got, err)
+		case tt.want != "" && (!errors.As(err, &ae) || ae.Reason != tt.want):
+			t.Errorf("%s: Verify = %+v, %v; want %s", tt.name, got, err, tt.want)
+		}
+	}
+}
+
 // TestOIDCKeyWithoutIssuerRefused: a source of an OpenID Connect issuer
 // that reports a key without its issuer fails the fetch (it would verify
 // any configured issuer's tokens), and its last good keys stay.

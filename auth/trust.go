@@ -39,9 +39,10 @@ type trustSet struct {
 	all      []*trusted // certs, then the bare keys
 	bySHA1   map[[20]byte]*trusted
 	bySHA256 map[[32]byte]*trusted
-	// byKID holds every key with a KeyID, by that exact string (the first
-	// of several with one kid wins).
-	byKID map[string]*trusted
+	// byKID holds every key with a KeyID, by that exact string: several
+	// when sources share a kid (two identity providers that both number
+	// their keys "1"), in the order of the certificates.
+	byKID map[string][]*trusted
 	// byVersion holds the Key Vault certificate versions by "name/version"
 	// (lower case), and current the version of each name that Key Vault
 	// signs with (Key Vault source only), by name (lower case).
@@ -61,7 +62,7 @@ func newTrustSet(certs []Certificate) *trustSet {
 		certs:     make([]*trusted, 0, len(certs)),
 		bySHA1:    make(map[[20]byte]*trusted, len(certs)),
 		bySHA256:  make(map[[32]byte]*trusted, len(certs)),
-		byKID:     make(map[string]*trusted),
+		byKID:     make(map[string][]*trusted),
 		byVersion: make(map[string]*trusted),
 		current:   make(map[string]*trusted),
 	}
@@ -84,9 +85,7 @@ func newTrustSet(certs []Certificate) *trustSet {
 		if c.KeyID == "" {
 			continue
 		}
-		if _, dup := s.byKID[c.KeyID]; !dup {
-			s.byKID[c.KeyID] = t
-		}
+		s.byKID[c.KeyID] = append(s.byKID[c.KeyID], t)
 		if name, version, ok := ParseKeyVaultKeyID(c.KeyID); ok && version != "" && !c.bare() {
 			k := strings.ToLower(name + "/" + version)
 			if _, dup := s.byVersion[k]; !dup {
@@ -111,9 +110,15 @@ func newTrustSet(certs []Certificate) *trustSet {
 // Vault signs with, when the certificate is trusted through the Key Vault
 // source. Nothing found tells the Trust (unknown), so that its remote
 // sources look for a new key.
-func (s *trustSet) lookupKeyID(kid string) *trusted {
-	if t := s.byKID[kid]; t != nil {
-		return t
+//
+// Of several keys with the kid, the one bound to iss (the token's issuer,
+// not yet verified) is chosen, else the first not bound to an issuer, else
+// the first. Choosing by an unverified iss is safe: the signature must
+// still verify with the key chosen, and a bound key verifies only tokens
+// whose iss is its issuer.
+func (s *trustSet) lookupKeyID(kid, iss string) *trusted {
+	if ts := s.byKID[kid]; len(ts) > 0 {
+		return pickByIssuer(ts, iss)
 	}
 	if name, version, ok := ParseKeyVaultKeyID(kid); ok {
 		var t *trusted
@@ -127,6 +132,26 @@ func (s *trustSet) lookupKeyID(kid string) *trusted {
 		}
 	}
 	return nil
+}
+
+// pickByIssuer is the key of ts bound to iss, else the first one bound
+// to no issuer, else the first.
+func pickByIssuer(ts []*trusted, iss string) *trusted {
+	var unbound *trusted
+	for _, t := range ts {
+		switch {
+		case t.cert.Issuer == "":
+			if unbound == nil {
+				unbound = t
+			}
+		case t.cert.Issuer == iss:
+			return t
+		}
+	}
+	if unbound != nil {
+		return unbound
+	}
+	return ts[0]
 }
 
 // missed is told by the verifier why the header's key could not be

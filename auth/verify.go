@@ -256,7 +256,7 @@ func (v *Verifier) verify(raw string) (Claims, *trustSet, *trusted, *Error) {
 		return Claims{}, nil, nil, e.with(facts)
 	}
 	digest := tok.digest()
-	used, e := v.selectKey(set, &tok.header, &digest, tok.sig, now)
+	used, e := v.selectKey(set, &tok.header, tok.claims.issuer, &digest, tok.sig, now)
 	if e != nil {
 		return Claims{}, nil, nil, e.with(facts)
 	}
@@ -413,8 +413,8 @@ func (v *Verifier) grants(c *Claims, tc *payload) *Error {
 //
 // Security invariant: a certificate is only ever taken from set, never from
 // the token (x5c and jwk headers are ignored).
-func (v *Verifier) selectKey(set *trustSet, h *header, digest *[32]byte, sig []byte, now time.Time) (*trusted, *Error) {
-	c, named, e := lookupHeader(set, h)
+func (v *Verifier) selectKey(set *trustSet, h *header, iss string, digest *[32]byte, sig []byte, now time.Time) (*trusted, *Error) {
+	c, named, e := lookupHeader(set, h, iss)
 	if e != nil {
 		set.missed(e) // an unknown key: the remote sources look for it
 		return nil, e
@@ -454,8 +454,9 @@ func (v *Verifier) selectKey(set *trustSet, h *header, digest *[32]byte, sig []b
 
 // lookupHeader resolves x5t, x5t#S256 or kid. named is false when the header
 // has none of them. x5t and x5t#S256 take precedence over kid; when both are
-// present they must name the same certificate.
-func lookupHeader(set *trustSet, h *header) (c *trusted, named bool, e *Error) {
+// present they must name the same certificate. A kid that several keys
+// share is resolved with the token's (unverified) iss: see lookupKeyID.
+func lookupHeader(set *trustSet, h *header, iss string) (c *trusted, named bool, e *Error) {
 	var bySHA1, bySHA256 *trusted
 	if h.x5t != nil {
 		var sum [20]byte
@@ -515,7 +516,7 @@ func lookupHeader(set *trustSet, h *header) (c *trusted, named bool, e *Error) {
 		}
 	}
 	if found == nil {
-		found = set.lookupKeyID(s) // a JWKS kid, or a Key Vault key identifier
+		found = set.lookupKeyID(s, iss) // a JWKS kid, or a Key Vault key identifier
 	}
 	if found == nil {
 		return nil, true, refuse(ReasonUnknownSigningKey, "kid header names no trusted certificate")
