@@ -48,6 +48,14 @@ var tlsOnlyMetrics = map[string]bool{
 	"keydelivery_tls_certificate_reloads_total":     true,
 }
 
+// remoteTrustMetrics exist only with a remote token trust source (Key
+// Vault, OpenID Connect, a key set URL): they are checked against the
+// server on Redis, which is given a key set URL on loopback where nothing
+// listens (its fetches fail, and count).
+var remoteTrustMetrics = map[string]bool{
+	"keydelivery_token_trust_fetches_total": true,
+}
+
 // valueChecked are the labels whose values in dashboard and rule selectors
 // must all appear in the scrape.
 var valueChecked = map[string]bool{"plane": true, "route": true, "le": true, "result": true}
@@ -343,8 +351,8 @@ func TestMetricsReferencedExist(t *testing.T) {
 		ref := refs[n]
 		where := sortedKeys(ref.where)
 		scrape, backend := bolt, "bbolt"
-		if redisOnlyMetrics[n] || tlsOnlyMetrics[n] {
-			scrape, backend = redis, "Redis with --dev-tls"
+		if redisOnlyMetrics[n] || tlsOnlyMetrics[n] || remoteTrustMetrics[n] {
+			scrape, backend = redis, "Redis with --dev-tls and a key set URL"
 		}
 		series, ok := scrape[n]
 		if !ok {
@@ -418,15 +426,16 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // runAndScrape starts the built server in --dev mode (bbolt under a temp
-// directory, or store when given, then with the delivery plane on HTTPS:
-// --dev-tls), drives both planes, and returns its /metrics.
+// directory, or store when given, then with the delivery plane on HTTPS,
+// --dev-tls, and a remote token trust source that fails), drives both
+// planes, and returns its /metrics.
 func runAndScrape(t *testing.T, store string) exposition {
 	t.Helper()
 	bin := serverBinary(t)
 	dataDir := t.TempDir()
 	args := []string{"--dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--token-certs-reload", "0", "--deleted-retention", "0"}
 	if store != "" {
-		args = append(args, "--store", store, "--dev-tls")
+		args = append(args, "--store", store, "--dev-tls", "--token-jwks-url", "https://127.0.0.1:9/keys")
 	}
 	cmd := exec.Command(bin, args...)
 	for _, kv := range os.Environ() {
