@@ -51,6 +51,9 @@ command -v docker-compose >/dev/null 2>&1 || { command -v docker >/dev/null 2>&1
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # kdctl's completion tests load its scripts into a real bash and zsh.
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+# The fault suite's full-disk scenario mounts a small tmpfs with unshare,
+# or caps the file size with prlimit (both util-linux).
+{ command -v unshare >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1; } || missing+=(util-linux)
 command -v kubectl >/dev/null 2>&1 || { echo "test.sh: kubectl is required by deploy/'s tests (kustomize rendering); install it: https://kubernetes.io/docs/tasks/tools/" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
