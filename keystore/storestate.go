@@ -371,12 +371,7 @@ func (k *Keys) StoreID() string {
 }
 
 // writable refuses writes into a store found lost.
-func (k *Keys) writable() error {
-	if err := k.Lost(); err != nil {
-		return err
-	}
-	return nil
-}
+func (k *Keys) writable() error { return k.Lost() }
 
 // notFound turns ErrNotFound into the store-lost error (which does not
 // match ErrNotFound) while the store is found lost: a key it does not hold

@@ -315,18 +315,19 @@ func TestReadDeadlines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// The first reads fill the batches that may be out at once.
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
+	// The first reads fill the batches that may be out at once; they stay
+	// out (the server never answers) until their context ends below.
+	inCtx, endInFlight := context.WithCancel(context.Background())
+	defer endInFlight()
+	var inWG, queuedWG sync.WaitGroup
+	inErrs, queuedErrs := make(chan error, maxInFlight), make(chan error, 16)
 	var inFlight []keystore.KeyID
 	for range maxInFlight {
 		id := storetest.RandomID(t)
 		inFlight = append(inFlight, id)
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			defer cancel()
-			_, err := s.Get(ctx, id)
-			errs <- err
+		inWG.Go(func() {
+			_, err := s.Get(inCtx, id)
+			inErrs <- err
 		})
 	}
 	waittest.For(t, "the first reads to reach the server", func() bool {
@@ -337,31 +338,35 @@ func TestReadDeadlines(t *testing.T) {
 		}
 		return true
 	})
-	// These wait in the queue; their deadline passes there.
+	// These wait in the queue (every batch is out and stays out); their
+	// deadline passes there.
 	var queued []keystore.KeyID
 	for range 16 {
 		id := storetest.RandomID(t)
 		queued = append(queued, id)
-		wg.Go(func() {
+		queuedWG.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
 			_, err := s.Get(ctx, id)
-			errs <- err
+			queuedErrs <- err
 		})
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
 	// The socket timeout is an hour: returning at all is returning at the
 	// deadline.
-	select {
-	case <-done:
-	case <-time.After(waittest.Timeout(t)):
-		t.Fatal("reads did not return at their deadline")
-	}
-	close(errs)
-	for err := range errs {
+	waitGroup(t, &queuedWG, "queued reads to return at their deadline")
+	close(queuedErrs)
+	for err := range queuedErrs {
 		if !errors.Is(err, keystore.ErrUnavailable) || errors.Is(err, keystore.ErrNotFound) {
 			t.Fatalf("read past its deadline = %v, want ErrUnavailable", err)
+		}
+	}
+	// A read already sent returns when its context ends too.
+	endInFlight()
+	waitGroup(t, &inWG, "reads in flight to return when their context ends")
+	close(inErrs)
+	for err := range inErrs {
+		if !errors.Is(err, context.Canceled) || errors.Is(err, keystore.ErrNotFound) {
+			t.Fatalf("read in flight whose context ended = %v, want context.Canceled", err)
 		}
 	}
 	// Closing the store ends the batches that are out; the queue is then
@@ -486,4 +491,13 @@ func TestCheckDurability(t *testing.T) {
 	if err := s.CheckWaitAOF(DurabilityReport{Version: "7.2.4"}); err != nil {
 		t.Fatalf("CheckWaitAOF(7.2.4) = %v", err)
 	}
+}
+
+// waitGroup waits for wg, failing t (at the ceiling of internal/waittest)
+// if it does not finish.
+func waitGroup(t *testing.T, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	waittest.Receive(t, done, what)
 }

@@ -23,8 +23,8 @@ const (
 	// (or fsyncing) Redis, well within them: 1,000 records are about 300
 	// KB. A 100,000-key import is then 100 pipelines of SET NX and about as
 	// many of ZADD, a few milliseconds of round trips in all on a local
-	// network; keystore.Keys.Import keeps two chunks in flight, so Redis
-	// is not idle meanwhile.
+	// network; keystore.Keys.Import keeps up to two chunks in flight
+	// (importWorkers: one on 2 processors), so Redis is seldom idle.
 	pipeMax = 1000
 	// zaddMax is the most members one ZADD carries, so that no single
 	// command blocks Redis for long.

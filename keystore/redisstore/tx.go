@@ -67,22 +67,8 @@ func (s *Store) Update(ctx context.Context, id keystore.KeyID, fn func(*keystore
 		if err := keystore.CheckUpdate(&before, &after); err != nil {
 			return final(err)
 		}
-		enc, err := keystore.EncodeRecord(after)
-		if err != nil {
-			return final(err)
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, enc, 0)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
 		out = after
-		if err := s.confirmOn(ctx, tx, key); err != nil {
-			return final(err)
-		}
-		return nil
+		return s.setRecord(ctx, tx, key, after)
 	})
 	if err != nil {
 		return keystore.Record{}, fmt.Errorf("redisstore: update %s: %w", id, err)
@@ -142,7 +128,7 @@ func (s *Store) Delete(ctx context.Context, id keystore.KeyID, check func(*keyst
 func (s *Store) confirmOn(ctx context.Context, tx *redis.Tx, key string) error {
 	n, err := s.nodeFor(ctx, key)
 	if err != nil {
-		return fmt.Errorf("%w: the write is done but its replication could not be confirmed: %w", keystore.ErrNotReplicated, translate(err))
+		return confirmError(err)
 	}
 	return s.confirm(ctx, tx, n, key)
 }
@@ -236,7 +222,12 @@ func (s *Store) setAsset(ctx context.Context, id keystore.KeyID, asset string, l
 		}
 		has := slices.Contains(r.Assets, asset)
 		if has == link {
+			// Done already, maybe by an attempt whose replication was not
+			// confirmed: a retry waits for the replicas again.
 			out = r
+			if err := s.confirmOn(ctx, tx, key); err != nil {
+				return final(err)
+			}
 			return nil
 		}
 		if link {
@@ -247,22 +238,28 @@ func (s *Store) setAsset(ctx context.Context, id keystore.KeyID, asset string, l
 				r.Assets = nil
 			}
 		}
-		enc, err := keystore.EncodeRecord(r)
-		if err != nil {
-			return final(err)
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, enc, 0)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
 		out = r
-		if err := s.confirmOn(ctx, tx, key); err != nil {
-			return final(err)
-		}
-		return nil
+		return s.setRecord(ctx, tx, key, r)
 	})
 	return out, err
+}
+
+// setRecord writes r under key in MULTI/EXEC on tx (a TxFailedErr makes
+// watch retry), then waits for the replicas (see confirm).
+func (s *Store) setRecord(ctx context.Context, tx *redis.Tx, key string, r keystore.Record) error {
+	enc, err := keystore.EncodeRecord(r)
+	if err != nil {
+		return final(err)
+	}
+	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, enc, 0)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.confirmOn(ctx, tx, key); err != nil {
+		return final(err)
+	}
+	return nil
 }

@@ -189,7 +189,19 @@ func (s *Store) writeGroup(ctx context.Context, g *nodeGroup) {
 			}
 		}
 	}
-	if !answered || broken != nil {
+	if !answered {
+		return
+	}
+	if broken != nil {
+		// The units answered before the connection broke are written, but
+		// their replication cannot be confirmed on this connection now.
+		if s.waitAOF || s.replicasFor(ctx, g.node) > 0 {
+			for _, u := range g.units {
+				if u.answered && (u.err == nil || errors.Is(u.err, keystore.ErrExists)) {
+					u.err = confirmError(broken)
+				}
+			}
+		}
 		return
 	}
 	if err := s.confirm(ctx, conn, g.node, g.units[0].key); err != nil {
@@ -221,7 +233,7 @@ func (s *Store) confirm(ctx context.Context, conn confirmer, n node, key string)
 		timeout = min(timeout, time.Until(dl)-waitMargin)
 	}
 	if timeout < time.Millisecond {
-		return fmt.Errorf("%w: no time left to wait for the replicas", keystore.ErrUnavailable)
+		return fmt.Errorf("%w: the write is done but no time was left to wait for the replicas", keystore.ErrNotReplicated)
 	}
 	if s.waitAOF {
 		got, err := conn.WaitAOF(ctx, 1, want, timeout).Result()
