@@ -136,10 +136,14 @@ func (f *Facts) verified(c *payload) {
 		}
 		f.Audience = append(f.Audience, sanitize(a))
 	}
-	for dst, src := range map[*time.Time]*time.Time{&f.ExpiresAt: c.exp, &f.NotBefore: c.nbf, &f.IssuedAt: c.iat} {
-		if src != nil {
-			*dst = *src
-		}
+	if c.exp != nil {
+		f.ExpiresAt = *c.exp
+	}
+	if c.nbf != nil {
+		f.NotBefore = *c.nbf
+	}
+	if c.iat != nil {
+		f.IssuedAt = *c.iat
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -508,14 +509,7 @@ func readMaxUses(d *jsontext.Decoder, c *payload) error {
 
 // isHeaderName reports whether s is a registered header parameter name,
 // and so safe to log.
-func isHeaderName(s string) bool {
-	for _, k := range knownHeader {
-		if s == k {
-			return true
-		}
-	}
-	return false
-}
+func isHeaderName(s string) bool { return slices.Contains(knownHeader, s) }
 
 // signatureSize is the size of an ES256 signature: r and s, 32 bytes each
 // (RFC 7518 section 3.4).

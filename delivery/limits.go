@@ -147,9 +147,12 @@ func factsAttr(f *auth.Facts) slog.Attr {
 			aud[i] = httpedge.Redact(a)
 		}
 		as = append(as, slog.Any("aud", aud))
-		for name, t := range map[string]time.Time{"exp": f.ExpiresAt, "nbf": f.NotBefore, "iat": f.IssuedAt} {
-			if !t.IsZero() {
-				as = append(as, slog.Time(name, t))
+		for _, d := range [...]struct {
+			name string
+			t    time.Time
+		}{{"exp", f.ExpiresAt}, {"nbf", f.NotBefore}, {"iat", f.IssuedAt}} {
+			if !d.t.IsZero() { // in this order on every line
+				as = append(as, slog.Time(d.name, d.t))
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package jwks
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/syncbuf"
 	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
@@ -117,23 +117,6 @@ func rsaJWK(t *testing.T, kid string) map[string]any {
 	return map[string]any{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // sign makes a token of issuer iss signed by k, naming kid.
 func sign(t *testing.T, iss string, k *ecdsa.PrivateKey, kid string) string {
 	t.Helper()
@@ -166,7 +149,7 @@ func TestOIDCKeySet(t *testing.T) {
 	enc["use"] = "enc"
 	noKid, _ := ecJWK(t, elliptic.P256(), "")
 	p.set(ec1, rsaJWK(t, "rsa-1"), p384, enc, noKid, map[string]any{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"})
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	src, err := New(Options{Issuer: p.issuerURL(), Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

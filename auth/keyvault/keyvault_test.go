@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keydelivery/keydelivery/auth"
+	"github.com/keydelivery/keydelivery/internal/syncbuf"
 	"github.com/keydelivery/keydelivery/internal/waittest"
 )
 
@@ -30,24 +30,6 @@ const (
 	pendingVersion  = "9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e9e"
 	renewedVersion  = "4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e4e"
 )
-
-// syncBuffer is a log buffer safe for the refresh goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // vaultWithSeed is a fake vault holding, besides the seed's own version
 // (as seed 000 answers it), an older version, a disabled one, an expired
@@ -125,7 +107,7 @@ func keyIDOf(version string) string {
 func TestKeyVaultSourceSeed(t *testing.T) {
 	v, _, olderDER := vaultWithSeed(t)
 	cred := &staticCredential{}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	src := newTestSource(t, v, cred, slog.New(slog.NewTextHandler(&logs, nil)))
 	keys, err := src.Fetch(waittest.Context(t))
 	if err != nil {
