@@ -281,7 +281,7 @@ func classify(err error) httpedge.Problem {
 		p.Detail = "the key is not deleted: only a deleted key can be restored or purged (DELETE it first)"
 	case errors.Is(err, keystore.ErrInvalidAsset):
 		p.Status, p.Code, p.Reason = http.StatusBadRequest, codeInvalidRequest, ReasonInvalidAsset
-		p.Detail = "an asset ID must be 1 to 256 printable characters without spaces"
+		p.Detail = fmt.Sprintf("an asset ID must be 1 to %d printable characters without spaces", keystore.MaxAssetID)
 	case errors.Is(err, keystore.ErrDeleted):
 		p.Status, p.Code, p.Reason = http.StatusNotFound, codeNotFound, ReasonDeleted
 		p.Detail = "the key is deleted: restore it first (POST /api/keys/{kid}/restore)"

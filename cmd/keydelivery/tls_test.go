@@ -563,8 +563,8 @@ wait:
 	c2.Write(body[:half])
 	// The input, not a wait: the body's second half comes later than
 	// --request-timeout allows, so only the extended deadline lets it in.
-	// (3s leaves the handler ample time to run on a busy machine before the
-	// unextended deadline would pass.)
+	// (4s is past --request-timeout, 3s, which is that long so that the
+	// handler has ample time to run on a busy machine.)
 	time.Sleep(4 * time.Second)
 	c2.Write(body[half:])
 	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
